@@ -1,0 +1,242 @@
+//! The command line: clap derive structs only. Their doc comments are the `--help` text.
+//!
+//! nsroot has two shapes of command line. The fakeroot-compatible one,
+//! `nsroot [OPTIONS] [--] [COMMAND [ARGS]...]`, runs a command as root in fresh namespaces
+//! (`RunArgs`). The subcommands (`pack`, `list`, `build`, `doctor`, ...) are recognised by their
+//! first word; a command that happens to share a subcommand's name runs with
+//! `nsroot -- NAME` or `nsroot run NAME`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The names that select a subcommand when they are the first argument.
+pub const SUBCOMMANDS: &[&str] = &["run", "pack", "list", "build", "doctor", "help"];
+
+/// Text shown after the run-mode help, listing the subcommands.
+const RUN_AFTER_HELP: &str = "\
+Subcommands:
+  run      Run a command as root in fresh namespaces (the default)
+  pack     Write a directory as a deterministic, root-owned archive
+  list     List an archive's entries like `tar -tv`
+  build    Build a recipe in a sealed sandbox into a root-owned archive
+  doctor   Check what this kernel and host allow, with the fix for what they don't
+
+See `nsroot <SUBCOMMAND> --help` for each.";
+
+/// Run a command as root inside fresh user, mount, pid and ipc namespaces, without sudo.
+///
+/// A drop-in replacement for fakeroot: `nsroot make install DESTDIR=$PWD/pkg`. With no command,
+/// starts an interactive $SHELL.
+#[derive(Debug, Parser)]
+#[command(
+    name = "nsroot",
+    version,
+    after_help = RUN_AFTER_HELP,
+    disable_help_subcommand = true
+)]
+pub struct RunCli {
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Options of run mode (`nsroot [OPTIONS] [--] [COMMAND]...`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct RunArgs {
+    /// Give the command its own network namespace, with only `lo` (up)
+    #[arg(long, value_name = "MODE", value_enum)]
+    pub net: Option<NetMode>,
+
+    /// Give the command its own UTS namespace with this hostname
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+
+    /// Map a full id range from /etc/subuid and /etc/subgid through newuidmap/newgidmap
+    #[arg(long)]
+    pub map_auto: bool,
+
+    /// Save the recorded ownership to FILE when the command exits (as fakeroot -s)
+    #[arg(short = 's', value_name = "FILE")]
+    pub save_file: Option<PathBuf>,
+
+    /// Load recorded ownership from FILE before running (as fakeroot -i)
+    #[arg(short = 'i', value_name = "FILE")]
+    pub load_file: Option<PathBuf>,
+
+    /// Accepted for fakeroot compatibility (files with no record keep their on-disk view)
+    #[arg(short = 'u', long = "unknown-is-real")]
+    pub unknown_is_real: bool,
+
+    /// fakeroot's preload library option: has no meaning for nsroot
+    #[arg(short = 'l', long = "lib", value_name = "LIB", hide = true)]
+    pub fakeroot_lib: Option<String>,
+
+    /// fakeroot's daemon option: has no meaning for nsroot
+    #[arg(long = "faked", value_name = "BINARY", hide = true)]
+    pub fakeroot_faked: Option<String>,
+
+    /// fakeroot's fd option: has no meaning for nsroot
+    #[arg(short = 'b', value_name = "FD", hide = true)]
+    pub fakeroot_fd: Option<String>,
+
+    /// Print the setup plan before running it
+    #[arg(long)]
+    pub verbose: bool,
+
+    /// The command and its arguments (default: $SHELL)
+    #[arg(
+        value_name = "COMMAND",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Network modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetMode {
+    /// A network namespace with only the loopback interface
+    None,
+    /// The host's network (the default in run mode)
+    Host,
+}
+
+/// The subcommand form: `nsroot <SUBCOMMAND> ...`.
+#[derive(Debug, Parser)]
+#[command(name = "nsroot", version, disable_help_subcommand = true)]
+pub struct SubCli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// nsroot's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command as root in fresh namespaces (the default when no subcommand is named)
+    Run(RunArgs),
+    /// Write a directory as a deterministic, root-owned archive
+    Pack(PackArgs),
+    /// List an archive's entries like `tar -tv`
+    List(ListArgs),
+    /// Build a recipe in a sealed sandbox into a root-owned archive
+    Build(BuildArgs),
+    /// Check what this kernel and host allow, with the fix for what they don't
+    Doctor(DoctorArgs),
+}
+
+/// Archive formats nsroot writes and reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Uncompressed tar
+    Tar,
+    /// gzip-compressed tar
+    #[value(name = "tar.gz", alias = "tgz")]
+    TarGz,
+    /// zstd-compressed tar
+    #[value(name = "tar.zst", alias = "tzst")]
+    TarZst,
+    /// xz-compressed tar
+    #[value(name = "tar.xz", alias = "txz")]
+    TarXz,
+}
+
+/// `nsroot pack DIR -o OUT`.
+#[derive(Debug, Clone, Args)]
+pub struct PackArgs {
+    /// The directory whose contents become the archive's entries
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Output file (`-` for stdout); the format follows its extension unless --format is given
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+
+    /// Archive format, overriding the output's extension
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+
+    /// Compression level (gzip 1-9, default 6; zstd 1-19, default 3; xz 0-9, default 6)
+    #[arg(short = 'L', long, value_name = "N")]
+    pub level: Option<u32>,
+
+    /// Compress on N threads (gzip and zstd)
+    #[arg(short = 'j', long = "jobs", value_name = "N", default_value_t = 1)]
+    pub jobs: usize,
+
+    /// Owner of every entry: NAME, NAME:UID or UID (default root:0)
+    #[arg(long, value_name = "NAME[:UID]")]
+    pub owner: Option<String>,
+
+    /// Group of every entry: NAME, NAME:GID or GID (default root:0)
+    #[arg(long, value_name = "NAME[:GID]")]
+    pub group: Option<String>,
+
+    /// Store numeric ids only, no user or group names
+    #[arg(long)]
+    pub numeric_owner: bool,
+
+    /// Clamp mtimes to this time (seconds since the epoch, or @SECONDS); default $SOURCE_DATE_EPOCH
+    #[arg(long, value_name = "TIME")]
+    pub mtime: Option<String>,
+
+    /// Store extended attributes (PAX SCHILY.xattr)
+    #[arg(long)]
+    pub xattrs: bool,
+
+    /// Apply recorded ownership from this state file (written by `nsroot -s`)
+    #[arg(short = 'i', value_name = "FILE")]
+    pub load_file: Option<PathBuf>,
+}
+
+/// `nsroot list ARCHIVE`.
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    /// The archive to list (`-` for stdin); compression is detected from its content
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+
+    /// Show numeric ids instead of names
+    #[arg(long)]
+    pub numeric_owner: bool,
+}
+
+/// `nsroot build RECIPE`.
+#[derive(Debug, Clone, Args)]
+pub struct BuildArgs {
+    /// The recipe file (recipes/NAME/recipe.toml)
+    #[arg(value_name = "RECIPE")]
+    pub recipe: PathBuf,
+
+    /// Output directory for archives, logs and the manifest
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR", default_value = "out")]
+    pub output_dir: PathBuf,
+
+    /// Output formats, overriding the recipe's [output] formats
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub format: Vec<Format>,
+
+    /// Keep the work tree after the build and print where it is
+    #[arg(long)]
+    pub keep: bool,
+
+    /// When a step fails, start an interactive shell in the sandbox where it failed
+    #[arg(long)]
+    pub shell_on_failure: bool,
+
+    /// Allow network access (off by default)
+    #[arg(long)]
+    pub net: bool,
+
+    /// Parallel jobs exposed to the build as $NSROOT_JOBS (default: number of CPUs)
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Print the sandbox plan and each step before running it
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
+}
+
+/// `nsroot doctor`.
+#[derive(Debug, Clone, Args)]
+pub struct DoctorArgs {}

@@ -1,0 +1,33 @@
+//! The nsroot binary: parse the command line, call the library, map errors to exit statuses.
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::Parser;
+use nsroot::cli::{Command, RunCli, SubCli, SUBCOMMANDS};
+use nsroot::error::exit_code_of;
+
+fn main() -> ExitCode {
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let result = match args.get(1).and_then(|a| a.to_str()) {
+        Some(first) if SUBCOMMANDS.contains(&first) => dispatch(SubCli::parse_from(&args).command),
+        _ => nsroot::sandbox::run_command(&RunCli::parse_from(&args).run),
+    };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+        Err(err) => {
+            eprintln!("nsroot: {err:#}");
+            ExitCode::from(exit_code_of(&err) as u8)
+        }
+    }
+}
+
+fn dispatch(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Run(args) => nsroot::sandbox::run_command(&args),
+        Command::Pack(args) => nsroot::archive::run_pack(&args),
+        Command::List(args) => nsroot::archive::run_list(&args),
+        Command::Build(args) => nsroot::build::run_build(&args),
+        Command::Doctor(_) => nsroot::doctor::run_doctor(),
+    }
+}

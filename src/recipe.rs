@@ -1,0 +1,1 @@
+//! Recipes: parse and validate recipe.toml into a typed value; no syscalls.

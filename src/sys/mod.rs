@@ -1,0 +1,1 @@
+//! The only place with unsafe code, libc and raw nix calls: one wrapper per call.
