@@ -1,8 +1,356 @@
-//! The sandbox: namespaces, id maps, the process tree (outer supervisor, pid 1, command).
+//! The sandbox: namespaces, id maps and the process tree.
+//!
+//! Three processes (ARCHITECTURE.md draws them): the **outer** process (nsroot itself) unshares
+//! the namespaces, writes the id maps, forks **pid 1** of the new pid namespace and then only
+//! forwards signals and waits; pid 1 performs the mount plan, runs each step's **command** in
+//! turn, reaps orphans and forwards signals. When pid 1 exits the kernel kills whatever is left
+//! in the namespace, and pid 1 dies with the outer process (PR_SET_PDEATHSIG).
 
-use crate::cli::RunArgs;
+pub mod channel;
+pub mod diagnose;
+pub mod idmap;
+mod init;
+pub mod mounts;
+pub mod plan;
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+
+use channel::InitMsg;
+use plan::{IdMap, Plan};
+
+use crate::cli::{NetMode, RunArgs};
+use crate::error::InputError;
+use crate::sys::{self, CloneFlags, SigSet, Signal};
+
+/// Signals the outer process and pid 1 pass on to the command when a process (not the
+/// terminal, which already signals the whole foreground process group) sends them.
+pub const FORWARDED: &[Signal] = &[
+    Signal::SIGINT,
+    Signal::SIGTERM,
+    Signal::SIGHUP,
+    Signal::SIGQUIT,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGWINCH,
+];
+
+/// Errors of the sandbox.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// A system call failed.
+    #[error(transparent)]
+    Sys(#[from] sys::SysError),
+    /// Unprivileged user namespaces are unavailable: the message says which knob and the fix.
+    #[error("cannot create a user namespace: {0}")]
+    NoUserns(String),
+    /// `--map-auto` cannot be honoured.
+    #[error("--map-auto: {0}")]
+    MapAuto(String),
+    /// pid 1 failed to set the sandbox up.
+    #[error("sandbox setup failed: {0}")]
+    Setup(String),
+    /// The channel to pid 1 broke.
+    #[error("channel to pid 1: {0}")]
+    Channel(#[from] std::io::Error),
+}
+
+/// Where a command's output goes.
+#[derive(Debug)]
+pub enum Output {
+    /// nsroot's own stdout and stderr.
+    Inherit,
+    /// Both streams to this descriptor (a log pipe or file).
+    To(OwnedFd),
+}
+
+/// One command pid 1 runs.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// A name for messages (`step 2 of [build]`).
+    pub name: String,
+    /// argv; argv[0] is looked up in PATH.
+    pub argv: Vec<OsString>,
+}
+
+/// What to run and how: the plan plus the commands and their process environment.
+#[derive(Debug)]
+pub struct Spec {
+    pub plan: Plan,
+    /// Commands run in order by pid 1; the first failure stops the sequence.
+    pub steps: Vec<Step>,
+    /// Run after a failed step, with the terminal (`--shell-on-failure`).
+    pub on_failure: Option<Step>,
+    /// The full environment of each command (`NAME=value`).
+    pub env: Vec<OsString>,
+    /// Working directory of each command (after the mount plan); None keeps the caller's.
+    pub cwd: Option<PathBuf>,
+    /// umask of each command; None keeps the caller's.
+    pub umask: Option<u32>,
+    /// Close every descriptor above 2 before exec (build mode); run mode keeps them, as make's
+    /// jobserver needs.
+    pub close_fds: bool,
+    /// Give each command /dev/null as stdin.
+    pub stdin_null: bool,
+    /// Where output goes.
+    pub output: Output,
+    /// Kill every process left in the namespace after each step.
+    pub kill_between_steps: bool,
+}
+
+/// How a sandbox run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Exit status of each step that ran, in order (128+N for signal N).
+    pub steps: Vec<i32>,
+    /// The status nsroot should exit with.
+    pub code: i32,
+    /// Warnings pid 1 sent.
+    pub warnings: Vec<String>,
+}
 
 /// `nsroot [run]`: runs the command as root in fresh namespaces, returns its exit status.
-pub fn run_command(_args: &RunArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("not available yet")
+pub fn run_command(args: &RunArgs) -> anyhow::Result<i32> {
+    reject_fakeroot_only_options(args)?;
+    let (uid, gid) = sys::ids();
+    let id_map = if args.map_auto {
+        idmap::auto_map(uid, gid)?
+    } else {
+        IdMap::Single { uid, gid }
+    };
+    let plan = Plan::for_run(
+        id_map,
+        args.net == Some(NetMode::None),
+        args.hostname.clone(),
+    );
+    if args.verbose {
+        eprint!("{plan}");
+    }
+    let argv = if args.command.is_empty() {
+        vec![std::env::var_os("SHELL")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "/bin/sh".into())]
+    } else {
+        args.command.clone()
+    };
+    let mut env: Vec<OsString> = std::env::vars_os()
+        .filter(|(k, _)| k != "NSROOT")
+        .map(|(k, v)| {
+            let mut kv = k;
+            kv.push("=");
+            kv.push(v);
+            kv
+        })
+        .collect();
+    env.push("NSROOT=1".into());
+    let spec = Spec {
+        plan,
+        steps: vec![Step {
+            name: sys::display_os(&argv[0]),
+            argv,
+        }],
+        on_failure: None,
+        env,
+        cwd: None,
+        umask: None,
+        close_fds: false,
+        stdin_null: false,
+        output: Output::Inherit,
+        kill_between_steps: false,
+    };
+    let outcome = run(spec)?;
+    for w in &outcome.warnings {
+        eprintln!("nsroot: warning: {w}");
+    }
+    Ok(outcome.code)
+}
+
+fn reject_fakeroot_only_options(args: &RunArgs) -> Result<(), InputError> {
+    let unsupported = [
+        (
+            args.fakeroot_lib.is_some(),
+            "-l/--lib",
+            "nsroot preloads no library",
+        ),
+        (
+            args.fakeroot_faked.is_some(),
+            "--faked",
+            "nsroot runs no faked daemon",
+        ),
+        (
+            args.fakeroot_fd.is_some(),
+            "-b",
+            "nsroot runs no faked daemon to talk to",
+        ),
+    ];
+    match unsupported.iter().find(|(given, ..)| *given) {
+        Some((_, opt, why)) => Err(InputError::new(format!(
+            "fakeroot option {opt} has no meaning for nsroot ({why}); drop it"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Runs `spec`: creates the namespaces, runs the steps, returns how they ended.
+///
+/// Must be called while the process is single-threaded (unshare(CLONE_NEWUSER) refuses
+/// multi-threaded callers).
+pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
+    let (uid, gid) = match spec.plan.id_map {
+        IdMap::Single { uid, gid } | IdMap::Auto { uid, gid, .. } => (uid, gid),
+    };
+    let mut flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWPID
+        | CloneFlags::CLONE_NEWIPC;
+    if spec.plan.net {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if spec.plan.hostname.is_some() {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
+
+    // --map-auto: newuidmap must run from the parent user namespace, so a helper is forked
+    // before we unshare and told when to map us (as util-linux unshare --map-auto does).
+    let map_helper = match &spec.plan.id_map {
+        IdMap::Auto { .. } => Some(spawn_map_helper(&spec.plan.id_map)?),
+        IdMap::Single { .. } => None,
+    };
+
+    if let Err(e) = sys::unshare(flags) {
+        return Err(SandboxError::NoUserns(diagnose::unshare_failure(e.errno)));
+    }
+    match map_helper {
+        Some((go, helper)) => {
+            sys::write_fd(go.as_fd(), b"m")?;
+            drop(go);
+            let st = sys::wait(helper)?;
+            if sys::exit_code(&st) != Some(0) {
+                return Err(SandboxError::MapAuto(
+                    "newuidmap/newgidmap failed (see above)".into(),
+                ));
+            }
+        }
+        None => idmap::write_self_map(uid, gid).map_err(|e| match e {
+            SandboxError::Sys(e) => SandboxError::NoUserns(diagnose::map_failure(&e)),
+            other => other,
+        })?,
+    }
+    if spec.plan.net {
+        sys::loopback_up()?;
+    }
+    if let Some(h) = &spec.plan.hostname {
+        sys::sethostname(h)?;
+    }
+
+    // Block the signals we forward (and SIGCHLD) before fork, so none is lost between fork
+    // and the signalfd; pid 1 inherits the mask and the command gets a clean one.
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(*s);
+    }
+    mask.add(Signal::SIGCHLD);
+    let old_mask = sys::block_signals(&mask)?;
+    let sigfd = sys::signalfd(&mask)?;
+    let (tx, mut rx) = channel::pair()?;
+
+    let pid1 = match sys::fork()? {
+        sys::Forked::Child => {
+            drop(rx);
+            drop(sigfd);
+            init::main(spec, tx, &mask)
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(tx);
+    drop(spec.output);
+
+    let mut outcome = Outcome {
+        steps: Vec::new(),
+        code: 1,
+        warnings: Vec::new(),
+    };
+    let mut failure: Option<String> = None;
+    let handle = |msg: InitMsg, outcome: &mut Outcome, failure: &mut Option<String>| match msg {
+        InitMsg::Ready => {}
+        InitMsg::Warning(w) => outcome.warnings.push(w),
+        InitMsg::StepExited {
+            code, exec_error, ..
+        } => {
+            if let Some(e) = exec_error {
+                eprintln!("nsroot: {e}");
+            }
+            outcome.steps.push(code);
+        }
+        InitMsg::Failed { message, .. } => *failure = Some(message),
+    };
+    let mut chan_open = true;
+    let status = loop {
+        let ready = if chan_open {
+            sys::poll_readable(&[sigfd.as_fd(), rx.socket().as_fd()], -1)?
+        } else {
+            sys::poll_readable(&[sigfd.as_fd()], -1)?
+        };
+        if ready.get(1).copied().unwrap_or(false) {
+            match rx.recv()? {
+                Some(msg) => handle(msg, &mut outcome, &mut failure),
+                None => chan_open = false,
+            }
+        }
+        if ready[0] {
+            let mut exited = None;
+            while let Some(si) = sys::read_signal(&sigfd)? {
+                if si.signo == Signal::SIGCHLD as i32 {
+                    if let Some(st) = sys::try_wait(Some(pid1))? {
+                        exited = sys::exit_code(&st);
+                    }
+                } else if !si.from_kernel {
+                    // A terminal signals the whole foreground group, pid 1's command included;
+                    // only what a process sent us explicitly is passed on.
+                    let _ = sys::kill(pid1, si.signo);
+                }
+            }
+            if let Some(code) = exited {
+                break code;
+            }
+        }
+    };
+    while chan_open {
+        match rx.recv()? {
+            Some(msg) => handle(msg, &mut outcome, &mut failure),
+            None => chan_open = false,
+        }
+    }
+    sys::set_signal_mask(&old_mask)?;
+    if let Some(message) = failure {
+        return Err(SandboxError::Setup(message));
+    }
+    outcome.code = status;
+    Ok(outcome)
+}
+
+/// Forks the process that runs newuidmap/newgidmap for us once we have unshared. Returns the
+/// pipe end to tell it "go" and its pid.
+fn spawn_map_helper(map: &IdMap) -> Result<(OwnedFd, sys::Pid), SandboxError> {
+    let parent = sys::getpid();
+    let (r, w) = sys::pipe()?;
+    match sys::fork()? {
+        sys::Forked::Child => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let code = match sys::read_fd(r.as_fd(), &mut b) {
+                Ok(1) => match idmap::run_map_helpers(parent, map) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        eprintln!("nsroot: --map-auto: {e}");
+                        1
+                    }
+                },
+                _ => 1,
+            };
+            sys::exit_now(code)
+        }
+        sys::Forked::Parent(pid) => Ok((w, pid)),
+    }
 }

@@ -1,1 +1,486 @@
 //! The only place with unsafe code, libc and raw nix calls: one wrapper per call.
+//!
+//! Every wrapper returns [`SysError`], which names the call and its arguments
+//! (`mount("proc" on "/proc", fstype "proc") => EPERM: Operation not permitted`), so the layers
+//! above never have to guess what failed. Policy lives elsewhere; nothing here decides anything.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+pub use nix::errno::Errno;
+pub use nix::mount::{MntFlags, MsFlags};
+pub use nix::sched::CloneFlags;
+pub use nix::sys::signal::{SigSet, Signal};
+pub use nix::sys::signalfd::SignalFd;
+pub use nix::sys::wait::WaitStatus;
+pub use nix::unistd::Pid;
+
+/// A failed system call: which call, on what, and the errno.
+#[derive(Debug, thiserror::Error)]
+#[error("{call} => {errno}")]
+pub struct SysError {
+    /// The call and its arguments, e.g. `unshare(CLONE_NEWUSER|CLONE_NEWNS)`.
+    pub call: String,
+    /// What the kernel said.
+    #[source]
+    pub errno: Errno,
+}
+
+/// Result of a wrapped call.
+pub type SysResult<T> = Result<T, SysError>;
+
+fn err(call: impl Into<String>) -> impl FnOnce(Errno) -> SysError {
+    let call = call.into();
+    move |errno| SysError { call, errno }
+}
+
+/// The caller's real uid and gid.
+pub fn ids() -> (u32, u32) {
+    (
+        nix::unistd::getuid().as_raw(),
+        nix::unistd::getgid().as_raw(),
+    )
+}
+
+/// This process's pid, as seen from its own pid namespace.
+pub fn getpid() -> Pid {
+    nix::unistd::getpid()
+}
+
+/// `unshare(2)` with the given namespace flags.
+pub fn unshare(flags: CloneFlags) -> SysResult<()> {
+    nix::sched::unshare(flags).map_err(err(format!("unshare({flags:?})")))
+}
+
+/// Writes `contents` to a /proc file in one `write(2)`, as the id-map files demand.
+pub fn write_proc(path: &Path, contents: &str) -> SysResult<()> {
+    use std::io::Write;
+    let call = || format!("write({}, {:?})", path.display(), contents.trim_end());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| SysError {
+            call: call(),
+            errno: io_errno(&e),
+        })?;
+    f.write_all(contents.as_bytes()).map_err(|e| SysError {
+        call: call(),
+        errno: io_errno(&e),
+    })
+}
+
+/// The errno inside an `io::Error` (EIO when it has none).
+pub fn io_errno(e: &std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+/// Result of [`fork`].
+pub enum Forked {
+    /// In the parent: the child's pid.
+    Parent(Pid),
+    /// In the child.
+    Child,
+}
+
+/// `fork(2)`. Call only while the process is single-threaded.
+pub fn fork() -> SysResult<Forked> {
+    // SAFETY: nsroot forks only from its single-threaded main thread (the outer process before
+    // any thread is started, pid 1, and the map helper), so the child cannot inherit a lock held
+    // by another thread; the child either execs or `_exit`s.
+    match unsafe { nix::unistd::fork() }.map_err(err("fork()"))? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// Ends the process at once, without running destructors or atexit handlers (for forked
+/// children, which must not flush the parent's buffers twice).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: `_exit` has no preconditions; it never returns.
+    unsafe { libc::_exit(code) }
+}
+
+/// `prctl(PR_SET_PDEATHSIG, sig)`: the kernel sends `sig` when the parent thread dies.
+pub fn set_parent_death_signal(sig: Signal) -> SysResult<()> {
+    nix::sys::prctl::set_pdeathsig(sig).map_err(err(format!("prctl(PR_SET_PDEATHSIG, {sig})")))
+}
+
+/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
+pub fn set_no_new_privs() -> SysResult<()> {
+    nix::sys::prctl::set_no_new_privs().map_err(err("prctl(PR_SET_NO_NEW_PRIVS, 1)"))
+}
+
+/// `mount(2)`.
+pub fn mount(
+    source: Option<&Path>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> SysResult<()> {
+    nix::mount::mount(source, target, fstype, flags, data).map_err(|errno| SysError {
+        call: format!(
+            "mount({:?} on {:?}, fstype {:?}, {:?}, data {:?})",
+            source.unwrap_or(Path::new("none")),
+            target,
+            fstype.unwrap_or("none"),
+            flags,
+            data.unwrap_or("")
+        ),
+        errno,
+    })
+}
+
+/// `umount2(2)`.
+pub fn umount(target: &Path, flags: MntFlags) -> SysResult<()> {
+    nix::mount::umount2(target, flags).map_err(err(format!("umount2({target:?}, {flags:?})")))
+}
+
+/// `pivot_root(2)`.
+pub fn pivot_root(new_root: &Path, put_old: &Path) -> SysResult<()> {
+    nix::unistd::pivot_root(new_root, put_old)
+        .map_err(err(format!("pivot_root({new_root:?}, {put_old:?})")))
+}
+
+/// `chdir(2)`.
+pub fn chdir(path: &Path) -> SysResult<()> {
+    nix::unistd::chdir(path).map_err(err(format!("chdir({path:?})")))
+}
+
+/// `sethostname(2)`.
+pub fn sethostname(name: &str) -> SysResult<()> {
+    nix::unistd::sethostname(name).map_err(err(format!("sethostname({name:?})")))
+}
+
+/// Mount flags of the filesystem holding `path` that a remount in a user namespace must keep
+/// (KERNEL-NOTES 10: nosuid, nodev, noexec and the atime flags are locked).
+pub fn locked_mount_flags(path: &Path) -> SysResult<MsFlags> {
+    use nix::sys::statvfs::FsFlags;
+    let st = nix::sys::statvfs::statvfs(path).map_err(err(format!("statvfs({path:?})")))?;
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    Ok(out)
+}
+
+/// Brings the loopback interface up (SIOCGIFFLAGS, then SIOCSIFFLAGS with IFF_UP) in the
+/// current network namespace.
+pub fn loopback_up() -> SysResult<()> {
+    let sock = nix::sys::socket::socket(
+        nix::sys::socket::AddressFamily::Inet,
+        nix::sys::socket::SockType::Datagram,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .map_err(err("socket(AF_INET, SOCK_DGRAM)"))?;
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS reads ifr_name and writes ifr_flags of the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(SysError {
+            call: "ioctl(SIOCGIFFLAGS, lo)".into(),
+            errno: Errno::last(),
+        });
+    }
+    // SAFETY: ifru_flags is the active union member after SIOCGIFFLAGS.
+    unsafe { req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short };
+    // SAFETY: SIOCSIFFLAGS reads the ifreq we own.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(SysError {
+            call: "ioctl(SIOCSIFFLAGS, lo up)".into(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+/// Blocks `set` in this thread; returns the previous mask.
+pub fn block_signals(set: &SigSet) -> SysResult<SigSet> {
+    set.thread_swap_mask(nix::sys::signal::SigmaskHow::SIG_BLOCK)
+        .map_err(err("sigprocmask(SIG_BLOCK)"))
+}
+
+/// Sets this thread's signal mask to `set`.
+pub fn set_signal_mask(set: &SigSet) -> SysResult<()> {
+    set.thread_set_mask()
+        .map_err(err("sigprocmask(SIG_SETMASK)"))
+}
+
+/// Resets every catchable signal's disposition to the default (for a child before exec).
+pub fn reset_signal_dispositions() {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
+    let dfl = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    for sig in Signal::iterator() {
+        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL is always sound; no Rust handler is involved.
+        let _ = unsafe { sigaction(sig, &dfl) };
+    }
+}
+
+/// Sets `sig`'s disposition to ignore.
+pub fn ignore_signal(sig: Signal) -> SysResult<()> {
+    use nix::sys::signal::{signal, SigHandler};
+    // SAFETY: SIG_IGN involves no handler code.
+    unsafe { signal(sig, SigHandler::SigIgn) }
+        .map(|_| ())
+        .map_err(err(format!("signal({sig}, SIG_IGN)")))
+}
+
+/// A signalfd for `set` (the signals must be blocked), close-on-exec.
+pub fn signalfd(set: &SigSet) -> SysResult<SignalFd> {
+    use nix::sys::signalfd::SfdFlags;
+    SignalFd::with_flags(set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(err("signalfd()"))
+}
+
+/// One signal read from a signalfd: its number and whether the kernel (a terminal, for
+/// instance) sent it rather than a process.
+#[derive(Debug, Clone, Copy)]
+pub struct SigInfo {
+    /// The signal number.
+    pub signo: i32,
+    /// True for SI_KERNEL: sent by the kernel (e.g. the tty driver to a process group).
+    pub from_kernel: bool,
+}
+
+/// Reads one pending signal from a non-blocking signalfd, if any.
+pub fn read_signal(fd: &SignalFd) -> SysResult<Option<SigInfo>> {
+    Ok(fd
+        .read_signal()
+        .map_err(err("read(signalfd)"))?
+        .map(|si| SigInfo {
+            signo: si.ssi_signo as i32,
+            from_kernel: si.ssi_code == libc::SI_KERNEL,
+        }))
+}
+
+/// `kill(2)`.
+pub fn kill(pid: Pid, signo: i32) -> SysResult<()> {
+    let sig = Signal::try_from(signo).map_err(err(format!("kill({pid}, {signo})")))?;
+    nix::sys::signal::kill(pid, sig).map_err(err(format!("kill({pid}, {sig})")))
+}
+
+/// `waitpid(pid, WNOHANG)`: None when no child changed state.
+pub fn try_wait(pid: Option<Pid>) -> SysResult<Option<WaitStatus>> {
+    use nix::sys::wait::{waitpid, WaitPidFlag};
+    match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::StillAlive) => Ok(None),
+        Ok(st) => Ok(Some(st)),
+        Err(Errno::ECHILD) => Ok(None),
+        Err(e) => Err(SysError {
+            call: format!("waitpid({pid:?}, WNOHANG)"),
+            errno: e,
+        }),
+    }
+}
+
+/// Blocking `waitpid(pid)`, retrying on EINTR, until the child exits or is killed.
+pub fn wait(pid: Pid) -> SysResult<WaitStatus> {
+    loop {
+        match nix::sys::wait::waitpid(pid, None) {
+            Ok(st @ (WaitStatus::Exited(..) | WaitStatus::Signaled(..))) => return Ok(st),
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(SysError {
+                    call: format!("waitpid({pid})"),
+                    errno: e,
+                })
+            }
+        }
+    }
+}
+
+/// The shell's convention for a wait status: the exit code, or 128+N for death by signal N.
+pub fn exit_code(st: &WaitStatus) -> Option<i32> {
+    match st {
+        WaitStatus::Exited(_, code) => Some(*code),
+        WaitStatus::Signaled(_, sig, _) => Some(128 + *sig as i32),
+        _ => None,
+    }
+}
+
+/// Waits until `fd` is readable or `timeout_ms` passes (-1: forever); returns which of the
+/// fds are readable (or hung up).
+pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> SysResult<Vec<bool>> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    let mut pfds: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    let timeout = PollTimeout::try_from(timeout_ms).unwrap_or(PollTimeout::NONE);
+    loop {
+        match poll(&mut pfds, timeout) {
+            Ok(_) => break,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(SysError {
+                    call: "poll()".into(),
+                    errno: e,
+                })
+            }
+        }
+    }
+    Ok(pfds
+        .iter()
+        .map(|p| {
+            p.revents().is_some_and(|r| {
+                r.intersects(PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR)
+            })
+        })
+        .collect())
+}
+
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(err("pipe2(O_CLOEXEC)"))
+}
+
+/// Duplicates `fd` onto `target` (clearing close-on-exec on the new descriptor).
+pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> SysResult<()> {
+    // SAFETY: dup2 only manipulates the descriptor table; `target` is a small fixed number
+    // (0, 1 or 2) owned by the process image we are about to exec.
+    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
+        return Err(SysError {
+            call: format!("dup2({}, {target})", fd.as_raw_fd()),
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+/// Marks every descriptor from `first` upwards close-on-exec
+/// (`close_range(first, ~0, CLOSE_RANGE_CLOEXEC)`, Linux 5.11).
+pub fn cloexec_fds_from(first: u32) -> SysResult<()> {
+    // SAFETY: with CLOSE_RANGE_CLOEXEC the call only sets a flag on descriptors; no descriptor
+    // is closed under a Rust owner.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r < 0 {
+        return Err(SysError {
+            call: format!("close_range({first}, ~0, CLOSE_RANGE_CLOEXEC)"),
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}
+
+/// `setsid(2)`.
+pub fn setsid() -> SysResult<()> {
+    nix::unistd::setsid().map(|_| ()).map_err(err("setsid()"))
+}
+
+/// True when `fd` is a terminal.
+pub fn isatty(fd: BorrowedFd<'_>) -> bool {
+    nix::unistd::isatty(fd).unwrap_or(false)
+}
+
+/// `umask(2)`: sets the mask.
+pub fn set_umask(mask: u32) {
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+}
+
+/// `execvpe(3)` of the program at `argv[0]` (a path), with `argv0` shown as its name and
+/// `env` as its environment: returns only on failure, with the errno.
+pub fn exec_keep_argv0(argv: &[OsString], argv0: &OsStr, env: &[OsString]) -> Errno {
+    let cstr = |s: &OsStr| CString::new(s.as_bytes());
+    let Some(prog) = argv.first().and_then(|p| cstr(p).ok()) else {
+        return Errno::EINVAL;
+    };
+    let args: Result<Vec<CString>, _> = std::iter::once(argv0)
+        .chain(argv[1..].iter().map(|a| a.as_os_str()))
+        .map(cstr)
+        .collect();
+    let cenv: Result<Vec<CString>, _> = env.iter().map(|a| cstr(a)).collect();
+    let (Ok(args), Ok(cenv)) = (args, cenv) else {
+        return Errno::EINVAL;
+    };
+    match nix::unistd::execvpe(&prog, &args, &cenv) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+/// Reads exactly `buf.len()` bytes or up to EOF from a raw descriptor (for small fixed-size
+/// messages in forked children, which must not allocate much).
+pub fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> SysResult<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match nix::unistd::read(fd, &mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(SysError {
+                    call: "read()".into(),
+                    errno: e,
+                })
+            }
+        }
+    }
+    Ok(n)
+}
+
+/// Writes all of `buf` to a raw descriptor.
+pub fn write_fd(fd: BorrowedFd<'_>, buf: &[u8]) -> SysResult<()> {
+    let mut n = 0;
+    while n < buf.len() {
+        match nix::unistd::write(fd, &buf[n..]) {
+            Ok(k) => n += k,
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                return Err(SysError {
+                    call: "write()".into(),
+                    errno: e,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Borrows stdin/stdout/stderr.
+pub fn std_fd(n: RawFd) -> BorrowedFd<'static> {
+    // SAFETY: descriptors 0-2 stay open for the life of the process.
+    unsafe { BorrowedFd::borrow_raw(n) }
+}
+
+/// Kernel release string (`uname -r`).
+pub fn kernel_release() -> String {
+    nix::sys::utsname::uname()
+        .map(|u| u.release().to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Looks up a path's target as bytes, for messages.
+pub fn display_os(s: &OsStr) -> String {
+    String::from_utf8_lossy(s.as_bytes()).into_owned()
+}
+
+/// Borrows any fd-owning value (convenience for [`poll_readable`]).
+pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
+    f.as_fd()
+}

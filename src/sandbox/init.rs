@@ -1,0 +1,213 @@
+//! pid 1 of the sandbox's pid namespace: performs the mount plan, runs each step's command,
+//! reaps orphans and forwards signals. It never returns: it ends in `_exit`, after telling the
+//! outer process how things went over the channel.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
+
+use super::channel::{InitMsg, Sender};
+use super::{mounts, Output, Spec, Step};
+use crate::sys::{self, Errno, SigSet, Signal};
+
+/// pid 1's body. `mask` is the blocked signal set inherited from the outer process.
+pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet) -> ! {
+    // Die with the outer process (the kernel then kills the whole namespace). If it died
+    // before the prctl took effect, its end of the channel is already closed: leave now.
+    if sys::set_parent_death_signal(Signal::SIGKILL).is_err()
+        || sys::poll_readable(&[tx.socket().as_fd()], 0)
+            .map(|r| r[0])
+            .unwrap_or(true)
+    {
+        sys::exit_now(1);
+    }
+    let sigfd = match sys::signalfd(mask) {
+        Ok(fd) => fd,
+        Err(e) => fail(&mut tx, format!("{e}")),
+    };
+    match mounts::execute(&spec.plan.mounts) {
+        Ok(warnings) => {
+            for w in warnings {
+                tx.send(&InitMsg::Warning(w));
+            }
+        }
+        Err(e) => fail(&mut tx, format!("{e:#}")),
+    }
+    tx.send(&InitMsg::Ready);
+
+    let mut code = 0;
+    for (index, step) in spec.steps.iter().enumerate() {
+        let (c, exec_error) = run_step(&spec, step, &sigfd, false);
+        code = c;
+        tx.send(&InitMsg::StepExited {
+            index,
+            code,
+            exec_error,
+        });
+        if spec.kill_between_steps {
+            kill_all_but_me();
+        }
+        if code != 0 {
+            if let Some(shell) = &spec.on_failure {
+                let _ = run_step(&spec, shell, &sigfd, true);
+            }
+            break;
+        }
+    }
+    sys::exit_now(code)
+}
+
+fn fail(tx: &mut Sender, message: String) -> ! {
+    tx.send(&InitMsg::Failed { message, code: 1 });
+    sys::exit_now(1)
+}
+
+/// Kills every other process of the namespace (`kill(-1)` from pid 1 reaches all of them) and
+/// reaps them.
+fn kill_all_but_me() {
+    // SIGKILL cannot be caught: nothing started by a step survives into the next one.
+    let _ = sys::kill(sys::Pid::from_raw(-1), Signal::SIGKILL as i32);
+    while let Ok(Some(_)) = sys::try_wait(None) {}
+}
+
+/// Forks and execs one step, then supervises it: forwards signals a process sent us, reaps
+/// every orphan, and returns the step's status once it exits (128+N for signal N), with a
+/// message when it could not be executed at all.
+fn run_step(
+    spec: &Spec,
+    step: &Step,
+    sigfd: &sys::SignalFd,
+    interactive: bool,
+) -> (i32, Option<String>) {
+    // The child reports a failed exec through this close-on-exec pipe; EOF means exec worked.
+    let (err_r, err_w) = match sys::pipe() {
+        Ok(p) => p,
+        Err(e) => return (1, Some(e.to_string())),
+    };
+    let child = match sys::fork() {
+        Ok(sys::Forked::Child) => {
+            drop(err_r);
+            let errno = exec_child(spec, step, interactive);
+            let _ = sys::write_fd(err_w.as_fd(), &(errno as i32).to_ne_bytes());
+            sys::exit_now(if matches!(errno, Errno::ENOENT) {
+                127
+            } else {
+                126
+            })
+        }
+        Ok(sys::Forked::Parent(pid)) => pid,
+        Err(e) => return (1, Some(e.to_string())),
+    };
+    drop(err_w);
+    let mut buf = [0u8; 4];
+    let exec_error = match sys::read_fd(err_r.as_fd(), &mut buf) {
+        Ok(4) => {
+            let errno = Errno::from_raw(i32::from_ne_bytes(buf));
+            let name = sys::display_os(step.argv[0].as_os_str());
+            Some(match errno {
+                Errno::ENOENT => format!("{name}: command not found"),
+                e => format!("{name}: cannot execute: {}", e.desc()),
+            })
+        }
+        _ => None,
+    };
+    loop {
+        if sys::poll_readable(&[sigfd.as_fd()], -1).is_err() {
+            continue;
+        }
+        let mut status = None;
+        while let Ok(Some(si)) = sys::read_signal(sigfd) {
+            if si.signo == Signal::SIGCHLD as i32 {
+                // Reap everything: orphans of the namespace are re-parented to us.
+                while let Ok(Some(st)) = sys::try_wait(None) {
+                    if st.pid() == Some(child) {
+                        status = sys::exit_code(&st);
+                    }
+                }
+            } else if !si.from_kernel {
+                let _ = sys::kill(child, si.signo);
+            }
+        }
+        if let Some(code) = status {
+            return (code, exec_error);
+        }
+    }
+}
+
+/// The command's side of the fork: clean signal state, stdio, cwd, umask, then exec.
+/// Returns only if exec failed, with the errno.
+fn exec_child(spec: &Spec, step: &Step, interactive: bool) -> Errno {
+    sys::reset_signal_dispositions();
+    if sys::set_signal_mask(&SigSet::empty()).is_err() {
+        return Errno::EINVAL;
+    }
+    if let Some(mask) = spec.umask {
+        sys::set_umask(mask);
+    }
+    if let Some(dir) = &spec.cwd {
+        if let Err(e) = sys::chdir(dir) {
+            return e.errno;
+        }
+    }
+    if !interactive {
+        if spec.stdin_null {
+            match std::fs::File::open("/dev/null") {
+                Ok(f) => {
+                    if let Err(e) = sys::dup_onto(f.as_fd(), 0) {
+                        return e.errno;
+                    }
+                }
+                Err(e) => return sys::io_errno(&e),
+            }
+        }
+        if let Output::To(fd) = &spec.output {
+            for target in [1, 2] {
+                if let Err(e) = sys::dup_onto(fd.as_fd(), target) {
+                    return e.errno;
+                }
+            }
+        }
+    }
+    if spec.close_fds {
+        // Nothing above 2 may leak into the build; marked close-on-exec rather than closed so
+        // the error pipe still reports a failed exec.
+        if let Err(e) = sys::cloexec_fds_from(3) {
+            return e.errno;
+        }
+    }
+    let mut argv = step.argv.clone();
+    match resolve(&argv[0], &spec.env) {
+        Some(path) => argv[0] = path,
+        None => return Errno::ENOENT,
+    }
+    // execvp on a path with a slash is a plain execv, plus /bin/sh for scripts without a #!
+    // line (ENOEXEC), as shells do.
+    sys::exec_keep_argv0(&argv, &step.argv[0], &spec.env)
+}
+
+/// Finds `name` the way a shell does: a name with a slash is used as is; otherwise the first
+/// PATH entry where it exists as a non-directory (an unreadable PATH entry is skipped, so a
+/// missing command is "not found", never "permission denied").
+fn resolve(name: &OsStr, env: &[OsString]) -> Option<OsString> {
+    if name.as_bytes().contains(&b'/') {
+        return Some(name.to_owned());
+    }
+    if name.is_empty() {
+        return None;
+    }
+    let path = env
+        .iter()
+        .find_map(|kv| kv.as_bytes().strip_prefix(b"PATH=").map(OsStr::from_bytes))
+        .unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(path)
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                PathBuf::from(".").join(name)
+            } else {
+                dir.join(name)
+            }
+        })
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_dir()))
+        .map(PathBuf::into_os_string)
+}
