@@ -1,6 +1,224 @@
 //! `nsroot doctor`: one line per kernel or host feature nsroot uses, ok or the fix.
+//!
+//! Each check runs in a forked child (namespaces cannot be left once entered), which reports
+//! back over a pipe.
 
-/// Runs every check and prints the report; returns 0 when the core features work.
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use crate::sandbox::{diagnose, idmap};
+use crate::sys::{self, CloneFlags, MsFlags};
+
+/// How one check came out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub name: &'static str,
+    /// Ok(detail) or Err(what is wrong and the fix).
+    pub result: Result<String, String>,
+    /// Whether nsroot's core (run and build) needs it.
+    pub required: bool,
+}
+
+/// Runs every check and prints the report; returns 0 when every required feature works.
 pub fn run_doctor() -> anyhow::Result<i32> {
-    anyhow::bail!("nsroot doctor: not available in this build yet")
+    let checks = checks();
+    for c in &checks {
+        match &c.result {
+            Ok(detail) => println!("ok       {}{}", c.name, suffix(detail)),
+            Err(fix) if c.required => println!("MISSING  {}: {fix}", c.name),
+            Err(fix) => println!("optional {}: {fix}", c.name),
+        }
+    }
+    let broken = checks.iter().filter(|c| c.required && c.result.is_err()).count();
+    if broken > 0 {
+        println!("{broken} required feature(s) missing: nsroot cannot run here until fixed");
+        return Ok(1);
+    }
+    Ok(0)
+}
+
+fn suffix(detail: &str) -> String {
+    if detail.is_empty() {
+        String::new()
+    } else {
+        format!(" ({detail})")
+    }
+}
+
+/// All checks, in the order they are printed.
+pub fn checks() -> Vec<Check> {
+    let (uid, gid) = sys::ids();
+    let base = CloneFlags::CLONE_NEWUSER;
+    let enter = move |extra: CloneFlags| -> Result<(), String> {
+        sys::unshare(base | extra).map_err(|e| diagnose::unshare_failure(e.errno))?;
+        idmap::write_self_map(uid, gid).map_err(|e| e.to_string())
+    };
+    let release = sys::kernel_release();
+    let mut out = vec![Check {
+        name: "kernel",
+        result: kernel_check(&release),
+        required: false,
+    }];
+    out.push(Check {
+        name: "user namespace (caller mapped to root)",
+        result: probe(move || enter(CloneFlags::empty())),
+        required: true,
+    });
+    out.push(Check {
+        name: "mount namespace",
+        result: probe(move || {
+            enter(CloneFlags::CLONE_NEWNS)?;
+            sys::mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+                .map_err(|e| e.to_string())
+        }),
+        required: true,
+    });
+    out.push(Check {
+        name: "pid namespace with a fresh /proc",
+        result: probe(move || {
+            enter(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID)?;
+            // Only the first child is in the new pid namespace.
+            probe(|| {
+                sys::mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
+                    .and_then(|_| {
+                        sys::mount(
+                            Some(Path::new("proc")),
+                            Path::new("/proc"),
+                            Some("proc"),
+                            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                            None,
+                        )
+                    })
+                    .map_err(|e| {
+                        format!("{e}: the host's /proc has covered parts (a container?); nsroot falls back to the host's /proc")
+                    })
+            })
+            .map(|_| ())
+        }),
+        required: true,
+    });
+    out.push(Check {
+        name: "ipc namespace",
+        result: probe(move || enter(CloneFlags::CLONE_NEWIPC)),
+        required: true,
+    });
+    out.push(Check {
+        name: "network namespace (lo up)",
+        result: probe(move || {
+            enter(CloneFlags::CLONE_NEWNET)?;
+            sys::loopback_up().map_err(|e| e.to_string())
+        }),
+        required: true,
+    });
+    out.push(Check {
+        name: "uts namespace (hostname)",
+        result: probe(move || {
+            enter(CloneFlags::CLONE_NEWUTS)?;
+            sys::sethostname("nsroot-doctor").map_err(|e| e.to_string())
+        }),
+        required: true,
+    });
+    out.push(Check {
+        name: "tmpfs in a user namespace",
+        result: probe(move || {
+            enter(CloneFlags::CLONE_NEWNS)?;
+            let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+            sys::mount(Some(Path::new("tmpfs")), dir.path(), Some("tmpfs"), MsFlags::empty(), None)
+                .map_err(|e| e.to_string())
+        }),
+        required: true,
+    });
+    out.push(Check {
+        name: "overlayfs in a user namespace",
+        result: probe(move || {
+            let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
+            for d in ["lower", "upper", "work", "merged"] {
+                std::fs::create_dir(dir.path().join(d)).map_err(|e| format!("mkdir: {e}"))?;
+            }
+            enter(CloneFlags::CLONE_NEWNS)?;
+            let data = format!(
+                "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work,userxattr",
+                dir.path().display()
+            );
+            sys::mount(
+                Some(Path::new("overlay")),
+                &dir.path().join("merged"),
+                Some("overlay"),
+                MsFlags::empty(),
+                Some(&data),
+            )
+            .map_err(|e| {
+                format!("{e}: needs Linux 5.11+; nsroot build falls back to copying the sources")
+            })
+        }),
+        required: false,
+    });
+    out.push(Check {
+        name: "newuidmap/newgidmap and subuid ranges (--map-auto)",
+        result: match idmap::auto_map(uid, gid) {
+            Ok(crate::sandbox::plan::IdMap::Auto { subuid, subgid, .. }) => Ok(format!(
+                "subuids {}+{}, subgids {}+{}",
+                subuid.0, subuid.1, subgid.0, subgid.1
+            )),
+            Ok(_) => Ok(String::new()),
+            Err(e) => Err(format!("{e} (only --map-auto needs this)")),
+        },
+        required: false,
+    });
+    out
+}
+
+fn kernel_check(release: &str) -> Result<String, String> {
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) >= (5, 11) {
+        Ok(release.to_string())
+    } else {
+        Err(format!(
+            "{release}: older than 5.11, so overlayfs in a user namespace and seccomp \
+             notification features are missing; upgrade the kernel for full function"
+        ))
+    }
+}
+
+/// Runs `f` in a forked child and returns what it reported.
+fn probe<F: FnOnce() -> Result<(), String>>(f: F) -> Result<String, String> {
+    let (r, w) = sys::pipe().map_err(|e| e.to_string())?;
+    match sys::fork().map_err(|e| e.to_string())? {
+        sys::Forked::Child => {
+            drop(r);
+            let msg = match f() {
+                Ok(()) => String::new(),
+                Err(e) => format!("E{e}"),
+            };
+            let _ = sys::write_fd(w.as_fd(), msg.as_bytes());
+            sys::exit_now(0)
+        }
+        sys::Forked::Parent(pid) => {
+            drop(w);
+            let mut buf = vec![0u8; 4096];
+            let n = sys::read_fd(r.as_fd(), &mut buf).map_err(|e| e.to_string())?;
+            let st = sys::wait(pid).map_err(|e| e.to_string())?;
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            match (sys::exit_code(&st), msg.strip_prefix('E')) {
+                (_, Some(err)) => Err(err.to_string()),
+                (Some(0), None) => Ok(String::new()),
+                (code, None) => Err(format!("the check's process died (status {code:?})")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_versions() {
+        assert!(kernel_check("6.18.44-fc").is_ok());
+        assert!(kernel_check("5.11.0").is_ok());
+        assert!(kernel_check("5.10.200").is_err());
+        assert!(kernel_check("4.19.0-amd64").is_err());
+    }
 }
