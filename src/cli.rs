@@ -85,11 +85,7 @@ pub struct RunArgs {
     pub verbose: bool,
 
     /// The command and its arguments (default: $SHELL)
-    #[arg(
-        value_name = "COMMAND",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    #[arg(value_name = "COMMAND", trailing_var_arg = true)]
     pub command: Vec<OsString>,
 }
 

@@ -30,7 +30,10 @@ pub fn run_doctor() -> anyhow::Result<i32> {
             Err(fix) => println!("optional {}: {fix}", c.name),
         }
     }
-    let broken = checks.iter().filter(|c| c.required && c.result.is_err()).count();
+    let broken = checks
+        .iter()
+        .filter(|c| c.required && c.result.is_err())
+        .count();
     if broken > 0 {
         println!("{broken} required feature(s) missing: nsroot cannot run here until fixed");
         return Ok(1);
@@ -69,8 +72,14 @@ pub fn checks() -> Vec<Check> {
         name: "mount namespace",
         result: probe(move || {
             enter(CloneFlags::CLONE_NEWNS)?;
-            sys::mount(None, Path::new("/"), None, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None)
-                .map_err(|e| e.to_string())
+            sys::mount(
+                None,
+                Path::new("/"),
+                None,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None,
+            )
+            .map_err(|e| e.to_string())
         }),
         required: true,
     });
@@ -124,8 +133,14 @@ pub fn checks() -> Vec<Check> {
         result: probe(move || {
             enter(CloneFlags::CLONE_NEWNS)?;
             let dir = tempfile::tempdir().map_err(|e| format!("tempdir: {e}"))?;
-            sys::mount(Some(Path::new("tmpfs")), dir.path(), Some("tmpfs"), MsFlags::empty(), None)
-                .map_err(|e| e.to_string())
+            sys::mount(
+                Some(Path::new("tmpfs")),
+                dir.path(),
+                Some("tmpfs"),
+                MsFlags::empty(),
+                None,
+            )
+            .map_err(|e| e.to_string())
         }),
         required: true,
     });
@@ -170,7 +185,9 @@ pub fn checks() -> Vec<Check> {
 }
 
 fn kernel_check(release: &str) -> Result<String, String> {
-    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|p| p.parse::<u32>().ok());
     let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
     if (major, minor) >= (5, 11) {
         Ok(release.to_string())

@@ -1,1 +1,556 @@
-//! Tests of `nsroot run`.
+//! Tests of `nsroot run`, the fakeroot-style prefix command (issue 2).
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::MetadataExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::{self, assert_ok, env, stderr, stdout, Scratch};
+
+/// Host pids whose command line is exactly `needle` (arguments joined by spaces) (read from the host's /proc).
+fn host_processes(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(cmd) = std::fs::read(entry.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            if cmd.trim_end() == needle {
+                found.push(format!("{name}: {cmd}"));
+            }
+        }
+    }
+    found
+}
+
+/// Waits up to 5 s for no host process to match `needle`; returns what is still there.
+fn wait_gone(needle: &str) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = host_processes(needle);
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a pid we spawned.
+    assert_eq!(
+        unsafe { libc::kill(pid as i32, sig) },
+        0,
+        "kill({pid}, {sig})"
+    );
+}
+
+#[test]
+fn run_maps_unprivileged_caller_to_root() {
+    if util::no_userns() {
+        return;
+    }
+    assert_ne!(
+        env().uid,
+        0,
+        "namespace tests must run nsroot as a non-root uid"
+    );
+    let s = Scratch::new();
+    let outside = s.sh("id -u");
+    assert_eq!(stdout(&outside).trim(), env().uid.to_string());
+    let o = s.nsroot(["sh", "-c", "id -u; id -g; cat /proc/self/uid_map"]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..2], ["0", "0"], "{out}");
+    let map: Vec<&str> = lines[2].split_whitespace().collect();
+    assert_eq!(map, ["0", &env().uid.to_string(), "1"]);
+}
+
+#[test]
+fn run_files_made_inside_belong_to_the_real_user_outside() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let o = s.nsroot([
+        "sh",
+        "-c",
+        "mkdir -p pkg/usr && touch pkg/usr/f && stat -c %u:%g pkg/usr/f",
+    ]);
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o).trim(),
+        "0:0",
+        "inside, the new file shows as root's"
+    );
+    for p in ["pkg", "pkg/usr", "pkg/usr/f"] {
+        let m = std::fs::metadata(s.path().join(p)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (env().uid, env().gid), "{p} outside");
+    }
+    // And the user can delete it all without nsroot.
+    assert_ok(&s.sh("rm -rf pkg && test ! -e pkg"));
+}
+
+#[test]
+fn run_keeps_cwd_and_environment_and_sets_nsroot() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let o = util::env()
+        .nsroot()
+        .args(["sh", "-c", "pwd; echo \"$MY_VAR\"; echo \"$NSROOT\""])
+        .env("MY_VAR", "kept value")
+        .env("NSROOT", "outer-value-is-replaced")
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let expected = format!("{}\nkept value\n1\n", s.path().display());
+    assert_eq!(stdout(&o), expected);
+}
+
+#[test]
+fn run_passes_exit_status_through() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    for (script, code) in [
+        ("exit 0", 0),
+        ("exit 7", 7),
+        ("exit 255", 255),
+        ("kill -TERM $$", 128 + 15),
+        ("kill -INT $$", 128 + 2),
+        ("kill -KILL $$", 128 + 9),
+    ] {
+        let o = s.nsroot(["sh", "-c", script]);
+        assert_eq!(o.status.code(), Some(code), "{script}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn run_missing_command_exits_127_and_unexecutable_126() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let o = s.nsroot(["no-such-command-xyz"]);
+    assert_eq!(o.status.code(), Some(127));
+    let err = stderr(&o);
+    assert!(
+        err.contains("no-such-command-xyz: command not found"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+
+    let f = s.write("not-exec", "echo hi\n");
+    let o = s.nsroot([f.as_os_str()]);
+    assert_eq!(o.status.code(), Some(126));
+    assert!(
+        stderr(&o).contains("not-exec: cannot execute: Permission denied"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A script without #! runs under /bin/sh, as in a shell.
+    assert_ok(&s.sh("chmod +x not-exec"));
+    let o = s.nsroot([f.as_os_str()]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "hi\n");
+}
+
+#[test]
+fn run_has_a_fresh_proc_showing_only_the_sandbox() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let o = s.nsroot([
+        "sh",
+        "-c",
+        "ls /proc | grep -c '^[0-9][0-9]*$'; cat /proc/1/comm; echo $$",
+    ]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    let count: u32 = lines[0].parse().unwrap();
+    // pid 1 (nsroot), the shell, ls and grep: a handful, never the host's hundreds.
+    assert!(count <= 5, "processes visible inside: {out}");
+    assert_eq!(lines[1], "nsroot", "pid 1 is nsroot's init");
+    assert_eq!(lines[2], "2", "the command is pid 1's first child");
+    let host_pid = std::process::id();
+    let o = s.nsroot(["test", "-e", &format!("/proc/{host_pid}/status")]);
+    assert!(
+        host_pid < 3 || !o.status.success(),
+        "host pid {host_pid} visible inside"
+    );
+}
+
+#[test]
+fn run_leaves_no_process_behind() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let needle = "sleep 611.25";
+    let o = s.nsroot([
+        "sh",
+        "-c",
+        "setsid sleep 611.25 & sleep 611.25 & (sleep 611.25 &) ; nohup sleep 611.25 >/dev/null 2>&1 & echo started",
+    ]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o).trim(), "started");
+    let left = wait_gone(needle);
+    assert!(
+        left.is_empty(),
+        "left running after nsroot exited: {left:?}"
+    );
+}
+
+#[test]
+fn run_forwards_sigterm_to_the_command() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mut child = env()
+        .nsroot()
+        .args([
+            "sh",
+            "-c",
+            "trap 'echo got-TERM; exit 42' TERM; echo ready; while :; do sleep 0.05; done",
+        ])
+        .current_dir(s.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    signal(child.id(), libc::SIGTERM);
+    let status = child.wait().unwrap();
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    assert_eq!(line, "got-TERM\n");
+    assert_eq!(status.code(), Some(42));
+}
+
+#[test]
+fn run_forwards_sigusr1_and_sighup() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    for (sig, name) in [(libc::SIGUSR1, "USR1"), (libc::SIGHUP, "HUP")] {
+        let script = format!(
+            "trap 'echo got-{name}; exit 3' {name}; echo ready; while :; do sleep 0.05; done"
+        );
+        let mut child = env()
+            .nsroot()
+            .args(["sh", "-c", &script])
+            .current_dir(s.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        signal(child.id(), sig);
+        assert_eq!(child.wait().unwrap().code(), Some(3), "{name}");
+        line.clear();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, format!("got-{name}\n"));
+    }
+}
+
+#[test]
+fn run_killing_nsroot_kills_the_whole_tree() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let needle = "sleep 622.75";
+    let mut child = env()
+        .nsroot()
+        .args([
+            "sh",
+            "-c",
+            "sleep 622.75 & setsid sleep 622.75 & echo ready; wait",
+        ])
+        .current_dir(s.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(line, "ready\n");
+    assert_eq!(
+        host_processes(needle).len(),
+        2,
+        "both sleeps run before the kill"
+    );
+    signal(child.id(), libc::SIGKILL);
+    child.wait().unwrap();
+    let left = wait_gone(needle);
+    assert!(left.is_empty(), "survived SIGKILL of nsroot: {left:?}");
+}
+
+#[test]
+fn run_ctrl_c_on_a_terminal_interrupts_the_command() {
+    if util::no_userns() || util::missing_tool("script") {
+        return;
+    }
+    let s = Scratch::new();
+    let inner = format!(
+        "{} sh -c 'echo ready; sleep 30; echo not-reached'; echo \"status=$?\"",
+        env().bin.display()
+    );
+    let mut child = env()
+        .command("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .current_dir(s.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ready") {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "no 'ready' from nsroot: {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let start = Instant::now();
+    stdin.write_all(b"\x03").unwrap();
+    stdin.flush().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    child.wait().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "Ctrl-C did not stop the command"
+    );
+    assert!(!rest.contains("not-reached"), "{rest}");
+    assert!(rest.contains("status=130"), "expected 128+SIGINT: {rest:?}");
+}
+
+#[test]
+fn run_nests_inside_itself() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let bin = env().bin.display().to_string();
+    let o = s.nsroot([
+        bin.as_str(),
+        bin.as_str(),
+        "sh",
+        "-c",
+        "id -u; echo $NSROOT",
+    ]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "0\n1\n");
+}
+
+#[test]
+fn run_works_when_the_caller_is_root() {
+    if util::no_userns() {
+        return;
+    }
+    // As root (CI) call the binary directly; otherwise from inside a session, where the caller
+    // is uid 0 of a user namespace.
+    let o = if unsafe { libc::geteuid() } == 0 {
+        Command::new(&env().bin)
+            .args(["sh", "-c", "id -u; ls /proc | grep -c '^[0-9]'"])
+            .output()
+    } else {
+        env()
+            .nsroot()
+            .arg(&env().bin)
+            .args(["sh", "-c", "id -u; ls /proc | grep -c '^[0-9]'"])
+            .output()
+    }
+    .unwrap();
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert_eq!(out.lines().next(), Some("0"), "{out}");
+    assert!(
+        out.lines().nth(1).unwrap().parse::<u32>().unwrap() <= 5,
+        "{out}"
+    );
+}
+
+#[test]
+fn run_net_none_gives_only_loopback_and_it_is_up() {
+    if util::no_userns() || util::missing_tool("bash") {
+        return;
+    }
+    let s = Scratch::new();
+    let o = s.nsroot([
+        "--net",
+        "none",
+        "bash",
+        "-c",
+        "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; \
+         (echo > /dev/tcp/127.0.0.1/9) 2>&1 | sed 's/.*: //'",
+    ]);
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "lo", "interfaces: {out}");
+    // Down, lo would say "Network is unreachable"; up, nothing listens on port 9.
+    assert!(lines.len() > 1, "{out}");
+    assert!(
+        lines[1..].iter().all(|l| *l == "Connection refused"),
+        "only lo, then: {out}"
+    );
+    // Without --net none, the host's interfaces are there (more than lo on any networked box,
+    // and at least lo).
+    let o = s.nsroot(["sh", "-c", "tail -n +3 /proc/net/dev | wc -l"]);
+    let host = std::fs::read_to_string("/proc/net/dev")
+        .unwrap()
+        .lines()
+        .count()
+        - 2;
+    assert_eq!(stdout(&o).trim(), host.to_string());
+}
+
+#[test]
+fn run_hostname_sets_a_private_hostname() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let before = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let o = s.nsroot([
+        "--hostname",
+        "nsroot-box",
+        "cat",
+        "/proc/sys/kernel/hostname",
+    ]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "nsroot-box\n");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap(),
+        before
+    );
+}
+
+#[test]
+fn run_map_auto_maps_a_subordinate_range() {
+    if util::no_userns() || util::missing_tool("newuidmap") {
+        return;
+    }
+    let s = Scratch::new();
+    let o = s.nsroot([
+        "--map-auto",
+        "cat",
+        "/proc/self/uid_map",
+        "/proc/self/gid_map",
+    ]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 4, "two lines per map: {out}");
+    assert_eq!(rows[0], ["0", &env().uid.to_string(), "1"]);
+    assert_eq!(rows[1][0], "1");
+    assert!(rows[1][2].parse::<u32>().unwrap() > 0);
+}
+
+#[test]
+fn run_rejects_fakeroot_only_options_clearly() {
+    let s = Scratch::new();
+    for args in [
+        &["-l", "libfakeroot.so", "true"][..],
+        &["--faked", "faked", "true"],
+        &["-b", "3", "true"],
+    ] {
+        let o = s.nsroot(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        let err = stderr(&o);
+        assert!(err.contains("has no meaning for nsroot"), "{args:?}: {err}");
+    }
+    let o = s.nsroot(["--no-such-option"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("--no-such-option"), "{}", stderr(&o));
+    let o = s.nsroot(["--version"]);
+    assert_ok(&o);
+    assert_eq!(
+        stdout(&o).trim(),
+        format!("nsroot {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn run_separator_and_command_options_reach_the_command() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    // After the command name, everything (even options nsroot knows) belongs to the command.
+    let o = s.nsroot(["--", "sh", "-c", "echo \"$0 $1\"", "-s", "--net"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), "-s --net\n");
+    // A subcommand name after -- is a command.
+    let o = s.nsroot(["--", "pack", "x"]);
+    assert_eq!(o.status.code(), Some(127), "{}", stderr(&o));
+}
+
+#[test]
+fn run_verbose_prints_the_plan() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let o = s.nsroot(["--verbose", "true"]);
+    assert_ok(&o);
+    let err = stderr(&o);
+    assert!(err.contains("namespaces: user, mount, pid, ipc"), "{err}");
+    assert!(
+        err.contains(&format!("uid_map: 0 {} 1", env().uid)),
+        "{err}"
+    );
+}
+
+#[test]
+fn doctor_reports_every_feature_and_passes_here() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let o = s.nsroot(["doctor"]);
+    let out = stdout(&o);
+    for feature in [
+        "user namespace",
+        "mount namespace",
+        "pid namespace with a fresh /proc",
+        "ipc namespace",
+        "network namespace",
+        "uts namespace",
+        "tmpfs in a user namespace",
+        "overlayfs in a user namespace",
+        "newuidmap/newgidmap",
+    ] {
+        let line = out.lines().find(|l| l.contains(feature));
+        assert!(line.is_some(), "doctor has no line for {feature}: {out}");
+    }
+    assert_ok(&o);
+    assert!(
+        out.lines()
+            .filter(|l| l.contains("namespace"))
+            .all(|l| l.starts_with("ok")),
+        "{out}"
+    );
+}
