@@ -446,3 +446,78 @@ fn source_hash_covers_paths_modes_contents_and_links() {
         .unwrap();
     check("new file");
 }
+
+/// Every recipe under recipes/, by directory.
+fn bundled() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = fs::read_dir(crate::util::repo().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("recipe.toml"))
+        .filter(|p| p.is_file())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn bundled_recipes_load_and_materialize() {
+    let recipes = bundled();
+    let names: Vec<String> = recipes
+        .iter()
+        .map(|p| {
+            p.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    for want in ["hello", "scripts", "suidtool", "tarball"] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "recipes/{want} is missing: {names:?}"
+        );
+    }
+    for file in recipes {
+        let r = Recipe::load(&file).unwrap_or_else(|e| panic!("{e:#}", e = anyhow::Error::from(e)));
+        let scratch = tempfile::tempdir().unwrap();
+        let src = r.source.materialize(scratch.path()).unwrap();
+        assert!(src.is_dir());
+        assert!(
+            !r.install.steps.is_empty(),
+            "{}: installs nothing",
+            file.display()
+        );
+        r.source_hash(&src).unwrap();
+        assert!(r.source_date_epoch(&src).unwrap() > 0, "{}", file.display());
+    }
+}
+
+#[test]
+fn bundled_tarball_recipe_unpacks_its_checked_archive() {
+    let r = Recipe::load(&crate::util::repo().join("recipes/tarball/recipe.toml")).unwrap();
+    assert!(
+        matches!(
+            r.source,
+            Source::Archive {
+                strip_components: 1,
+                ..
+            }
+        ),
+        "{:?}",
+        r.source
+    );
+    let scratch = tempfile::tempdir().unwrap();
+    let src = r.source.materialize(scratch.path()).unwrap();
+    for f in ["Makefile", "README", "tinywc.c"] {
+        assert!(
+            src.join(f).is_file(),
+            "{f} missing after strip_components = 1"
+        );
+    }
+    assert_eq!(r.source_date_epoch(&src).unwrap(), 1_700_000_000);
+    assert_eq!(
+        r.output_stem(),
+        format!("tinywc_1.2-1_{}", nsroot::recipe::host_arch())
+    );
+}
