@@ -9,6 +9,7 @@
 //! Besides reading files, this module only touches the file system in [`Source::materialize`]
 //! (extracting an archive into scratch space) and in the source-tree walks.
 
+mod deb;
 mod source;
 mod validate;
 
@@ -24,19 +25,12 @@ use toml::Spanned;
 use crate::cli::Format;
 use crate::error::InputError;
 
+pub use deb::DebMeta;
 pub use source::Compression;
 
 /// Environment variables the sandbox sets itself; a recipe's `[build] env` may not set them.
-pub const FIXED_ENV: &[&str] = &[
-    "PATH",
-    "HOME",
-    "DESTDIR",
-    "SOURCE_DATE_EPOCH",
-    "TZ",
-    "LC_ALL",
-    "NSROOT",
-    "NSROOT_JOBS",
-];
+pub const FIXED_ENV: &[&str] =
+    &["PATH", "HOME", "DESTDIR", "SOURCE_DATE_EPOCH", "TZ", "LC_ALL", "NSROOT", "NSROOT_JOBS"];
 
 /// Errors from loading a recipe or preparing its sources.
 ///
@@ -95,11 +89,7 @@ impl fmt::Display for Location<'_> {
 
 impl RecipeError {
     fn io(action: &'static str, path: &Path, source: std::io::Error) -> RecipeError {
-        RecipeError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        RecipeError::Io { action, path: path.to_path_buf(), source }
     }
 }
 
@@ -124,6 +114,8 @@ pub struct Recipe {
     pub install: Install,
     /// `[output]`.
     pub output: Output,
+    /// `[deb]`, the Debian metadata of the `.deb` output.
+    pub deb: Option<DebMeta>,
 }
 
 /// `[package]`: what is being built.
@@ -218,19 +210,12 @@ impl OutputFormat {
 
     /// The name in recipes and the output file's extension (`tar.gz`, `deb`...).
     pub fn extension(self) -> &'static str {
-        OutputFormat::ALL
-            .iter()
-            .find(|(f, _)| *f == self)
-            .map(|(_, n)| *n)
-            .unwrap_or("tar")
+        OutputFormat::ALL.iter().find(|(f, _)| *f == self).map(|(_, n)| *n).unwrap_or("tar")
     }
 
     /// Parses a recipe format name.
     pub fn from_name(name: &str) -> Option<OutputFormat> {
-        OutputFormat::ALL
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(f, _)| *f)
+        OutputFormat::ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
     }
 
     /// The plain archive format, or None for `deb`.
@@ -298,13 +283,9 @@ impl Recipe {
             .map_err(|e| invalid(None, format!("cannot resolve the recipe's path: {e}")))?;
         let recipe_dir = canonical.parent().unwrap_or(Path::new("/")).to_path_buf();
         let parsed = parse(&text, path)?;
-        let source = parsed.source.resolve(
-            &recipe_dir,
-            &Ctx {
-                file: path,
-                text: &text,
-            },
-        )?;
+        let ctx = Ctx { file: path, text: &text };
+        let source = parsed.source.resolve(&recipe_dir, &ctx)?;
+        let deb = parsed.deb.map(|d| d.resolve(&recipe_dir, &ctx)).transpose()?;
         Ok(Recipe {
             file: path.to_path_buf(),
             path: canonical,
@@ -315,6 +296,7 @@ impl Recipe {
             build: parsed.build,
             install: parsed.install,
             output: parsed.output,
+            deb,
         })
     }
 
@@ -322,13 +304,7 @@ impl Recipe {
     /// is left out, as in Debian's file names).
     pub fn output_stem(&self) -> String {
         let p = &self.package;
-        format!(
-            "{}_{}-{}_{}",
-            p.name,
-            strip_epoch(&p.version),
-            p.release,
-            p.arch
-        )
+        format!("{}_{}-{}_{}", p.name, strip_epoch(&p.version), p.release, p.arch)
     }
 
     /// The full package version: `[epoch:]version-release`.
@@ -374,10 +350,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn line_of(&self, span: Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
-        1 + self.text.as_bytes()[..end]
-            .iter()
-            .filter(|&&b| b == b'\n')
-            .count()
+        1 + self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count()
     }
 
     /// An error at the line of `span`.
@@ -409,6 +382,7 @@ struct RawRecipe {
     build: Option<RawBuild>,
     install: Option<RawInstall>,
     output: Option<RawOutput>,
+    deb: Option<deb::RawDeb>,
 }
 
 #[derive(Deserialize)]
@@ -455,23 +429,13 @@ struct RawOutput {
 /// The keys each table accepts, for "unknown key" messages. A unit test keeps these in step
 /// with the structs above.
 const TABLE_KEYS: &[(&str, &[&str])] = &[
-    ("", &["package", "source", "build", "install", "output"]),
-    (
-        "package",
-        &[
-            "name",
-            "version",
-            "release",
-            "arch",
-            "summary",
-            "license",
-            "source_date_epoch",
-        ],
-    ),
+    ("", &["package", "source", "build", "install", "output", "deb"]),
+    ("package", &["name", "version", "release", "arch", "summary", "license", "source_date_epoch"]),
     ("source", &["path", "archive", "sha256", "strip_components"]),
     ("build", &["env", "steps", "check"]),
     ("install", &["steps"]),
     ("output", &["formats"]),
+    ("deb", deb::KEYS),
 ];
 
 /// A parsed recipe before the file-system checks of its source.
@@ -481,17 +445,14 @@ struct Parsed {
     build: Build,
     install: Install,
     output: Output,
+    deb: Option<deb::UnresolvedDeb>,
 }
 
 /// `[source]` after lexical checks, before it is resolved against the recipe directory.
 enum UnresolvedSource {
     None,
     Path(Spanned<String>),
-    Archive {
-        archive: Spanned<String>,
-        sha256: String,
-        strip_components: u32,
-    },
+    Archive { archive: Spanned<String>, sha256: String, strip_components: u32 },
 }
 
 /// Parses and checks everything that needs no file system: TOML shape, names, versions,
@@ -509,32 +470,20 @@ fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> RecipeError {
     let reason = if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let expected: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        match TABLE_KEYS
-            .iter()
-            .find(|(_, keys)| *keys == expected.as_slice())
-        {
+        match TABLE_KEYS.iter().find(|(_, keys)| *keys == expected.as_slice()) {
             Some(("", keys)) => format!(
                 "unknown top-level key \"{key}\" (expected one of the tables: [{}])",
                 keys.join("], [")
             ),
             Some((table, keys)) => {
-                format!(
-                    "unknown key \"{key}\" in [{table}] (expected one of: {})",
-                    keys.join(", ")
-                )
+                format!("unknown key \"{key}\" in [{table}] (expected one of: {})", keys.join(", "))
             }
             None => format!("unknown key \"{key}\""),
         }
     } else if let Some(rest) = msg.strip_prefix("missing field `") {
         let key = rest.split('`').next().unwrap_or(rest);
-        let table = span
-            .clone()
-            .and_then(|s| table_header_before(ctx.text, s.start));
-        let in_table = |t: &str| {
-            TABLE_KEYS
-                .iter()
-                .any(|(n, keys)| *n == t && keys.contains(&key))
-        };
+        let table = span.clone().and_then(|s| table_header_before(ctx.text, s.start));
+        let in_table = |t: &str| TABLE_KEYS.iter().any(|(n, keys)| *n == t && keys.contains(&key));
         match table {
             Some(table) if in_table(&table) => format!("missing key \"{key}\" in [{table}]"),
             _ if in_table("") => format!("missing table [{key}]"),
