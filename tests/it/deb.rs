@@ -350,3 +350,72 @@ fn installed_size_counts_like_dpkg_gencontrol() {
                                                                   // Directories: the top one, a, a/b: 3.
     assert_eq!(nsroot::deb::installed_size(d).unwrap(), 3 + 1 + 2 + 1);
 }
+
+/// Runs a recipe's steps by hand, as the sandbox will (sh -e -c, a fixed environment, in a
+/// copy of the sources), and returns the installed tree.
+fn install_by_hand(recipe: &Recipe, work: &Path) -> PathBuf {
+    let src = recipe.source.materialize(&work.join("scratch")).unwrap_or_else(|_| {
+        panic!("materialize {}", recipe.file.display());
+    });
+    let copy = work.join("src");
+    run(Command::new("cp").arg("-a").arg(&src).arg(&copy));
+    let dest = work.join("dest");
+    fs::create_dir_all(&dest).unwrap();
+    let home = work.join("home");
+    fs::create_dir_all(&home).unwrap();
+    let sde = recipe.source_date_epoch(&copy).unwrap();
+    let steps = recipe.build.steps.iter().chain(&recipe.build.check).chain(&recipe.install.steps);
+    for step in steps {
+        let out = Command::new("sh")
+            .args(["-e", "-c", step])
+            .current_dir(&copy)
+            .env_clear()
+            .envs(&recipe.build.env)
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("DESTDIR", &dest)
+            .env("SOURCE_DATE_EPOCH", sde.to_string())
+            .env("TZ", "UTC")
+            .env("LC_ALL", "C.UTF-8")
+            .env("NSROOT", "1")
+            .env("NSROOT_JOBS", "2")
+            .output()
+            .unwrap();
+        util::assert_ok(&out);
+    }
+    dest
+}
+
+#[test]
+fn hello_recipe_deb_is_reproducible_and_passes_lintian() {
+    for tool in ["dpkg-deb", "lintian", "make", "cc", "xz"] {
+        if util::missing_tool(tool) {
+            return;
+        }
+    }
+    let recipe = Recipe::load(&util::repo().join("recipes/hello/recipe.toml")).unwrap();
+    assert!(recipe.output.formats.contains(&nsroot::recipe::OutputFormat::Deb));
+    let tmp = tempfile::tempdir().unwrap();
+    fs::create_dir(tmp.path().join("scratch")).unwrap();
+    let dest = install_by_hand(&recipe, tmp.path());
+    let data = tmp.path().join("data.tar.xz");
+    sh(
+        &dest,
+        &format!(
+            "tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@{SDE} --clamp-mtime -cJf '{}' .",
+            data.display()
+        ),
+    );
+    let deb = tmp.path().join(format!("{}.deb", recipe.output_stem()));
+    write_deb(&recipe, &dest, &data, "data.tar.xz", SDE, &deb).unwrap();
+    let again = tmp.path().join("again.deb");
+    write_deb(&recipe, &dest, &data, "data.tar.xz", SDE, &again).unwrap();
+    assert!(fs::read(&deb).unwrap() == fs::read(&again).unwrap(), "two writes differ");
+    let field =
+        run(Command::new("dpkg-deb").arg("--field").arg(&deb).arg("Package").arg("Depends"));
+    assert_eq!(field, "Package: hello\nDepends: libc6 (>= 2.34)\n");
+    let out = Command::new("lintian").arg("--no-cfg").arg(&deb).output().unwrap();
+    let text = util::stdout(&out) + &util::stderr(&out);
+    eprintln!("lintian says:\n{text}");
+    assert!(!text.lines().any(|l| l.starts_with("E: ")), "lintian errors:\n{text}");
+}
