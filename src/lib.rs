@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod build;
 pub mod cli;
+pub mod deb;
 pub mod doctor;
 pub mod error;
 pub mod ownership;

@@ -6,4 +6,6 @@
 
 mod util;
 
+mod deb;
+mod recipe;
 mod run;

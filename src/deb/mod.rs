@@ -1,0 +1,328 @@
+//! Debian binary packages: the control member from a recipe's `[deb]` table, and the ar file.
+//!
+//! [`write_deb`] writes `debian-binary`, `control.tar.xz` and the data member (an already
+//! compressed `data.tar.*` that the archive module wrote) into an ar archive, as dpkg-deb does.
+//! Every byte is a function of its inputs: members and tar entries carry
+//! SOURCE_DATE_EPOCH, root ownership and fixed modes, and tar entries are sorted.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use md5::{Digest, Md5};
+
+use crate::error::InputError;
+use crate::recipe::{Compression, Recipe};
+
+/// The data member names dpkg accepts, with the compression each must hold.
+pub const DATA_NAMES: &[(&str, Compression)] = &[
+    ("data.tar", Compression::None),
+    ("data.tar.gz", Compression::Gzip),
+    ("data.tar.xz", Compression::Xz),
+    ("data.tar.zst", Compression::Zstd),
+];
+
+/// xz preset for control.tar (fixed, so output is reproducible).
+const CONTROL_XZ_LEVEL: u32 = 6;
+
+/// Errors from writing a `.deb`.
+#[derive(Debug, thiserror::Error)]
+pub enum DebError {
+    /// The recipe's `[deb]` metadata does not fit the installed tree or the call (a conffile
+    /// missing from the tree, no `[deb]` table, a bad data member name).
+    #[error("{}", file.display())]
+    Invalid {
+        /// The recipe file (or the data tar, for a bad data member).
+        file: PathBuf,
+        /// What is wrong.
+        #[source]
+        reason: InputError,
+    },
+    /// An I/O failure reading the tree or writing the package.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DebError + 'a {
+    move |source| DebError::Io { action, path: path.to_path_buf(), source }
+}
+
+fn invalid(file: &Path, msg: impl Into<String>) -> DebError {
+    DebError::Invalid { file: file.to_path_buf(), reason: InputError::new(msg) }
+}
+
+/// Writes `out` (`<stem>.deb`) from the recipe's metadata, the installed tree `destdir` and
+/// the compressed data tar `data_tar`, stored under the member name `data_name`
+/// (`data.tar.xz`, `data.tar.zst`, `data.tar.gz` or `data.tar`). Every timestamp is
+/// `source_date_epoch`. The file appears atomically (a temporary file beside `out`, renamed).
+///
+/// Errors: [`DebError::Invalid`] when the recipe has no `[deb]` table or no maintainer, a
+/// conffile is not a regular file in `destdir`, or `data_name` is unknown or does not match
+/// the data tar's compression; [`DebError::Io`] for read and write failures.
+pub fn write_deb(
+    recipe: &Recipe,
+    destdir: &Path,
+    data_tar: &Path,
+    data_name: &str,
+    source_date_epoch: u64,
+    out: &Path,
+) -> Result<(), DebError> {
+    let want =
+        DATA_NAMES.iter().find(|(n, _)| *n == data_name).map(|(_, c)| *c).ok_or_else(|| {
+            let names: Vec<&str> = DATA_NAMES.iter().map(|(n, _)| *n).collect();
+            invalid(
+                data_tar,
+                format!(
+                    "unknown data member {data_name:?} (expected one of: {})",
+                    names.join(", ")
+                ),
+            )
+        })?;
+    let mut head = [0u8; 6];
+    let mut data = File::open(data_tar).map_err(io_err("open", data_tar))?;
+    let n = read_head(&mut data, &mut head).map_err(io_err("read", data_tar))?;
+    if Compression::sniff(&head[..n]) != Some(want) {
+        return Err(invalid(
+            data_tar,
+            format!("its content does not match the member name {data_name:?}"),
+        ));
+    }
+    let data_len = data.metadata().map_err(io_err("inspect", data_tar))?.len();
+    let data = File::open(data_tar).map_err(io_err("open", data_tar))?;
+
+    let control = control_tar_xz(recipe, destdir, source_date_epoch)?;
+
+    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".nsroot-deb-")
+        .tempfile_in(dir)
+        .map_err(io_err("create a temporary file in", dir))?;
+    {
+        let file = io::BufWriter::new(tmp.as_file_mut());
+        let mut ar = ar::Builder::new(file);
+        let member = |name: &str, size: u64| {
+            let mut h = ar::Header::new(name.as_bytes().to_vec(), size);
+            h.set_mtime(source_date_epoch);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mode(0o100644);
+            h
+        };
+        let w = io_err("write", out);
+        ar.append(&member("debian-binary", 4), &b"2.0\n"[..]).map_err(w)?;
+        ar.append(&member("control.tar.xz", control.len() as u64), control.as_slice())
+            .map_err(io_err("write", out))?;
+        ar.append(&member(data_name, data_len), BufReader::new(data))
+            .map_err(io_err("write", out))?;
+        ar.into_inner().map_err(io_err("write", out))?.flush().map_err(io_err("write", out))?;
+    }
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(0o644))
+        .map_err(io_err("chmod", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err("sync", tmp.path()))?;
+    tmp.persist(out).map_err(|e| DebError::Io {
+        action: "rename into",
+        path: out.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+fn read_head(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Every entry of `destdir` (not itself) with its path relative to it, sorted by byte order.
+fn tree(destdir: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>, DebError> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(destdir).min_depth(1).follow_links(false) {
+        let e = e.map_err(|e| {
+            let path = e.path().unwrap_or(destdir).to_path_buf();
+            DebError::Io { action: "walk", path, source: e.into() }
+        })?;
+        let meta = e.metadata().map_err(|err| DebError::Io {
+            action: "inspect",
+            path: e.path().to_path_buf(),
+            source: err.into(),
+        })?;
+        out.push((e.path().strip_prefix(destdir).unwrap_or(e.path()).to_path_buf(), meta));
+    }
+    out.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+    Ok(out)
+}
+
+/// Installed-Size in KiB as dpkg-gencontrol computes it: ceil(size/1024) for each regular
+/// file and symlink (a hard-linked file once), 1 for every other entry, the top directory
+/// included.
+///
+/// Errors: [`DebError::Io`] when the tree cannot be walked.
+pub fn installed_size(destdir: &Path) -> Result<u64, DebError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 1; // destdir itself
+    for (_, m) in tree(destdir)? {
+        let ft = m.file_type();
+        if ft.is_file() || ft.is_symlink() {
+            if m.nlink() > 1 && !seen.insert((m.dev(), m.ino())) {
+                continue;
+            }
+            total += m.len().div_ceil(1024);
+        } else {
+            total += 1;
+        }
+    }
+    Ok(total)
+}
+
+/// The `control` file for `recipe` with the given Installed-Size.
+///
+/// Errors: [`DebError::Invalid`] when the recipe has no `[deb]` table or no maintainer.
+pub fn control_file(recipe: &Recipe, installed_size: u64) -> Result<String, DebError> {
+    let meta = recipe.deb.as_ref().ok_or_else(|| {
+        invalid(&recipe.file, "a .deb needs a [deb] table with maintainer = \"Name <email>\"")
+    })?;
+    let maintainer = meta
+        .maintainer
+        .as_ref()
+        .ok_or_else(|| invalid(&recipe.file, "a .deb needs [deb] maintainer = \"Name <email>\""))?;
+    let p = &recipe.package;
+    let mut c = String::new();
+    let mut field = |name: &str, value: &str| {
+        c.push_str(name);
+        c.push_str(": ");
+        c.push_str(value);
+        c.push('\n');
+    };
+    field("Package", &p.name);
+    field("Version", &recipe.full_version());
+    field("Architecture", &p.arch);
+    field("Maintainer", maintainer);
+    field("Installed-Size", &installed_size.to_string());
+    for (name, items) in &meta.relations {
+        field(name, &items.join(", "));
+    }
+    field("Section", &meta.section);
+    field("Priority", &meta.priority);
+    if let Some(h) = &meta.homepage {
+        field("Homepage", h);
+    }
+    let mut description = p.summary.trim().to_string();
+    if let Some(long) = &meta.description {
+        for line in long.trim_matches('\n').lines() {
+            let line = line.trim_end();
+            description.push('\n');
+            description.push_str(if line.is_empty() { " ." } else { " " });
+            if !line.is_empty() {
+                description.push_str(line);
+            }
+        }
+    }
+    field("Description", &description);
+    Ok(c)
+}
+
+/// `md5sums`: one `<md5>  <path>` line per regular file of `destdir` except conffiles (as
+/// dh_md5sums), in byte order of the path.
+fn md5sums(destdir: &Path, conffiles: &[String]) -> Result<String, DebError> {
+    let mut out = String::new();
+    for (rel, m) in tree(destdir)? {
+        if !m.file_type().is_file() {
+            continue;
+        }
+        let abs = format!("/{}", rel.display());
+        if conffiles.contains(&abs) {
+            continue;
+        }
+        let path = destdir.join(&rel);
+        let mut f = File::open(&path).map_err(io_err("open", &path))?;
+        let mut h = Md5::new();
+        io::copy(&mut f, &mut h).map_err(io_err("read", &path))?;
+        out.push_str(&format!("{}  {}\n", hex::encode(h.finalize()), rel.display()));
+    }
+    Ok(out)
+}
+
+/// control.tar.xz: `./`, then control, md5sums, conffiles and the maintainer scripts, sorted,
+/// root-owned, with mtime `mtime`.
+fn control_tar_xz(recipe: &Recipe, destdir: &Path, mtime: u64) -> Result<Vec<u8>, DebError> {
+    let meta = recipe.deb.as_ref();
+    let conffiles: &[String] = meta.map_or(&[], |m| &m.conffiles);
+    for c in conffiles {
+        let path = destdir.join(c.trim_start_matches('/'));
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Err(invalid(
+                &recipe.file,
+                format!("[deb] conffiles: {c:?} is not a regular file in the installed tree"),
+            ));
+        }
+    }
+    let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
+    files.push((
+        "control".into(),
+        0o644,
+        control_file(recipe, installed_size(destdir)?)?.into_bytes(),
+    ));
+    let sums = md5sums(destdir, conffiles)?;
+    if !sums.is_empty() {
+        files.push(("md5sums".into(), 0o644, sums.into_bytes()));
+    }
+    if !conffiles.is_empty() {
+        files.push(("conffiles".into(), 0o644, (conffiles.join("\n") + "\n").into_bytes()));
+    }
+    for (name, path) in meta.map_or(&[][..], |m| &m.scripts[..]) {
+        let bytes = fs::read(path).map_err(io_err("read", path))?;
+        files.push(((*name).into(), 0o755, bytes));
+    }
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let tar_err = io_err("build control.tar for", &recipe.file);
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.append(&header("./", tar::EntryType::Directory, 0o755, 0, mtime), io::empty())
+        .map_err(tar_err)?;
+    for (name, mode, bytes) in &files {
+        let h =
+            header(&format!("./{name}"), tar::EntryType::Regular, *mode, bytes.len() as u64, mtime);
+        tar.append(&h, bytes.as_slice()).map_err(io_err("build control.tar for", &recipe.file))?;
+    }
+    let raw = tar.into_inner().map_err(io_err("build control.tar for", &recipe.file))?;
+    let mut xz = liblzma::write::XzEncoder::new(Vec::new(), CONTROL_XZ_LEVEL);
+    xz.write_all(&raw).map_err(io_err("compress control.tar for", &recipe.file))?;
+    xz.finish().map_err(io_err("compress control.tar for", &recipe.file))
+}
+
+/// A GNU tar header with every field set explicitly; `name` keeps its `./` as dpkg-deb's do.
+fn header(name: &str, kind: tar::EntryType, mode: u32, size: u64, mtime: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    // set_path would drop the leading "./": the names are short, so write them directly.
+    h.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    // Cannot fail: "root" fits the 32-byte fields.
+    let _ = h.set_username("root");
+    let _ = h.set_groupname("root");
+    h.set_mtime(mtime);
+    h.set_size(size);
+    h.set_cksum();
+    h
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,0 @@
-//! Recipes: parse and validate recipe.toml into a typed value; no syscalls.

@@ -1,0 +1,529 @@
+//! Recipes: parse and validate recipe.toml into a typed value, and prepare its sources.
+//!
+//! [`Recipe::load`] reads the file, checks it strictly (unknown keys, wrong types, missing keys,
+//! bad names and versions, sources escaping the recipe directory) and returns a typed value.
+//! Every problem is a one-line [`RecipeError`] naming the file, the line and the key, with an
+//! [`InputError`] in its source chain so that nsroot exits 2. The format is documented in
+//! `recipes/README.md`.
+//!
+//! Besides reading files, this module only touches the file system in [`Source::materialize`]
+//! (extracting an archive into scratch space) and in the source-tree walks.
+
+mod deb;
+mod source;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use toml::Spanned;
+
+use crate::cli::Format;
+use crate::error::InputError;
+
+pub use deb::DebMeta;
+pub use source::Compression;
+
+/// Environment variables the sandbox sets itself; a recipe's `[build] env` may not set them.
+pub const FIXED_ENV: &[&str] =
+    &["PATH", "HOME", "DESTDIR", "SOURCE_DATE_EPOCH", "TZ", "LC_ALL", "NSROOT", "NSROOT_JOBS"];
+
+/// Errors from loading a recipe or preparing its sources.
+///
+/// Every variant caused by the recipe or its sources has an [`InputError`] as its source, so the
+/// binary exits 2 for them; only [`RecipeError::Io`] (a failure of the machine, not of the
+/// input) exits 1. Print the chain (`{:#}` with anyhow) to see the whole one-line message.
+#[derive(Debug, thiserror::Error)]
+pub enum RecipeError {
+    /// The recipe file is unreadable, malformed or invalid; `line` is 1-based.
+    #[error("{}", Location { file, line: *line })]
+    Invalid {
+        /// The recipe file, as the user named it.
+        file: PathBuf,
+        /// The line of the offending key or value, when known.
+        line: Option<usize>,
+        /// What is wrong, naming the key.
+        #[source]
+        reason: InputError,
+    },
+    /// A source archive does not match its sha256 or holds an unsafe or unsupported entry.
+    #[error("source archive {}", path.display())]
+    BadSource {
+        /// The archive.
+        path: PathBuf,
+        /// What is wrong.
+        #[source]
+        reason: InputError,
+    },
+    /// An I/O failure while reading sources or writing scratch space.
+    #[error("{action} {}", path.display())]
+    Io {
+        /// What was being done ("read", "create directory", ...).
+        action: &'static str,
+        /// The path it was done to.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// `file:line` (or just `file`) for messages.
+struct Location<'a> {
+    file: &'a Path,
+    line: Option<usize>,
+}
+
+impl fmt::Display for Location<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}", self.file.display()),
+            None => write!(f, "{}", self.file.display()),
+        }
+    }
+}
+
+impl RecipeError {
+    fn io(action: &'static str, path: &Path, source: std::io::Error) -> RecipeError {
+        RecipeError::Io { action, path: path.to_path_buf(), source }
+    }
+}
+
+/// A validated recipe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recipe {
+    /// The recipe file as the user named it (used in messages).
+    pub file: PathBuf,
+    /// The canonical path of the recipe file.
+    pub path: PathBuf,
+    /// The canonical directory holding the recipe; sources and scripts are relative to it.
+    pub recipe_dir: PathBuf,
+    /// Lowercase hex sha256 of the recipe file's bytes.
+    pub recipe_sha256: String,
+    /// `[package]`.
+    pub package: Package,
+    /// `[source]`.
+    pub source: Source,
+    /// `[build]`.
+    pub build: Build,
+    /// `[install]`.
+    pub install: Install,
+    /// `[output]`.
+    pub output: Output,
+    /// `[deb]`, the Debian metadata of the `.deb` output.
+    pub deb: Option<DebMeta>,
+}
+
+/// `[package]`: what is being built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Debian package name rules: `[a-z0-9][a-z0-9+.-]+`.
+    pub name: String,
+    /// Upstream version, optionally with an epoch (`1:2.0`).
+    pub version: String,
+    /// Package release (Debian revision), default `"1"`.
+    pub release: String,
+    /// dpkg architecture name (`amd64`, `arm64`, `all`...), default the host's.
+    pub arch: String,
+    /// One-line summary.
+    pub summary: String,
+    /// License (SPDX expression, free text).
+    pub license: Option<String>,
+    /// A fixed SOURCE_DATE_EPOCH; when absent it comes from the sources' mtimes.
+    pub source_date_epoch: Option<u64>,
+}
+
+/// `[source]`: where the sources come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// No `[source]` table: the build starts in an empty directory.
+    None,
+    /// `path = "src"`: a directory beside the recipe, used in place and never modified.
+    Path {
+        /// Canonical path of the directory, inside the recipe directory.
+        dir: PathBuf,
+    },
+    /// `archive = "x.tar.gz"`, checked by sha256 and extracted into scratch space.
+    Archive {
+        /// Canonical path of the archive, inside the recipe directory.
+        file: PathBuf,
+        /// Expected lowercase hex sha256 of the archive file.
+        sha256: String,
+        /// Leading path components to drop from each entry (as `tar --strip-components`).
+        strip_components: u32,
+    },
+}
+
+/// `[build]`: the build and check steps.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Build {
+    /// Extra environment for every step (never one of [`FIXED_ENV`]).
+    pub env: BTreeMap<String, String>,
+    /// Build steps, each run as `sh -e -c STEP` in the source directory.
+    pub steps: Vec<String>,
+    /// Check (test) steps, run after the build steps.
+    pub check: Vec<String>,
+}
+
+/// `[install]`: steps that write into `$DESTDIR`, as root.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Install {
+    /// Install steps, each run as `sh -e -c STEP` in the source directory.
+    pub steps: Vec<String>,
+}
+
+/// `[output]`: what to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    /// Output formats, in the recipe's order, without duplicates; never empty.
+    pub formats: Vec<OutputFormat>,
+}
+
+/// One output format of a recipe build.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OutputFormat {
+    /// `tar`
+    Tar,
+    /// `tar.gz`
+    TarGz,
+    /// `tar.zst`
+    TarZst,
+    /// `tar.xz`
+    TarXz,
+    /// `deb` (a Debian binary package)
+    Deb,
+}
+
+impl OutputFormat {
+    /// Every format with its name in recipes, which is also the output file's extension.
+    pub const ALL: [(OutputFormat, &'static str); 5] = [
+        (OutputFormat::Tar, "tar"),
+        (OutputFormat::TarGz, "tar.gz"),
+        (OutputFormat::TarZst, "tar.zst"),
+        (OutputFormat::TarXz, "tar.xz"),
+        (OutputFormat::Deb, "deb"),
+    ];
+
+    /// The name in recipes and the output file's extension (`tar.gz`, `deb`...).
+    pub fn extension(self) -> &'static str {
+        OutputFormat::ALL.iter().find(|(f, _)| *f == self).map(|(_, n)| *n).unwrap_or("tar")
+    }
+
+    /// Parses a recipe format name.
+    pub fn from_name(name: &str) -> Option<OutputFormat> {
+        OutputFormat::ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+    }
+
+    /// The plain archive format, or None for `deb`.
+    pub fn archive_format(self) -> Option<Format> {
+        match self {
+            OutputFormat::Tar => Some(Format::Tar),
+            OutputFormat::TarGz => Some(Format::TarGz),
+            OutputFormat::TarZst => Some(Format::TarZst),
+            OutputFormat::TarXz => Some(Format::TarXz),
+            OutputFormat::Deb => None,
+        }
+    }
+}
+
+impl From<Format> for OutputFormat {
+    fn from(f: Format) -> OutputFormat {
+        match f {
+            Format::Tar => OutputFormat::Tar,
+            Format::TarGz => OutputFormat::TarGz,
+            Format::TarZst => OutputFormat::TarZst,
+            Format::TarXz => OutputFormat::TarXz,
+        }
+    }
+}
+
+impl fmt::Display for OutputFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.extension())
+    }
+}
+
+/// The host's architecture in dpkg's names (`amd64`, `arm64`...).
+pub fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "x86" => "i386",
+        "aarch64" => "arm64",
+        "arm" => "armhf",
+        "powerpc64" if cfg!(target_endian = "little") => "ppc64el",
+        "powerpc64" => "ppc64",
+        "loongarch64" => "loong64",
+        "mips64" if cfg!(target_endian = "little") => "mips64el",
+        other => other,
+    }
+}
+
+impl Recipe {
+    /// Reads, parses and validates the recipe at `path`.
+    ///
+    /// Errors: [`RecipeError::Invalid`] for an unreadable file, bad TOML, unknown or missing
+    /// keys, wrong types, invalid values, and sources that are missing or escape the recipe
+    /// directory; each names the file, the line (when known) and the key.
+    pub fn load(path: &Path) -> Result<Recipe, RecipeError> {
+        let invalid = |line, msg: String| RecipeError::Invalid {
+            file: path.to_path_buf(),
+            line,
+            reason: InputError::new(msg),
+        };
+        let bytes = std::fs::read(path)
+            .map_err(|e| invalid(None, format!("cannot read the recipe: {e}")))?;
+        let text = String::from_utf8(bytes)
+            .map_err(|e| invalid(None, format!("the recipe is not UTF-8: {e}")))?;
+        let canonical = path
+            .canonicalize()
+            .map_err(|e| invalid(None, format!("cannot resolve the recipe's path: {e}")))?;
+        let recipe_dir = canonical.parent().unwrap_or(Path::new("/")).to_path_buf();
+        let parsed = parse(&text, path)?;
+        let ctx = Ctx { file: path, text: &text };
+        let source = parsed.source.resolve(&recipe_dir, &ctx)?;
+        let deb = parsed.deb.map(|d| d.resolve(&recipe_dir, &ctx)).transpose()?;
+        Ok(Recipe {
+            file: path.to_path_buf(),
+            path: canonical,
+            recipe_dir,
+            recipe_sha256: hex::encode(Sha256::digest(text.as_bytes())),
+            package: parsed.package,
+            source,
+            build: parsed.build,
+            install: parsed.install,
+            output: parsed.output,
+            deb,
+        })
+    }
+
+    /// `<name>_<version>-<release>_<arch>`, the stem of every output file (the epoch, if any,
+    /// is left out, as in Debian's file names).
+    pub fn output_stem(&self) -> String {
+        let p = &self.package;
+        format!("{}_{}-{}_{}", p.name, strip_epoch(&p.version), p.release, p.arch)
+    }
+
+    /// The full package version: `[epoch:]version-release`.
+    pub fn full_version(&self) -> String {
+        format!("{}-{}", self.package.version, self.package.release)
+    }
+
+    /// SOURCE_DATE_EPOCH for the build: the recipe's value, else the newest mtime of any
+    /// non-directory entry under `source_dir` (symlinks not followed), else 0 for an empty tree.
+    ///
+    /// Errors: [`RecipeError::Io`] when the tree cannot be walked.
+    pub fn source_date_epoch(&self, source_dir: &Path) -> Result<u64, RecipeError> {
+        match self.package.source_date_epoch {
+            Some(t) => Ok(t),
+            None => source::newest_mtime(source_dir),
+        }
+    }
+
+    /// A sha256 (lowercase hex) over the sorted source tree: paths, modes, file contents and
+    /// link targets, for the build manifest.
+    ///
+    /// Errors: [`RecipeError::Io`] when the tree cannot be read.
+    pub fn source_hash(&self, source_dir: &Path) -> Result<String, RecipeError> {
+        source::tree_hash(source_dir)
+    }
+}
+
+fn strip_epoch(version: &str) -> &str {
+    match version.split_once(':') {
+        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
+            rest
+        }
+        _ => version,
+    }
+}
+
+/// The recipe's text and file, to turn spans into lines in messages.
+struct Ctx<'a> {
+    file: &'a Path,
+    text: &'a str,
+}
+
+impl Ctx<'_> {
+    fn line_of(&self, span: Range<usize>) -> usize {
+        let end = span.start.min(self.text.len());
+        1 + self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count()
+    }
+
+    /// An error at the line of `span`.
+    fn at(&self, span: Range<usize>, msg: impl Into<String>) -> RecipeError {
+        RecipeError::Invalid {
+            file: self.file.to_path_buf(),
+            line: Some(self.line_of(span)),
+            reason: InputError::new(msg),
+        }
+    }
+
+    /// An error with no line (the whole file).
+    fn whole(&self, msg: impl Into<String>) -> RecipeError {
+        RecipeError::Invalid {
+            file: self.file.to_path_buf(),
+            line: None,
+            reason: InputError::new(msg),
+        }
+    }
+}
+
+// ---- The raw TOML shape: serde structs with spans, checked by `validate`. ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRecipe {
+    package: Spanned<RawPackage>,
+    source: Option<Spanned<RawSource>>,
+    build: Option<RawBuild>,
+    install: Option<RawInstall>,
+    output: Option<RawOutput>,
+    deb: Option<deb::RawDeb>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPackage {
+    name: Spanned<String>,
+    version: Spanned<String>,
+    release: Option<Spanned<String>>,
+    arch: Option<Spanned<String>>,
+    summary: Spanned<String>,
+    license: Option<Spanned<String>>,
+    source_date_epoch: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    path: Option<Spanned<String>>,
+    archive: Option<Spanned<String>>,
+    sha256: Option<Spanned<String>>,
+    strip_components: Option<Spanned<u32>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBuild {
+    env: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
+    steps: Option<Vec<Spanned<String>>>,
+    check: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstall {
+    steps: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    formats: Spanned<Vec<Spanned<String>>>,
+}
+
+/// The keys each table accepts, for "unknown key" messages. A unit test keeps these in step
+/// with the structs above.
+const TABLE_KEYS: &[(&str, &[&str])] = &[
+    ("", &["package", "source", "build", "install", "output", "deb"]),
+    ("package", &["name", "version", "release", "arch", "summary", "license", "source_date_epoch"]),
+    ("source", &["path", "archive", "sha256", "strip_components"]),
+    ("build", &["env", "steps", "check"]),
+    ("install", &["steps"]),
+    ("output", &["formats"]),
+    ("deb", deb::KEYS),
+];
+
+/// A parsed recipe before the file-system checks of its source.
+struct Parsed {
+    package: Package,
+    source: UnresolvedSource,
+    build: Build,
+    install: Install,
+    output: Output,
+    deb: Option<deb::UnresolvedDeb>,
+}
+
+/// `[source]` after lexical checks, before it is resolved against the recipe directory.
+enum UnresolvedSource {
+    None,
+    Path(Spanned<String>),
+    Archive { archive: Spanned<String>, sha256: String, strip_components: u32 },
+}
+
+/// Parses and checks everything that needs no file system: TOML shape, names, versions,
+/// env, steps, formats.
+fn parse(text: &str, file: &Path) -> Result<Parsed, RecipeError> {
+    let ctx = Ctx { file, text };
+    let raw: RawRecipe = toml::from_str(text).map_err(|e| toml_error(&ctx, &e))?;
+    validate::check(&ctx, raw)
+}
+
+/// Turns a toml/serde error into `file:line: message` naming the key.
+fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> RecipeError {
+    let msg = e.message().trim().replace('\n', " ");
+    let span = e.span();
+    let reason = if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let expected: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+        match TABLE_KEYS.iter().find(|(_, keys)| *keys == expected.as_slice()) {
+            Some(("", keys)) => format!(
+                "unknown top-level key \"{key}\" (expected one of the tables: [{}])",
+                keys.join("], [")
+            ),
+            Some((table, keys)) => {
+                format!("unknown key \"{key}\" in [{table}] (expected one of: {})", keys.join(", "))
+            }
+            None => format!("unknown key \"{key}\""),
+        }
+    } else if let Some(rest) = msg.strip_prefix("missing field `") {
+        let key = rest.split('`').next().unwrap_or(rest);
+        let table = span.clone().and_then(|s| table_header_before(ctx.text, s.start));
+        let in_table = |t: &str| TABLE_KEYS.iter().any(|(n, keys)| *n == t && keys.contains(&key));
+        match table {
+            Some(table) if in_table(&table) => format!("missing key \"{key}\" in [{table}]"),
+            _ if in_table("") => format!("missing table [{key}]"),
+            _ => format!("missing key \"{key}\""),
+        }
+    } else {
+        let start = span.clone().map(|s| s.start);
+        match start.and_then(|s| Some((key_at(ctx.text, s)?, table_header_before(ctx.text, s)))) {
+            Some((key, Some(table))) => format!("key \"{key}\" in [{table}]: {msg}"),
+            Some((key, None)) => format!("key \"{key}\": {msg}"),
+            None => msg,
+        }
+    };
+    match span {
+        Some(s) => ctx.at(s, reason),
+        None => ctx.whole(reason),
+    }
+}
+
+/// The name of the `[table]` whose header is the last one at or before byte `pos`.
+fn table_header_before(text: &str, pos: usize) -> Option<String> {
+    // The line holding `pos` counts: a span may start at the header itself.
+    let pos = pos.min(text.len());
+    let end = text[pos..].find('\n').map_or(text.len(), |n| pos + n);
+    text[..end].lines().rev().find_map(|l| {
+        let l = l.trim();
+        let inner = l.strip_prefix('[')?.split(']').next()?.trim();
+        (!inner.is_empty() && !inner.starts_with('[')).then(|| inner.to_string())
+    })
+}
+
+/// The key on the line holding byte `pos`, for `key = value` lines.
+fn key_at(text: &str, pos: usize) -> Option<String> {
+    let pos = pos.min(text.len());
+    let start = text[..pos].rfind('\n').map_or(0, |n| n + 1);
+    let line = text[start..].lines().next()?;
+    let (key, _) = line.split_once('=')?;
+    let key = key.trim().trim_matches('"');
+    (!key.is_empty() && !key.contains(char::is_whitespace)).then(|| key.to_string())
+}
+
+#[cfg(test)]
+mod tests;

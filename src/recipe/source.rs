@@ -1,0 +1,393 @@
+//! Recipe sources on disk: sha256 checks, safe archive extraction, tree hash and newest mtime.
+
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{RecipeError, Source};
+use crate::error::InputError;
+
+/// Compression of a tar archive, recognised by its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain tar.
+    None,
+    /// gzip (`1f 8b`).
+    Gzip,
+    /// xz (`fd 37 7a 58 5a 00`).
+    Xz,
+    /// zstd (`28 b5 2f fd`).
+    Zstd,
+}
+
+impl Compression {
+    /// Recognises the compression from an archive's first bytes; None for formats nsroot
+    /// cannot read (bzip2, lzip, ...), which the caller reports.
+    pub fn sniff(head: &[u8]) -> Option<Compression> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+            Some(Compression::Xz)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else if head.starts_with(b"BZh") || head.starts_with(b"LZIP") {
+            None
+        } else {
+            Some(Compression::None)
+        }
+    }
+
+    /// Wraps `r` in the matching decoder.
+    pub fn reader<'a, R: Read + 'a>(self, r: R) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(r),
+            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
+            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
+        })
+    }
+}
+
+fn bad_source(path: &Path, msg: impl Into<String>) -> RecipeError {
+    RecipeError::BadSource { path: path.to_path_buf(), reason: InputError::new(msg) }
+}
+
+/// Lowercase hex sha256 of a file's bytes.
+pub(crate) fn sha256_file(path: &Path) -> Result<String, RecipeError> {
+    let mut f = File::open(path).map_err(|e| RecipeError::io("open", path, e))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut f, &mut hasher).map_err(|e| RecipeError::io("read", path, e))?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
+impl Source {
+    /// Makes the sources available and returns the directory the steps run in.
+    ///
+    /// A path source returns its canonical directory (no copy; the caller must never write
+    /// to it). An archive source is checked against its sha256, then extracted into
+    /// `scratch/src` (created here) with `strip_components` applied, refusing absolute paths,
+    /// `..`, links that leave the tree, writes through symlinks and device nodes. No `[source]`
+    /// gives an empty `scratch/src`.
+    ///
+    /// Errors: [`RecipeError::BadSource`] for a sha256 mismatch (naming both hashes), an
+    /// unsupported compression or an unsafe entry; [`RecipeError::Io`] for read/write failures.
+    pub fn materialize(&self, scratch: &Path) -> Result<PathBuf, RecipeError> {
+        match self {
+            Source::Path { dir } => Ok(dir.clone()),
+            Source::None => {
+                let dest = scratch.join("src");
+                fs::create_dir(&dest).map_err(|e| RecipeError::io("create directory", &dest, e))?;
+                Ok(dest)
+            }
+            Source::Archive { file, sha256, strip_components } => {
+                let actual = sha256_file(file)?;
+                if &actual != sha256 {
+                    return Err(bad_source(
+                        file,
+                        format!("sha256 mismatch: the recipe says {sha256}, the file has {actual}"),
+                    ));
+                }
+                let dest = scratch.join("src");
+                fs::create_dir(&dest).map_err(|e| RecipeError::io("create directory", &dest, e))?;
+                extract(file, &dest, *strip_components)?;
+                Ok(dest)
+            }
+        }
+    }
+}
+
+/// The relative destination of an archive member after stripping, or None when stripping
+/// leaves nothing (the entry is skipped, as GNU tar does). `..` and absolute paths are refused.
+fn member_path(archive: &Path, raw: &[u8], strip: u32) -> Result<Option<PathBuf>, RecipeError> {
+    let name = Path::new(std::ffi::OsStr::from_bytes(raw));
+    let mut parts = Vec::new();
+    for c in name.components() {
+        match c {
+            Component::Normal(p) => parts.push(p),
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(bad_source(
+                    archive,
+                    format!("entry {:?} has an absolute path", name.display().to_string()),
+                ))
+            }
+            Component::ParentDir => {
+                return Err(bad_source(
+                    archive,
+                    format!("entry {:?} contains \"..\"", name.display().to_string()),
+                ))
+            }
+        }
+    }
+    let strip = strip as usize;
+    if parts.len() <= strip {
+        return Ok(None);
+    }
+    Ok(Some(parts[strip..].iter().collect()))
+}
+
+/// Refuses a path whose existing ancestors (below `root`) include a symlink or non-directory,
+/// so that nothing is ever written through a link.
+fn check_parents(archive: &Path, root: &Path, rel: &Path) -> Result<(), RecipeError> {
+    let mut cur = root.to_path_buf();
+    let mut comps = rel.components().peekable();
+    while let Some(c) = comps.next() {
+        if comps.peek().is_none() {
+            break;
+        }
+        cur.push(c);
+        match fs::symlink_metadata(&cur) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(bad_source(
+                    archive,
+                    format!(
+                        "entry {:?} would be written through a link or file",
+                        rel.display().to_string()
+                    ),
+                ))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&cur)
+                    .map_err(|e| RecipeError::io("create directory", &cur, e))?;
+            }
+            Err(e) => return Err(RecipeError::io("inspect", &cur, e)),
+        }
+    }
+    Ok(())
+}
+
+/// Resolves a symlink's target lexically from the link's directory; true when it stays in the tree.
+fn link_stays_inside(link_rel: &Path, target: &Path) -> bool {
+    if target.is_absolute() {
+        return false;
+    }
+    let mut depth: Vec<&std::ffi::OsStr> =
+        link_rel.parent().map(|p| p.iter().collect()).unwrap_or_default();
+    for c in target.components() {
+        match c {
+            Component::Normal(p) => depth.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if depth.pop().is_none() {
+                    return false;
+                }
+            }
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+/// Removes whatever is at `path` (not following links) so that a new entry replaces it.
+fn clear(path: &Path) -> Result<(), RecipeError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => fs::remove_file(path).map_err(|e| RecipeError::io("remove", path, e)),
+        Err(_) => Ok(()),
+    }
+}
+
+fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
+    let mut f = File::open(archive).map_err(|e| RecipeError::io("open", archive, e))?;
+    let mut head = [0u8; 6];
+    let n = f.read(&mut head).map_err(|e| RecipeError::io("read", archive, e))?;
+    let compression = Compression::sniff(&head[..n]).ok_or_else(|| {
+        bad_source(archive, "unsupported compression (use gzip, xz, zstd or none)")
+    })?;
+    let f = File::open(archive).map_err(|e| RecipeError::io("open", archive, e))?;
+    let reader =
+        compression.reader(BufReader::new(f)).map_err(|e| RecipeError::io("read", archive, e))?;
+    let mut tar = tar::Archive::new(reader);
+    let read_err = |e| RecipeError::io("read", archive, e);
+    let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
+    for entry in tar.entries().map_err(read_err)? {
+        let mut entry = entry.map_err(read_err)?;
+        let raw = entry.path_bytes().into_owned();
+        let Some(rel) = member_path(archive, &raw, strip)? else {
+            continue;
+        };
+        check_parents(archive, dest, &rel)?;
+        let out = dest.join(&rel);
+        let header = entry.header();
+        let mode = header.mode().map_err(read_err)? & 0o777;
+        let mtime = header.mtime().map_err(read_err)?;
+        let kind = header.entry_type();
+        let shown = rel.display().to_string();
+        if kind.is_dir() {
+            clear(&out)?;
+            if !out.is_dir() {
+                fs::create_dir(&out).map_err(|e| RecipeError::io("create directory", &out, e))?;
+            }
+            dirs.push((out, mode, mtime));
+        } else if kind.is_file() || kind == tar::EntryType::Continuous {
+            clear(&out)?;
+            let mut file = File::create(&out).map_err(|e| RecipeError::io("create", &out, e))?;
+            io::copy(&mut entry, &mut file).map_err(|e| RecipeError::io("write", &out, e))?;
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(|e| RecipeError::io("chmod", &out, e))?;
+            drop(file);
+            set_mtime(&out, mtime)?;
+        } else if kind.is_symlink() {
+            let target = entry
+                .link_name()
+                .map_err(read_err)?
+                .ok_or_else(|| bad_source(archive, format!("symlink {shown:?} has no target")))?
+                .into_owned();
+            if !link_stays_inside(&rel, &target) {
+                return Err(bad_source(
+                    archive,
+                    format!(
+                        "symlink {shown:?} -> {:?} points outside the tree",
+                        target.display().to_string()
+                    ),
+                ));
+            }
+            clear(&out)?;
+            std::os::unix::fs::symlink(&target, &out)
+                .map_err(|e| RecipeError::io("symlink", &out, e))?;
+            set_mtime(&out, mtime)?;
+        } else if kind.is_hard_link() {
+            let raw_target = entry
+                .link_name_bytes()
+                .ok_or_else(|| bad_source(archive, format!("hard link {shown:?} has no target")))?
+                .into_owned();
+            let Some(target_rel) = member_path(archive, &raw_target, strip)? else {
+                return Err(bad_source(
+                    archive,
+                    format!("hard link {shown:?} points outside the tree"),
+                ));
+            };
+            check_parents(archive, dest, &target_rel)?;
+            let target = dest.join(&target_rel);
+            if !fs::symlink_metadata(&target).is_ok_and(|m| m.is_file()) {
+                return Err(bad_source(
+                    archive,
+                    format!(
+                        "hard link {shown:?} points to {:?}, not an earlier file",
+                        target_rel.display().to_string()
+                    ),
+                ));
+            }
+            clear(&out)?;
+            fs::hard_link(&target, &out).map_err(|e| RecipeError::io("link", &out, e))?;
+        } else if kind.is_pax_global_extensions() || kind.is_pax_local_extensions() {
+            // Metadata only: the tar crate applies local ones to the next entry.
+        } else {
+            return Err(bad_source(
+                archive,
+                format!("entry {shown:?} has an unsupported type ({:?}): sources hold files, directories and links", kind),
+            ));
+        }
+    }
+    // Directories last, deepest first: writing their contents changed their mtimes.
+    for (dir, mode, mtime) in dirs.iter().rev() {
+        fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700))
+            .map_err(|e| RecipeError::io("chmod", dir, e))?;
+        set_mtime(dir, *mtime)?;
+    }
+    Ok(())
+}
+
+fn set_mtime(path: &Path, mtime: u64) -> Result<(), RecipeError> {
+    let t = filetime::FileTime::from_unix_time(i64::try_from(mtime).unwrap_or(i64::MAX), 0);
+    filetime::set_symlink_file_times(path, t, t)
+        .map_err(|e| RecipeError::io("set the mtime of", path, e))
+}
+
+/// All entries below `root` (not `root` itself), sorted by the byte order of their paths.
+fn sorted_entries(root: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>, RecipeError> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
+        let e = e.map_err(|e| {
+            let path = e.path().unwrap_or(root).to_path_buf();
+            RecipeError::io("walk", &path, e.into())
+        })?;
+        let meta = e.metadata().map_err(|err| RecipeError::io("inspect", e.path(), err.into()))?;
+        let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_path_buf();
+        out.push((rel, meta));
+    }
+    out.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
+    Ok(out)
+}
+
+/// The newest mtime of any non-directory entry below `root`, or 0 when there is none.
+pub(super) fn newest_mtime(root: &Path) -> Result<u64, RecipeError> {
+    let entries = sorted_entries(root)?;
+    Ok(entries
+        .iter()
+        .filter(|(_, m)| !m.is_dir())
+        .map(|(_, m)| u64::try_from(m.mtime()).unwrap_or(0))
+        .max()
+        .unwrap_or(0))
+}
+
+/// sha256 over the sorted tree. Each entry adds: a type letter, the path, NUL, the mode in
+/// octal, NUL, then for a file its size and sha256, for a link its target, and a newline.
+pub(super) fn tree_hash(root: &Path) -> Result<String, RecipeError> {
+    let mut h = Sha256::new();
+    for (rel, meta) in sorted_entries(root)? {
+        let path = root.join(&rel);
+        let ft = meta.file_type();
+        let kind = if ft.is_dir() {
+            b'd'
+        } else if ft.is_file() {
+            b'f'
+        } else if ft.is_symlink() {
+            b'l'
+        } else {
+            b'o'
+        };
+        h.update([kind]);
+        h.update(rel.as_os_str().as_bytes());
+        h.update(format!("\0{:o}\0", meta.mode() & 0o7777));
+        if ft.is_file() {
+            h.update(format!("{} {}", meta.len(), sha256_file(&path)?));
+        } else if ft.is_symlink() {
+            let target =
+                fs::read_link(&path).map_err(|e| RecipeError::io("read link", &path, e))?;
+            h.update(target.as_os_str().as_bytes());
+        }
+        h.update(b"\n");
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sniff_recognises_magic_bytes() {
+        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Some(Compression::Gzip));
+        assert_eq!(Compression::sniff(b"\xfd7zXZ\0"), Some(Compression::Xz));
+        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Some(Compression::Zstd));
+        assert_eq!(Compression::sniff(b"BZh91AY"), None);
+        assert_eq!(Compression::sniff(b"hello/\0\0"), Some(Compression::None));
+    }
+
+    #[test]
+    fn member_paths_are_stripped_and_checked() {
+        let a = Path::new("x.tar");
+        assert_eq!(member_path(a, b"./pkg-1/src/a.c", 1).unwrap(), Some(PathBuf::from("src/a.c")));
+        assert_eq!(member_path(a, b"pkg-1/", 1).unwrap(), None);
+        assert_eq!(member_path(a, b"a", 0).unwrap(), Some(PathBuf::from("a")));
+        let abs = member_path(a, b"/etc/passwd", 0).unwrap_err();
+        assert!(format!("{:?}", abs).contains("absolute path"), "{abs:?}");
+        let up = member_path(a, b"pkg/../../x", 1).unwrap_err();
+        assert!(format!("{:?}", up).contains("\\\"..\\\""), "{up:?}");
+    }
+
+    #[test]
+    fn symlink_targets_are_checked_lexically() {
+        assert!(link_stays_inside(Path::new("a/b"), Path::new("../c")));
+        assert!(link_stays_inside(Path::new("a/b"), Path::new("./c/../d")));
+        assert!(!link_stays_inside(Path::new("a/b"), Path::new("../../c")));
+        assert!(!link_stays_inside(Path::new("b"), Path::new("..")));
+        assert!(!link_stays_inside(Path::new("b"), Path::new("/etc/passwd")));
+    }
+}
