@@ -59,7 +59,8 @@ measure() {
             --export-json "$json" \
             "$nsroot true" \
             "unshare --user --map-root-user --mount --pid --ipc --fork true" \
-            "fakeroot true" >/dev/null
+            "fakeroot true" >/dev/null 2>"$work/hyperfine.err" ||
+            { cat "$work/hyperfine.err" >&2; exit 1; }
         # hyperfine writes one "median" line per command, in command order, in seconds.
         grep -o '"median": *[0-9.eE+-]*' "$json" | sed 's/.*: *//' |
             awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 * 1000 } END { print "" }'
@@ -88,10 +89,10 @@ echo "$(uname -sr), $(nproc) CPUs, nsroot $($nsroot --version 2>/dev/null | awk 
 printf '%-9s %10s %10s %10s %15s %16s\n' cpus "nsroot ms" "unshare ms" "fakeroot ms" \
     nsroot/unshare fakeroot/nsroot
 for pin in unpinned pinned; do
-    case $pin in
-        pinned) set -- $(measure "taskset -c 0") ;;
-        *) set -- $(measure "") ;;
-    esac
+    [ $pin = pinned ] && pinner="taskset -c 0" || pinner=""
+    medians=$(measure "$pinner") || exit 1
+    # shellcheck disable=SC2086
+    set -- $medians
     printf '%-9s %10s %10s %11s %15s %16s\n' "$pin" "$1" "$2" "$3" \
         "$(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }')" \
         "$(awk -v a="$3" -v b="$1" 'BEGIN { printf "%.1fx", a / b }')"
