@@ -113,6 +113,7 @@ median_ms() {
 
 echo "## ownership: $count entries ($(( (t1 - t0) / 1000000 )) ms to create) in $work"
 echo "median of $RUNS runs after $WARMUP warm-up, as uid $uid ($user), runner: $RUNNER"
+echo "load average before: $(cut -d" " -f1-3 /proc/loadavg)"
 echo "$(uname -sr), $(nproc) CPUs, nsroot $($nsroot --version 2>/dev/null | awk '{ print $NF }')," \
     "nsroot --no-emulate: $([ $has_no_emulate = yes ] && echo available || echo 'not available (no such flag yet)')"
 printf '%s\n' "stat:  find tree -printf '%u %g %m\\n' >/dev/null && tar -cf /dev/null tree"

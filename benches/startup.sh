@@ -86,6 +86,7 @@ runner=hyperfine
 [ "$RUNNER" = hyperfine ] || runner="shell loop (date +%s%N)"
 echo "## startup: median of $RUNS runs after $WARMUP warm-up, as uid $uid ($user), runner: $runner"
 echo "$(uname -sr), $(nproc) CPUs, nsroot $($nsroot --version 2>/dev/null | awk '{ print $NF }')"
+echo "load average before: $(cut -d" " -f1-3 /proc/loadavg)"
 printf '%-9s %10s %10s %10s %15s %16s\n' cpus "nsroot ms" "unshare ms" "fakeroot ms" \
     nsroot/unshare fakeroot/nsroot
 for pin in unpinned pinned; do
