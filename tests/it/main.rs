@@ -8,4 +8,5 @@ mod util;
 
 mod deb;
 mod recipe;
+mod dpkg;
 mod run;

@@ -1,0 +1,34 @@
+#!/bin/sh
+# Every benchmark section in one run, on one machine, with one release build: startup
+# (issue 2), pack (benches/pack.sh, when present) and ownership (issue 5). Interceptors swing
+# with CPU scheduling, so compare figures only within one run (KERNEL-NOTES.md item 21).
+#
+# Usage: benches/bench.sh    (from anywhere; run as root, the commands run as the
+# unprivileged NSROOT_TEST_USER, default nsroot-test). Each section's environment knobs
+# (RUNS, WARMUP, FILES, RUNNER, ...) pass through.
+set -eu
+
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+bin=$PWD/target/release/nsroot
+export NSROOT_BIN="$bin"
+
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD 2>/dev/null || commit="$commit (with uncommitted changes)"
+echo "# nsroot benchmarks, $(date -u +%Y-%m-%dT%H:%M:%SZ), commit $commit"
+echo "$(uname -srm), $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //')"
+echo
+
+status=0
+benches/startup.sh "$bin" || status=1
+echo
+if [ -f benches/pack.sh ]; then
+    sh benches/pack.sh "$bin" || status=1
+else
+    echo "## pack: benches/pack.sh is not there yet, skipped"
+fi
+echo
+# Last, because its tree is deleted at the end: files created right after a large deletion
+# are slow to create on these disks (KERNEL-NOTES.md item 20).
+benches/ownership.sh "$bin" || status=1
+exit $status
