@@ -5,7 +5,13 @@
 //! ([`supervisor`]).
 
 use std::ffi::OsString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use crate::sys::seccomp as sys;
 
 pub mod state;
 pub mod store;
@@ -67,4 +73,101 @@ pub enum OwnershipError {
         #[source]
         source: std::io::Error,
     },
+    /// The seccomp filter could not be installed (in the command's process, before exec).
+    #[error("cannot install the seccomp filter that records ownership")]
+    Filter(#[source] sys::CallError),
+    /// The supervisor's listener failed.
+    #[error("ownership supervisor failed")]
+    Supervisor(#[source] sys::CallError),
+    /// The supervisor thread could not be started.
+    #[error("cannot start the ownership supervisor thread")]
+    Thread(#[source] std::io::Error),
+    /// The supervisor thread panicked.
+    #[error("the ownership supervisor thread panicked")]
+    Panicked,
+    /// A supervised command could not be started or waited for.
+    #[error("cannot {what} the supervised command")]
+    Command {
+        /// spawn or wait for.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The seccomp filter and the supervisor: how a session's calls reach the store.
+pub mod supervisor;
+
+pub use supervisor::{inside_session, Supervisor, SupervisorStats};
+
+/// Installs the filter in the calling process: sets no_new_privs, then sends the chown, stat,
+/// mknod and xattr families to a listener, which it returns (close-on-exec).
+///
+/// Call it in the command's process after fork, just before exec, and send the fd to the
+/// supervising process with [`send_fd`]. It allocates nothing, so it is safe in a forked child
+/// of a multithreaded parent. Errors: [`OwnershipError::Filter`] with the call and errno.
+pub fn install_filter() -> Result<OwnedFd, OwnershipError> {
+    sys::install_filter().map_err(OwnershipError::Filter)
+}
+
+pub use crate::sys::seccomp::{recv_fd, send_fd};
+
+/// Runs `cmd` under the filter with a supervisor on a thread of this process, and returns its
+/// output (streams you set to `Stdio::piped()` are collected) and the store once every process
+/// of the session has exited. Used by tests and `nsroot doctor`; `cmd` must not be reused.
+///
+/// Errors: [`OwnershipError::Command`] when the command cannot start (including a failed
+/// filter installation, reported by spawn with its errno), supervisor errors.
+#[doc(hidden)]
+pub fn run_supervised(cmd: &mut Command, store: Store) -> Result<(Output, Store), OwnershipError> {
+    let (ours, theirs) = UnixStream::pair().map_err(|e| OwnershipError::Command {
+        what: "create a socket pair for",
+        source: e,
+    })?;
+    sys::install_filter_before_exec(cmd, theirs.as_raw_fd());
+    let child = cmd.spawn().map_err(|e| OwnershipError::Command {
+        what: "spawn",
+        source: e,
+    })?;
+    drop(theirs);
+    let listener = recv_fd(ours.as_fd()).map_err(OwnershipError::Supervisor)?;
+    let store = Arc::new(Mutex::new(store));
+    let handle = Supervisor::spawn(listener, Arc::clone(&store))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| OwnershipError::Command {
+            what: "wait for",
+            source: e,
+        })?;
+    handle.join().map_err(|_| OwnershipError::Panicked)??;
+    let store = std::mem::take(&mut *store.lock().unwrap_or_else(|p| p.into_inner()));
+    Ok((out, store))
+}
+
+/// Whether ownership emulation works here, for `nsroot doctor`: runs `true` under the filter
+/// with a supervisor. The error says what failed and what to do.
+pub fn emulation_available() -> Result<(), String> {
+    let mut cmd = Command::new("true");
+    cmd.stdin(std::process::Stdio::null());
+    match run_supervised(&mut cmd, Store::new()) {
+        Ok((out, _)) if out.status.success() => Ok(()),
+        Ok((out, _)) => Err(format!(
+            "a command under the seccomp filter failed ({})",
+            out.status
+        )),
+        Err(e) => {
+            let mut msg = e.to_string();
+            let mut src = std::error::Error::source(&e);
+            while let Some(s) = src {
+                msg.push_str(": ");
+                msg.push_str(&s.to_string());
+                src = s.source();
+            }
+            Err(format!(
+                "{msg}; seccomp user notification needs Linux 5.5 or later with CONFIG_SECCOMP_FILTER, \
+                 and a container runtime that allows seccomp(2) (or run with --no-emulate)"
+            ))
+        }
+    }
 }
