@@ -105,7 +105,8 @@ pub use supervisor::{inside_session, Supervisor, SupervisorStats};
 /// mknod and xattr families to a listener, which it returns (close-on-exec).
 ///
 /// Call it in the command's process after fork, just before exec, and send the fd to the
-/// supervising process with [`send_fd`]. It allocates nothing, so it is safe in a forked child
+/// supervising process with [`send_fd`]. Inside a session it fails with EBUSY (one listener
+/// per filter chain): check [`inside_session`] first and then install nothing. It allocates nothing, so it is safe in a forked child
 /// of a multithreaded parent. Errors: [`OwnershipError::Filter`] with the call and errno.
 pub fn install_filter() -> Result<OwnedFd, OwnershipError> {
     sys::install_filter().map_err(OwnershipError::Filter)
@@ -117,10 +118,21 @@ pub use crate::sys::seccomp::{recv_fd, send_fd};
 /// output (streams you set to `Stdio::piped()` are collected) and the store once every process
 /// of the session has exited. Used by tests and `nsroot doctor`; `cmd` must not be reused.
 ///
+/// Inside a session ([`inside_session`]) no second filter can be installed (seccomp(2) allows
+/// one listener per filter chain: EBUSY), so the command runs under the outer supervisor,
+/// which records its calls, and `store` comes back unchanged. nsroot's sandbox does the same.
+///
 /// Errors: [`OwnershipError::Command`] when the command cannot start (including a failed
 /// filter installation, reported by spawn with its errno), supervisor errors.
 #[doc(hidden)]
 pub fn run_supervised(cmd: &mut Command, store: Store) -> Result<(Output, Store), OwnershipError> {
+    if inside_session() {
+        let out = cmd.output().map_err(|e| OwnershipError::Command {
+            what: "run",
+            source: e,
+        })?;
+        return Ok((out, store));
+    }
     let (ours, theirs) = UnixStream::pair().map_err(|e| OwnershipError::Command {
         what: "create a socket pair for",
         source: e,

@@ -6,11 +6,12 @@
 //! `/proc/<pid>/fd/<n>`), checks `SECCOMP_IOCTL_NOTIF_ID_VALID` before acting on what it read,
 //! then either lets the call run natively (`SECCOMP_USER_NOTIF_FLAG_CONTINUE`) or emulates it.
 //!
-//! Nesting: when this supervisor itself runs inside an nsroot session (it asks the outer one
-//! with [`PROBE_XATTR`]), its own stat calls are answered by the outer supervisor, so it never
-//! lets a stat run natively (that would skip the outer records): it always emulates, and its
-//! results already carry the outer records, with its own on top. Nothing waits in a cycle: the
-//! outer supervisor never waits on the inner one.
+//! Nesting: a process under a filter with a listener cannot install another one (seccomp(2)
+//! fails with EBUSY: the kernel allows one listener per filter chain). A session started
+//! inside a session therefore installs nothing and runs under the outer supervisor, which
+//! serves its calls, records its chowns and shows it the outer records; [`inside_session`]
+//! detects that case by asking the outer supervisor for [`PROBE_XATTR`]. Nothing can wait in
+//! a cycle: there is one supervisor, outside every filter.
 
 use std::ffi::{CStr, OsStr};
 use std::fs::OpenOptions;
@@ -71,7 +72,8 @@ impl Supervisor {
 /// True when the calling process runs under an nsroot supervisor.
 pub fn inside_session() -> bool {
     let mut buf = [0u8; 16];
-    let name = CStr::from_bytes_with_nul(b"trusted.nsroot.session\0").expect("literal");
+    // Keep in step with PROBE_XATTR.
+    let name = c"trusted.nsroot.session";
     matches!(sys::getxattr(c"/", name, &mut buf, true), Ok(n) if &buf[..n] == b"nsroot")
 }
 
@@ -81,7 +83,6 @@ fn serve(listener: OwnedFd, store: Arc<Mutex<Store>>) -> Result<SupervisorStats,
     let euid = sys::euid();
     let mut ctx = Ctx {
         store,
-        nested: inside_session(),
         euid,
         overflow_uid: std::fs::read_to_string("/proc/sys/kernel/overflowuid")
             .ok()
@@ -183,7 +184,6 @@ struct Patch {
 struct Ctx {
     listener: OwnedFd,
     store: Arc<Mutex<Store>>,
-    nested: bool,
     euid: u32,
     overflow_uid: u32,
     /// The target's path, without NUL (reused: no allocation per call).
@@ -390,22 +390,21 @@ impl Ctx {
         kind: StatKind,
         mask: u32,
     ) -> Reply {
-        if !self.nested && lock(&self.store).is_empty() {
+        if lock(&self.store).is_empty() {
             return Reply::Continue;
         }
         let follow_anyway = match self.resolve(n.pid, t, flags) {
             Ok(f) => f,
             // Bad pointers, bad fds, too long paths: the kernel gives the same error.
-            Err(e) if self.nested => return e.into(),
             Err(_) => return Reply::Continue,
         };
         let mut buf = sys::StatxBuf([0; 256]);
-        if let Err(e) = self.statx_full(flags, follow_anyway, mask, &mut buf) {
-            return if self.nested {
-                e.into()
-            } else {
-                Reply::Continue
-            };
+        // Our own statx failing (ENOENT, EACCES...) means the target's fails the same way.
+        if self
+            .statx_full(flags, follow_anyway, mask, &mut buf)
+            .is_err()
+        {
+            return Reply::Continue;
         }
         let (id, btime) = key_of_statx(&buf.0);
         let patch = lock(&self.store).get(id, btime).map(|r| Patch {
@@ -414,12 +413,10 @@ impl Ctx {
             mode: r.mode,
             rdev: r.rdev,
         });
-        if patch.is_none() && !self.nested {
+        let Some(patch) = patch else {
             return Reply::Continue;
-        }
-        if let Some(p) = patch {
-            apply_patch(&mut buf.0, p);
-        }
+        };
+        apply_patch(&mut buf.0, patch);
         let res = match kind {
             StatKind::Statx => self.write_target(n, out, &buf.0),
             StatKind::Stat => self.write_target(n, out, &stat_from_statx(&buf.0)),
@@ -446,12 +443,8 @@ impl Ctx {
         // The session's processes are its root (as under fakeroot): they may chown what the
         // session's user owns on disk. A file owned by an id outside the user namespace (shown
         // as the overflow uid, KERNEL-NOTES 3) is EPERM, as chown(2) in the namespace says.
-        // Nested, the disk owner is hidden behind the outer records: the outer session
-        // already vouched for the file.
-        let disk_uid = u32::from_ne_bytes(buf.0[20..24].try_into().unwrap_or_default());
-        let allowed = self.nested
-            || disk_uid == self.euid
-            || (self.euid == 0 && disk_uid != self.overflow_uid);
+        let disk_uid = get_u32(&buf.0, SX_UID);
+        let allowed = disk_uid == self.euid || (self.euid == 0 && disk_uid != self.overflow_uid);
         if !allowed {
             return Errno::EPERM.into();
         }
@@ -577,12 +570,8 @@ impl Ctx {
 
     fn getxattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
         let a = n.data.args;
-        if let Err(e) = self.read_name(n) {
-            return if self.nested {
-                e.into()
-            } else {
-                Reply::Continue
-            };
+        if self.read_name(n).is_err() {
+            return Reply::Continue;
         }
         let (out, size) = (a[2], a[3] as usize);
         if self.name == PROBE_XATTR.as_bytes() {
@@ -591,46 +580,24 @@ impl Ctx {
             }
             return self.answer_xattr(n, out, size, b"nsroot");
         }
-        if !Self::recorded_namespace(&self.name)
-            || (!self.nested && !lock(&self.store).has_xattrs())
-        {
+        // Fast path: nothing recorded, or a name we never record.
+        if !Self::recorded_namespace(&self.name) || !lock(&self.store).has_xattrs() {
             return Reply::Continue;
         }
         let follow_anyway = match self.resolve(n.pid, t, flags) {
             Ok(f) => f,
-            Err(e) if self.nested => return e.into(),
             Err(_) => return Reply::Continue,
         };
         let mut buf = sys::StatxBuf([0; 256]);
-        if let Err(e) = self.statx_full(flags, follow_anyway, 0, &mut buf) {
-            return if self.nested {
-                e.into()
-            } else {
-                Reply::Continue
-            };
+        if self.statx_full(flags, follow_anyway, 0, &mut buf).is_err() {
+            return Reply::Continue;
         }
         let (id, btime) = key_of_statx(&buf.0);
         let value = lock(&self.store)
             .xattr(id, btime, &self.name)
             .map(<[u8]>::to_vec);
-        let value = match value {
-            Some(v) => v,
-            None if !self.nested => return Reply::Continue,
-            None => {
-                // Ask the outer session, through our own getxattr.
-                let mut name = self.name.clone();
-                name.push(0);
-                let name = CStr::from_bytes_with_nul(&name).unwrap_or(c"");
-                let follow = follow_anyway || flags & libc::AT_SYMLINK_NOFOLLOW == 0;
-                let mut v = vec![0u8; XATTR_SIZE_MAX];
-                match sys::getxattr(self.full_cstr(), name, &mut v, follow) {
-                    Ok(len) => {
-                        v.truncate(len);
-                        v
-                    }
-                    Err(e) => return e.into(),
-                }
-            }
+        let Some(value) = value else {
+            return Reply::Continue;
         };
         if !self.valid(n) {
             return Reply::Gone;
@@ -816,6 +783,13 @@ mod tests {
         assert_eq!(get_u64(&ours, 96) as i64, m.mtime_nsec());
         let (id, bt) = key_of_statx(&sx.0);
         assert_eq!((id, bt), super::super::store::key_of(&f).unwrap());
+    }
+
+    #[test]
+    fn probe_name_matches() {
+        assert_eq!(c"trusted.nsroot.session".to_bytes(), PROBE_XATTR.as_bytes());
+        // Outside any session nobody answers the probe.
+        assert!(!inside_session());
     }
 
     #[test]
