@@ -501,10 +501,20 @@ mod tests {
     #[test]
     fn filter_jumps_stay_in_range() {
         for (i, ins) in FILTER.iter().enumerate() {
-            assert!(
-                i + 1 + (ins.jt as usize) < FILTER_LEN && i + 1 + (ins.jf as usize) < FILTER_LEN
-            );
+            if u32::from(ins.code) & 0x07 == libc::BPF_JMP {
+                assert!(
+                    i + 1 + usize::from(ins.jt.max(ins.jf)) < FILTER_LEN,
+                    "jump {i} leaves the program"
+                );
+            } else if u32::from(ins.code) & 0x07 == libc::BPF_RET {
+                assert!(i >= FILTER_LEN - 3 || i == 2, "return at {i}");
+            }
         }
+        assert_eq!(
+            FILTER[FILTER_LEN - 1].k,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+        );
         assert_eq!(FILTER[FILTER_LEN - 2].k, libc::SECCOMP_RET_USER_NOTIF);
+        assert_eq!(FILTER[FILTER_LEN - 3].k, libc::SECCOMP_RET_ALLOW);
     }
 }

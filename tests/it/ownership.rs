@@ -492,3 +492,49 @@ fn nested_session_sees_outer_records() {
     assert_eq!(s.stdout, "33:33\n1:2\n1:5\n1:2\n");
     assert_eq!(s.store.len(), 3);
 }
+
+/// The filter fails closed: an x32 call gets ENOSYS, a 32-bit `int 0x80` call (another
+/// audit arch, with other syscall numbers) kills the process, setxattrat gets ENOSYS.
+#[test]
+fn foreign_abis_fail_closed() {
+    if util::missing_tool("gcc") {
+        return;
+    }
+    let sc = Scratch::new();
+    let src = sc.write(
+        "abi.c",
+        r#"
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (!strcmp(argv[1], "x32")) {
+        long r = syscall(0x40000000 | SYS_getpid);
+        printf("x32 %ld %s\n", r, r < 0 && errno == ENOSYS ? "ENOSYS" : "other");
+    } else if (!strcmp(argv[1], "xattrat")) {
+        long r = syscall(463, -100, "f", 0, "security.x", 0, 0);
+        printf("setxattrat %ld %s\n", r, r < 0 && errno == ENOSYS ? "ENOSYS" : "other");
+    } else {
+        long r = 20; /* getpid on i386 */
+        __asm__ volatile("int $0x80" : "+a"(r) : : "memory");
+        printf("int80 returned %ld\n", r);
+    }
+    return 0;
+}
+"#,
+    );
+    let out = Command::new("gcc")
+        .arg("-o")
+        .arg(sc.path().join("abi"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    util::assert_ok(&out);
+    sc.chown_all();
+    let s = ok_session(sc.path(), "./abi x32 && ./abi xattrat", &Store::new());
+    assert_eq!(s.stdout, "x32 -1 ENOSYS\nsetxattrat -1 ENOSYS\n");
+    let s = session(sc.path(), "./abi int80; echo status $?", &Store::new());
+    assert_eq!(s.stdout, "status 159\n", "SIGSYS (31) expected");
+}
