@@ -82,6 +82,9 @@ pub enum OwnershipError {
     /// The supervisor thread could not be started.
     #[error("cannot start the ownership supervisor thread")]
     Thread(#[source] std::io::Error),
+    /// /proc could not be opened for the supervisor.
+    #[error("cannot open /proc for the ownership supervisor")]
+    Proc(#[source] std::io::Error),
     /// The supervisor thread panicked.
     #[error("the ownership supervisor thread panicked")]
     Panicked,
@@ -99,7 +102,7 @@ pub enum OwnershipError {
 /// The seccomp filter and the supervisor: how a session's calls reach the store.
 pub mod supervisor;
 
-pub use supervisor::{inside_session, Supervisor, SupervisorStats};
+pub use supervisor::{inside_session, open_proc, Supervisor, SupervisorStats};
 
 /// Installs the filter in the calling process: sets no_new_privs, then sends the chown, stat,
 /// mknod and xattr families to a listener, which it returns (close-on-exec).

@@ -14,11 +14,11 @@
 //! a cycle: there is one supervisor, outside every filter.
 
 use std::ffi::{CStr, OsStr};
-use std::fs::OpenOptions;
+use std::io::Read;
 use std::io::Write;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
@@ -62,11 +62,34 @@ impl Supervisor {
         listener: OwnedFd,
         store: Arc<Mutex<Store>>,
     ) -> Result<JoinHandle<Result<SupervisorStats, OwnershipError>>, OwnershipError> {
+        let proc = open_proc()?;
+        Supervisor::spawn_with_proc(listener, store, proc)
+    }
+
+    /// [`Supervisor::spawn`] with a directory fd of a procfs of this process's pid namespace,
+    /// opened with [`open_proc`] before the sandbox mounts a fresh /proc where this process
+    /// would see it (the notifications' pids are in this process's pid namespace).
+    ///
+    /// Errors: [`OwnershipError::Thread`] when the thread cannot be started.
+    pub fn spawn_with_proc(
+        listener: OwnedFd,
+        store: Arc<Mutex<Store>>,
+        proc: OwnedFd,
+    ) -> Result<JoinHandle<Result<SupervisorStats, OwnershipError>>, OwnershipError> {
         std::thread::Builder::new()
             .name("nsroot-supervisor".into())
-            .spawn(move || serve(listener, store))
+            .spawn(move || serve(listener, proc, store))
             .map_err(OwnershipError::Thread)
     }
+}
+
+/// Opens /proc as a directory fd for [`Supervisor::spawn_with_proc`].
+///
+/// Errors: [`OwnershipError::Proc`].
+pub fn open_proc() -> Result<OwnedFd, OwnershipError> {
+    std::fs::File::open("/proc")
+        .map(OwnedFd::from)
+        .map_err(OwnershipError::Proc)
 }
 
 /// True when the calling process runs under an nsroot supervisor.
@@ -77,7 +100,11 @@ pub fn inside_session() -> bool {
     matches!(sys::getxattr(c"/", name, &mut buf, true), Ok(n) if &buf[..n] == b"nsroot")
 }
 
-fn serve(listener: OwnedFd, store: Arc<Mutex<Store>>) -> Result<SupervisorStats, OwnershipError> {
+fn serve(
+    listener: OwnedFd,
+    proc: OwnedFd,
+    store: Arc<Mutex<Store>>,
+) -> Result<SupervisorStats, OwnershipError> {
     // An optimisation only: kernels before 6.6 refuse the flag and work as before.
     let _ = sys::notif_set_sync_wakeup(listener.as_fd());
     let euid = sys::euid();
@@ -93,6 +120,7 @@ fn serve(listener: OwnedFd, store: Arc<Mutex<Store>>) -> Result<SupervisorStats,
         name: Vec::with_capacity(XATTR_NAME_MAX + 1),
         stats: SupervisorStats::default(),
         listener,
+        proc,
     };
     let mut n = sys::notif_zeroed();
     loop {
@@ -183,12 +211,15 @@ struct Patch {
 
 struct Ctx {
     listener: OwnedFd,
+    /// The supervisor's own /proc (its pid namespace, which the notifications' pids are in),
+    /// opened before the sandbox may mount another procfs over /proc. Paths are relative to it.
+    proc: OwnedFd,
     store: Arc<Mutex<Store>>,
     euid: u32,
     overflow_uid: u32,
     /// The target's path, without NUL (reused: no allocation per call).
     path: Vec<u8>,
-    /// The path as we open it, `/proc/<pid>/...`, NUL-terminated (reused).
+    /// The path as we open it, `<pid>/...` relative to `proc`, NUL-terminated (reused).
     full: Vec<u8>,
     /// An xattr name, without NUL (reused).
     name: Vec<u8>,
@@ -293,7 +324,7 @@ impl Ctx {
                 if fd < 0 {
                     return Err(Errno::EBADF);
                 }
-                let _ = write!(self.full, "/proc/{pid}/fd/{fd}");
+                let _ = write!(self.full, "{pid}/fd/{fd}");
                 self.full.push(0);
                 Ok(true)
             }
@@ -306,13 +337,13 @@ impl Ctx {
                 }
                 if self.path.first() == Some(&b'/') {
                     // The target's root, which a sandbox may have pivoted away from ours.
-                    let _ = write!(self.full, "/proc/{pid}/root");
+                    let _ = write!(self.full, "{pid}/root");
                 } else if dirfd == libc::AT_FDCWD {
-                    let _ = write!(self.full, "/proc/{pid}/cwd");
+                    let _ = write!(self.full, "{pid}/cwd");
                 } else if dirfd < 0 {
                     return Err(Errno::EBADF);
                 } else {
-                    let _ = write!(self.full, "/proc/{pid}/fd/{dirfd}");
+                    let _ = write!(self.full, "{pid}/fd/{dirfd}");
                 }
                 let whole = self.path.is_empty();
                 if whole && !empty_ok {
@@ -335,10 +366,6 @@ impl Ctx {
         CStr::from_bytes_with_nul(&self.full).unwrap_or(c"")
     }
 
-    fn full_path(&self) -> &std::path::Path {
-        std::path::Path::new(OsStr::from_bytes(&self.full[..self.full.len() - 1]))
-    }
-
     /// statx(2) of the resolved path; `flags` only AT_SYMLINK_NOFOLLOW/AT_NO_AUTOMOUNT/sync bits.
     fn statx_full(
         &self,
@@ -353,7 +380,7 @@ impl Ctx {
             f &= !libc::AT_SYMLINK_NOFOLLOW;
         }
         sys::statx(
-            None,
+            Some(self.proc.as_fd()),
             self.full_cstr(),
             f,
             mask | libc::STATX_BASIC_STATS | libc::STATX_BTIME,
@@ -369,11 +396,10 @@ impl Ctx {
     /// it cannot belong to a process that took over a recycled pid (seccomp_unotify(2)).
     fn write_target(&self, n: &sys::Notif, addr: u64, bytes: &[u8]) -> Result<(), Reply> {
         let mut p = Vec::with_capacity(32);
-        let _ = write!(p, "/proc/{}/mem", n.pid);
-        let mem = OpenOptions::new()
-            .write(true)
-            .open(OsStr::from_bytes(&p))
-            .map_err(|_| Reply::Gone)?;
+        let _ = write!(p, "{}/mem\0", n.pid);
+        let path = CStr::from_bytes_with_nul(&p).map_err(|_| Reply::Gone)?;
+        let mem =
+            sys::openat(self.proc.as_fd(), path, libc::O_WRONLY, 0).map_err(|_| Reply::Gone)?;
         if !self.valid(n) {
             return Err(Reply::Gone);
         }
@@ -465,7 +491,7 @@ impl Ctx {
         if let Err(e) = self.resolve(n.pid, t, 0) {
             return e.into();
         }
-        let Some(creds) = TargetCreds::read(n.pid) else {
+        let Some(creds) = TargetCreds::read(self.proc.as_fd(), n.pid) else {
             return Reply::Gone;
         };
         if !self.valid(n) {
@@ -473,15 +499,14 @@ impl Ctx {
         }
         let perm = mode & PERM_BITS & !creds.umask;
         // O_EXCL: never follows a final symlink, fails with EEXIST like mknod(2).
-        let file = match OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(self.full_path())
-        {
+        let file = match sys::openat(
+            self.proc.as_fd(),
+            self.full_cstr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        ) {
             Ok(f) => f,
-            Err(e) => return Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)).into(),
+            Err(e) => return e.into(),
         };
         // Our umask is not the target's: set the bits it asked for.
         let _ = file.set_permissions(std::fs::Permissions::from_mode(perm));
@@ -628,8 +653,13 @@ struct TargetCreds {
 }
 
 impl TargetCreds {
-    fn read(pid: u32) -> Option<TargetCreds> {
-        let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    fn read(proc: BorrowedFd<'_>, pid: u32) -> Option<TargetCreds> {
+        let path = std::ffi::CString::new(format!("{pid}/status")).ok()?;
+        let mut s = String::new();
+        sys::openat(proc, &path, libc::O_RDONLY, 0)
+            .ok()?
+            .read_to_string(&mut s)
+            .ok()?;
         let field = |key: &str| s.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
         let umask = u32::from_str_radix(field("Umask:")?, 8).ok()?;
         // "Uid:\treal\teffective\tsaved\tfilesystem"

@@ -489,6 +489,29 @@ pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8], follow: bool) -> Resul
     }
 }
 
+/// openat(2) with `flags` (O_CLOEXEC added) and `mode`, as a `File`.
+pub fn openat(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+) -> Result<std::fs::File, Errno> {
+    // SAFETY: `path` is NUL-terminated; the kernel returns a new fd or -1.
+    let fd = unsafe {
+        libc::openat(
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
 /// The effective uid of this process.
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
