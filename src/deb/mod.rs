@@ -54,11 +54,18 @@ pub enum DebError {
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DebError + 'a {
-    move |source| DebError::Io { action, path: path.to_path_buf(), source }
+    move |source| DebError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
 fn invalid(file: &Path, msg: impl Into<String>) -> DebError {
-    DebError::Invalid { file: file.to_path_buf(), reason: InputError::new(msg) }
+    DebError::Invalid {
+        file: file.to_path_buf(),
+        reason: InputError::new(msg),
+    }
 }
 
 /// Writes `out` (`<stem>.deb`) from the recipe's metadata, the installed tree `destdir` and
@@ -77,8 +84,11 @@ pub fn write_deb(
     source_date_epoch: u64,
     out: &Path,
 ) -> Result<(), DebError> {
-    let want =
-        DATA_NAMES.iter().find(|(n, _)| *n == data_name).map(|(_, c)| *c).ok_or_else(|| {
+    let want = DATA_NAMES
+        .iter()
+        .find(|(n, _)| *n == data_name)
+        .map(|(_, c)| *c)
+        .ok_or_else(|| {
             let names: Vec<&str> = DATA_NAMES.iter().map(|(n, _)| *n).collect();
             invalid(
                 data_tar,
@@ -102,7 +112,10 @@ pub fn write_deb(
 
     let control = control_tar_xz(recipe, destdir, source_date_epoch)?;
 
-    let dir = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".nsroot-deb-")
         .tempfile_in(dir)
@@ -119,17 +132,26 @@ pub fn write_deb(
             h
         };
         let w = io_err("write", out);
-        ar.append(&member("debian-binary", 4), &b"2.0\n"[..]).map_err(w)?;
-        ar.append(&member("control.tar.xz", control.len() as u64), control.as_slice())
-            .map_err(io_err("write", out))?;
+        ar.append(&member("debian-binary", 4), &b"2.0\n"[..])
+            .map_err(w)?;
+        ar.append(
+            &member("control.tar.xz", control.len() as u64),
+            control.as_slice(),
+        )
+        .map_err(io_err("write", out))?;
         ar.append(&member(data_name, data_len), BufReader::new(data))
             .map_err(io_err("write", out))?;
-        ar.into_inner().map_err(io_err("write", out))?.flush().map_err(io_err("write", out))?;
+        ar.into_inner()
+            .map_err(io_err("write", out))?
+            .flush()
+            .map_err(io_err("write", out))?;
     }
     tmp.as_file()
         .set_permissions(fs::Permissions::from_mode(0o644))
         .map_err(io_err("chmod", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io_err("sync", tmp.path()))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(io_err("sync", tmp.path()))?;
     tmp.persist(out).map_err(|e| DebError::Io {
         action: "rename into",
         path: out.to_path_buf(),
@@ -152,17 +174,30 @@ fn read_head(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {
 /// Every entry of `destdir` (not itself) with its path relative to it, sorted by byte order.
 fn tree(destdir: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>, DebError> {
     let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(destdir).min_depth(1).follow_links(false) {
+    for e in walkdir::WalkDir::new(destdir)
+        .min_depth(1)
+        .follow_links(false)
+    {
         let e = e.map_err(|e| {
             let path = e.path().unwrap_or(destdir).to_path_buf();
-            DebError::Io { action: "walk", path, source: e.into() }
+            DebError::Io {
+                action: "walk",
+                path,
+                source: e.into(),
+            }
         })?;
         let meta = e.metadata().map_err(|err| DebError::Io {
             action: "inspect",
             path: e.path().to_path_buf(),
             source: err.into(),
         })?;
-        out.push((e.path().strip_prefix(destdir).unwrap_or(e.path()).to_path_buf(), meta));
+        out.push((
+            e.path()
+                .strip_prefix(destdir)
+                .unwrap_or(e.path())
+                .to_path_buf(),
+            meta,
+        ));
     }
     out.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
     Ok(out)
@@ -195,12 +230,17 @@ pub fn installed_size(destdir: &Path) -> Result<u64, DebError> {
 /// Errors: [`DebError::Invalid`] when the recipe has no `[deb]` table or no maintainer.
 pub fn control_file(recipe: &Recipe, installed_size: u64) -> Result<String, DebError> {
     let meta = recipe.deb.as_ref().ok_or_else(|| {
-        invalid(&recipe.file, "a .deb needs a [deb] table with maintainer = \"Name <email>\"")
+        invalid(
+            &recipe.file,
+            "a .deb needs a [deb] table with maintainer = \"Name <email>\"",
+        )
     })?;
-    let maintainer = meta
-        .maintainer
-        .as_ref()
-        .ok_or_else(|| invalid(&recipe.file, "a .deb needs [deb] maintainer = \"Name <email>\""))?;
+    let maintainer = meta.maintainer.as_ref().ok_or_else(|| {
+        invalid(
+            &recipe.file,
+            "a .deb needs [deb] maintainer = \"Name <email>\"",
+        )
+    })?;
     let p = &recipe.package;
     let mut c = String::new();
     let mut field = |name: &str, value: &str| {
@@ -253,7 +293,11 @@ fn md5sums(destdir: &Path, conffiles: &[String]) -> Result<String, DebError> {
         let mut f = File::open(&path).map_err(io_err("open", &path))?;
         let mut h = Md5::new();
         io::copy(&mut f, &mut h).map_err(io_err("read", &path))?;
-        out.push_str(&format!("{}  {}\n", hex::encode(h.finalize()), rel.display()));
+        out.push_str(&format!(
+            "{}  {}\n",
+            hex::encode(h.finalize()),
+            rel.display()
+        ));
     }
     Ok(out)
 }
@@ -283,7 +327,11 @@ fn control_tar_xz(recipe: &Recipe, destdir: &Path, mtime: u64) -> Result<Vec<u8>
         files.push(("md5sums".into(), 0o644, sums.into_bytes()));
     }
     if !conffiles.is_empty() {
-        files.push(("conffiles".into(), 0o644, (conffiles.join("\n") + "\n").into_bytes()));
+        files.push((
+            "conffiles".into(),
+            0o644,
+            (conffiles.join("\n") + "\n").into_bytes(),
+        ));
     }
     for (name, path) in meta.map_or(&[][..], |m| &m.scripts[..]) {
         let bytes = fs::read(path).map_err(io_err("read", path))?;
@@ -293,17 +341,30 @@ fn control_tar_xz(recipe: &Recipe, destdir: &Path, mtime: u64) -> Result<Vec<u8>
 
     let tar_err = io_err("build control.tar for", &recipe.file);
     let mut tar = tar::Builder::new(Vec::new());
-    tar.append(&header("./", tar::EntryType::Directory, 0o755, 0, mtime), io::empty())
-        .map_err(tar_err)?;
+    tar.append(
+        &header("./", tar::EntryType::Directory, 0o755, 0, mtime),
+        io::empty(),
+    )
+    .map_err(tar_err)?;
     for (name, mode, bytes) in &files {
-        let h =
-            header(&format!("./{name}"), tar::EntryType::Regular, *mode, bytes.len() as u64, mtime);
-        tar.append(&h, bytes.as_slice()).map_err(io_err("build control.tar for", &recipe.file))?;
+        let h = header(
+            &format!("./{name}"),
+            tar::EntryType::Regular,
+            *mode,
+            bytes.len() as u64,
+            mtime,
+        );
+        tar.append(&h, bytes.as_slice())
+            .map_err(io_err("build control.tar for", &recipe.file))?;
     }
-    let raw = tar.into_inner().map_err(io_err("build control.tar for", &recipe.file))?;
+    let raw = tar
+        .into_inner()
+        .map_err(io_err("build control.tar for", &recipe.file))?;
     let mut xz = liblzma::write::XzEncoder::new(Vec::new(), CONTROL_XZ_LEVEL);
-    xz.write_all(&raw).map_err(io_err("compress control.tar for", &recipe.file))?;
-    xz.finish().map_err(io_err("compress control.tar for", &recipe.file))
+    xz.write_all(&raw)
+        .map_err(io_err("compress control.tar for", &recipe.file))?;
+    xz.finish()
+        .map_err(io_err("compress control.tar for", &recipe.file))
 }
 
 /// A GNU tar header with every field set explicitly; `name` keeps its `./` as dpkg-deb's do.

@@ -21,7 +21,9 @@ fn recipe(deb: Option<DebMeta>) -> Recipe {
         source: Source::None,
         build: Build::default(),
         install: Install::default(),
-        output: Output { formats: vec![OutputFormat::Deb] },
+        output: Output {
+            formats: vec![OutputFormat::Deb],
+        },
         deb,
     }
 }
@@ -53,8 +55,14 @@ fn control_file_fields_and_description() {
 fn control_file_needs_deb_table_and_maintainer() {
     let e = control_file(&recipe(None), 1).unwrap_err();
     assert!(matches!(e, DebError::Invalid { .. }), "{e:?}");
-    let no_maint = DebMeta { maintainer: None, ..meta() };
+    let no_maint = DebMeta {
+        maintainer: None,
+        ..meta()
+    };
     let e = anyhow::Error::from(control_file(&recipe(Some(no_maint)), 1).unwrap_err());
-    assert_eq!(format!("{e:#}"), "r/recipe.toml: a .deb needs [deb] maintainer = \"Name <email>\"");
+    assert_eq!(
+        format!("{e:#}"),
+        "r/recipe.toml: a .deb needs [deb] maintainer = \"Name <email>\""
+    );
     assert_eq!(crate::error::exit_code_of(&e), crate::error::EXIT_INPUT);
 }

@@ -97,16 +97,23 @@ fn check_value(
 }
 
 fn section(s: &str) -> Result<(), String> {
-    let ok = s.as_bytes().first().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-./".contains(&b));
-    ok.then_some(()).ok_or_else(|| "not a valid section (lowercase letters, digits, '+-./')".into())
+    let ok = s
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-./".contains(&b));
+    ok.then_some(())
+        .ok_or_else(|| "not a valid section (lowercase letters, digits, '+-./')".into())
 }
 
 fn priority(p: &str) -> Result<(), String> {
-    PRIORITIES
-        .contains(&p)
-        .then_some(())
-        .ok_or_else(|| format!("not a priority (expected one of: {})", PRIORITIES.join(", ")))
+    PRIORITIES.contains(&p).then_some(()).ok_or_else(|| {
+        format!(
+            "not a priority (expected one of: {})",
+            PRIORITIES.join(", ")
+        )
+    })
 }
 
 fn maintainer(m: &str) -> Result<(), String> {
@@ -115,14 +122,16 @@ fn maintainer(m: &str) -> Result<(), String> {
             !name.trim().is_empty() && rest.ends_with('>') && rest[..rest.len() - 1].contains('@')
         })
         && m.matches('<').count() == 1;
-    ok.then_some(()).ok_or_else(|| "expected \"Full Name <email@address>\"".into())
+    ok.then_some(())
+        .ok_or_else(|| "expected \"Full Name <email@address>\"".into())
 }
 
 fn homepage(h: &str) -> Result<(), String> {
     let ok = (h.starts_with("https://") || h.starts_with("http://"))
         && h.len() > 8
         && !h.chars().any(|c| c.is_whitespace() || c.is_control());
-    ok.then_some(()).ok_or_else(|| "expected an http:// or https:// URL without spaces".into())
+    ok.then_some(())
+        .ok_or_else(|| "expected an http:// or https:// URL without spaces".into())
 }
 
 fn description(d: &str) -> Result<(), String> {
@@ -141,10 +150,11 @@ fn conffile(c: &str) -> Result<(), String> {
         return Err("a conffile must be an absolute path (as installed, e.g. /etc/x.conf)".into());
     }
     if c.ends_with('/')
-        || p.components().any(|c| c == Component::ParentDir || c == Component::CurDir)
+        || p.components()
+            .any(|c| c == Component::ParentDir || c == Component::CurDir)
     {
         return Err(
-            "a conffile must be a plain file path (no \"..\", \".\" or trailing \"/\")".into()
+            "a conffile must be a plain file path (no \"..\", \".\" or trailing \"/\")".into(),
         );
     }
     if c.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -165,12 +175,16 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
     }
     for alt in alts {
         let mut rest = alt.trim();
-        let end = rest.find(|c: char| c.is_whitespace() || "([<".contains(c)).unwrap_or(rest.len());
+        let end = rest
+            .find(|c: char| c.is_whitespace() || "([<".contains(c))
+            .unwrap_or(rest.len());
         let (name, tail) = rest.split_at(end);
         let pkg = name.split_once(':').map_or(name, |(n, _)| n);
         if let Some((_, qual)) = name.split_once(':') {
             if qual.is_empty()
-                || !qual.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                || !qual
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
                 return Err(format!("{name:?}: bad architecture qualifier"));
             }
@@ -178,11 +192,17 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
         package_name(pkg).map_err(|why| format!("{pkg:?}: {why}"))?;
         rest = tail.trim_start();
         if let Some(r) = rest.strip_prefix('(') {
-            let (inner, after) = r.split_once(')').ok_or("unclosed '(' in a version constraint")?;
+            let (inner, after) = r
+                .split_once(')')
+                .ok_or("unclosed '(' in a version constraint")?;
             let inner = inner.trim();
             let op_len = inner.bytes().take_while(|b| b"<=>".contains(b)).count();
             let (op, ver) = inner.split_at(op_len);
-            let ops: &[&str] = if only_equal { &["="] } else { &["<<", "<=", "=", ">=", ">>"] };
+            let ops: &[&str] = if only_equal {
+                &["="]
+            } else {
+                &["<<", "<=", "=", ">=", ">>"]
+            };
             if !ops.contains(&op) {
                 return Err(format!(
                     "{op:?} is not a version operator here (use one of: {})",
@@ -193,7 +213,9 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
             rest = after.trim_start();
         }
         if let Some(r) = rest.strip_prefix('[') {
-            let (inner, after) = r.split_once(']').ok_or("unclosed '[' in an architecture list")?;
+            let (inner, after) = r
+                .split_once(']')
+                .ok_or("unclosed '[' in an architecture list")?;
             let ok = !inner.trim().is_empty()
                 && inner.split_whitespace().all(|a| {
                     let a = a.strip_prefix('!').unwrap_or(a);
@@ -220,7 +242,8 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
 /// Checks `[deb]` and builds its typed value (scripts still unresolved).
 pub(super) fn check(ctx: &Ctx, raw: RawDeb) -> Result<UnresolvedDeb, RecipeError> {
     let one = |key: &str, v: Option<Spanned<String>>, rule: fn(&str) -> Result<(), String>| {
-        v.map(|v| check_value(ctx, key, &v, rule).map(|()| v.into_inner())).transpose()
+        v.map(|v| check_value(ctx, key, &v, rule).map(|()| v.into_inner()))
+            .transpose()
     };
     let section = one("section", raw.section, section)?.unwrap_or_else(|| "misc".into());
     let priority = one("priority", raw.priority, priority)?.unwrap_or_else(|| "optional".into());
@@ -245,12 +268,20 @@ pub(super) fn check(ctx: &Ctx, raw: RawDeb) -> Result<UnresolvedDeb, RecipeError
         let items = items.unwrap_or_default();
         for (i, item) in items.iter().enumerate() {
             relation(item.get_ref(), alternatives, only_equal).map_err(|why| {
-                ctx.at(item.span(), format!("[deb] {key}[{i}] = {:?}: {why}", item.get_ref()))
+                ctx.at(
+                    item.span(),
+                    format!("[deb] {key}[{i}] = {:?}: {why}", item.get_ref()),
+                )
             })?;
         }
         if !items.is_empty() {
-            relations
-                .push((field, items.into_iter().map(|s| s.get_ref().trim().to_string()).collect()));
+            relations.push((
+                field,
+                items
+                    .into_iter()
+                    .map(|s| s.get_ref().trim().to_string())
+                    .collect(),
+            ));
         }
     }
 
@@ -258,9 +289,10 @@ pub(super) fn check(ctx: &Ctx, raw: RawDeb) -> Result<UnresolvedDeb, RecipeError
     for (i, c) in raw.conffiles.unwrap_or_default().into_iter().enumerate() {
         check_value(ctx, &format!("conffiles[{i}]"), &c, conffile)?;
         if conffiles.contains(c.get_ref()) {
-            return Err(
-                ctx.at(c.span(), format!("[deb] conffiles: {:?} is listed twice", c.get_ref()))
-            );
+            return Err(ctx.at(
+                c.span(),
+                format!("[deb] conffiles: {:?} is listed twice", c.get_ref()),
+            ));
         }
         conffiles.push(c.into_inner());
     }
@@ -299,10 +331,15 @@ impl UnresolvedDeb {
         let mut meta = self.meta;
         for (name, rel) in self.scripts {
             let fail = |why: String| {
-                ctx.at(rel.span(), format!("[deb] {name} = {:?}: {why}", rel.get_ref()))
+                ctx.at(
+                    rel.span(),
+                    format!("[deb] {name} = {:?}: {why}", rel.get_ref()),
+                )
             };
             if Path::new(rel.get_ref()).is_absolute() {
-                return Err(fail("must be a path relative to the recipe's directory".into()));
+                return Err(fail(
+                    "must be a path relative to the recipe's directory".into(),
+                ));
             }
             let path = inside(recipe_dir, rel.get_ref()).map_err(fail)?;
             let head = std::fs::read(&path).map_err(|e| fail(format!("cannot read it: {e}")))?;

@@ -29,8 +29,16 @@ pub use deb::DebMeta;
 pub use source::Compression;
 
 /// Environment variables the sandbox sets itself; a recipe's `[build] env` may not set them.
-pub const FIXED_ENV: &[&str] =
-    &["PATH", "HOME", "DESTDIR", "SOURCE_DATE_EPOCH", "TZ", "LC_ALL", "NSROOT", "NSROOT_JOBS"];
+pub const FIXED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "DESTDIR",
+    "SOURCE_DATE_EPOCH",
+    "TZ",
+    "LC_ALL",
+    "NSROOT",
+    "NSROOT_JOBS",
+];
 
 /// Errors from loading a recipe or preparing its sources.
 ///
@@ -89,7 +97,11 @@ impl fmt::Display for Location<'_> {
 
 impl RecipeError {
     fn io(action: &'static str, path: &Path, source: std::io::Error) -> RecipeError {
-        RecipeError::Io { action, path: path.to_path_buf(), source }
+        RecipeError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -210,12 +222,19 @@ impl OutputFormat {
 
     /// The name in recipes and the output file's extension (`tar.gz`, `deb`...).
     pub fn extension(self) -> &'static str {
-        OutputFormat::ALL.iter().find(|(f, _)| *f == self).map(|(_, n)| *n).unwrap_or("tar")
+        OutputFormat::ALL
+            .iter()
+            .find(|(f, _)| *f == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("tar")
     }
 
     /// Parses a recipe format name.
     pub fn from_name(name: &str) -> Option<OutputFormat> {
-        OutputFormat::ALL.iter().find(|(_, n)| *n == name).map(|(f, _)| *f)
+        OutputFormat::ALL
+            .iter()
+            .find(|(_, n)| *n == name)
+            .map(|(f, _)| *f)
     }
 
     /// The plain archive format, or None for `deb`.
@@ -283,9 +302,15 @@ impl Recipe {
             .map_err(|e| invalid(None, format!("cannot resolve the recipe's path: {e}")))?;
         let recipe_dir = canonical.parent().unwrap_or(Path::new("/")).to_path_buf();
         let parsed = parse(&text, path)?;
-        let ctx = Ctx { file: path, text: &text };
+        let ctx = Ctx {
+            file: path,
+            text: &text,
+        };
         let source = parsed.source.resolve(&recipe_dir, &ctx)?;
-        let deb = parsed.deb.map(|d| d.resolve(&recipe_dir, &ctx)).transpose()?;
+        let deb = parsed
+            .deb
+            .map(|d| d.resolve(&recipe_dir, &ctx))
+            .transpose()?;
         Ok(Recipe {
             file: path.to_path_buf(),
             path: canonical,
@@ -304,7 +329,13 @@ impl Recipe {
     /// is left out, as in Debian's file names).
     pub fn output_stem(&self) -> String {
         let p = &self.package;
-        format!("{}_{}-{}_{}", p.name, strip_epoch(&p.version), p.release, p.arch)
+        format!(
+            "{}_{}-{}_{}",
+            p.name,
+            strip_epoch(&p.version),
+            p.release,
+            p.arch
+        )
     }
 
     /// The full package version: `[epoch:]version-release`.
@@ -350,7 +381,10 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     fn line_of(&self, span: Range<usize>) -> usize {
         let end = span.start.min(self.text.len());
-        1 + self.text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count()
+        1 + self.text.as_bytes()[..end]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count()
     }
 
     /// An error at the line of `span`.
@@ -429,8 +463,22 @@ struct RawOutput {
 /// The keys each table accepts, for "unknown key" messages. A unit test keeps these in step
 /// with the structs above.
 const TABLE_KEYS: &[(&str, &[&str])] = &[
-    ("", &["package", "source", "build", "install", "output", "deb"]),
-    ("package", &["name", "version", "release", "arch", "summary", "license", "source_date_epoch"]),
+    (
+        "",
+        &["package", "source", "build", "install", "output", "deb"],
+    ),
+    (
+        "package",
+        &[
+            "name",
+            "version",
+            "release",
+            "arch",
+            "summary",
+            "license",
+            "source_date_epoch",
+        ],
+    ),
     ("source", &["path", "archive", "sha256", "strip_components"]),
     ("build", &["env", "steps", "check"]),
     ("install", &["steps"]),
@@ -452,7 +500,11 @@ struct Parsed {
 enum UnresolvedSource {
     None,
     Path(Spanned<String>),
-    Archive { archive: Spanned<String>, sha256: String, strip_components: u32 },
+    Archive {
+        archive: Spanned<String>,
+        sha256: String,
+        strip_components: u32,
+    },
 }
 
 /// Parses and checks everything that needs no file system: TOML shape, names, versions,
@@ -470,20 +522,32 @@ fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> RecipeError {
     let reason = if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
         let expected: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
-        match TABLE_KEYS.iter().find(|(_, keys)| *keys == expected.as_slice()) {
+        match TABLE_KEYS
+            .iter()
+            .find(|(_, keys)| *keys == expected.as_slice())
+        {
             Some(("", keys)) => format!(
                 "unknown top-level key \"{key}\" (expected one of the tables: [{}])",
                 keys.join("], [")
             ),
             Some((table, keys)) => {
-                format!("unknown key \"{key}\" in [{table}] (expected one of: {})", keys.join(", "))
+                format!(
+                    "unknown key \"{key}\" in [{table}] (expected one of: {})",
+                    keys.join(", ")
+                )
             }
             None => format!("unknown key \"{key}\""),
         }
     } else if let Some(rest) = msg.strip_prefix("missing field `") {
         let key = rest.split('`').next().unwrap_or(rest);
-        let table = span.clone().and_then(|s| table_header_before(ctx.text, s.start));
-        let in_table = |t: &str| TABLE_KEYS.iter().any(|(n, keys)| *n == t && keys.contains(&key));
+        let table = span
+            .clone()
+            .and_then(|s| table_header_before(ctx.text, s.start));
+        let in_table = |t: &str| {
+            TABLE_KEYS
+                .iter()
+                .any(|(n, keys)| *n == t && keys.contains(&key))
+        };
         match table {
             Some(table) if in_table(&table) => format!("missing key \"{key}\" in [{table}]"),
             _ if in_table("") => format!("missing table [{key}]"),

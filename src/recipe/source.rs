@@ -53,7 +53,10 @@ impl Compression {
 }
 
 fn bad_source(path: &Path, msg: impl Into<String>) -> RecipeError {
-    RecipeError::BadSource { path: path.to_path_buf(), reason: InputError::new(msg) }
+    RecipeError::BadSource {
+        path: path.to_path_buf(),
+        reason: InputError::new(msg),
+    }
 }
 
 /// Lowercase hex sha256 of a file's bytes.
@@ -83,7 +86,11 @@ impl Source {
                 fs::create_dir(&dest).map_err(|e| RecipeError::io("create directory", &dest, e))?;
                 Ok(dest)
             }
-            Source::Archive { file, sha256, strip_components } => {
+            Source::Archive {
+                file,
+                sha256,
+                strip_components,
+            } => {
                 let actual = sha256_file(file)?;
                 if &actual != sha256 {
                     return Err(bad_source(
@@ -112,7 +119,10 @@ fn member_path(archive: &Path, raw: &[u8], strip: u32) -> Result<Option<PathBuf>
             Component::RootDir | Component::Prefix(_) => {
                 return Err(bad_source(
                     archive,
-                    format!("entry {:?} has an absolute path", name.display().to_string()),
+                    format!(
+                        "entry {:?} has an absolute path",
+                        name.display().to_string()
+                    ),
                 ))
             }
             Component::ParentDir => {
@@ -166,8 +176,10 @@ fn link_stays_inside(link_rel: &Path, target: &Path) -> bool {
     if target.is_absolute() {
         return false;
     }
-    let mut depth: Vec<&std::ffi::OsStr> =
-        link_rel.parent().map(|p| p.iter().collect()).unwrap_or_default();
+    let mut depth: Vec<&std::ffi::OsStr> = link_rel
+        .parent()
+        .map(|p| p.iter().collect())
+        .unwrap_or_default();
     for c in target.components() {
         match c {
             Component::Normal(p) => depth.push(p),
@@ -195,13 +207,19 @@ fn clear(path: &Path) -> Result<(), RecipeError> {
 fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
     let mut f = File::open(archive).map_err(|e| RecipeError::io("open", archive, e))?;
     let mut head = [0u8; 6];
-    let n = f.read(&mut head).map_err(|e| RecipeError::io("read", archive, e))?;
+    let n = f
+        .read(&mut head)
+        .map_err(|e| RecipeError::io("read", archive, e))?;
     let compression = Compression::sniff(&head[..n]).ok_or_else(|| {
-        bad_source(archive, "unsupported compression (use gzip, xz, zstd or none)")
+        bad_source(
+            archive,
+            "unsupported compression (use gzip, xz, zstd or none)",
+        )
     })?;
     let f = File::open(archive).map_err(|e| RecipeError::io("open", archive, e))?;
-    let reader =
-        compression.reader(BufReader::new(f)).map_err(|e| RecipeError::io("read", archive, e))?;
+    let reader = compression
+        .reader(BufReader::new(f))
+        .map_err(|e| RecipeError::io("read", archive, e))?;
     let mut tar = tar::Archive::new(reader);
     let read_err = |e| RecipeError::io("read", archive, e);
     let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
@@ -307,8 +325,14 @@ fn sorted_entries(root: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>, RecipeErr
             let path = e.path().unwrap_or(root).to_path_buf();
             RecipeError::io("walk", &path, e.into())
         })?;
-        let meta = e.metadata().map_err(|err| RecipeError::io("inspect", e.path(), err.into()))?;
-        let rel = e.path().strip_prefix(root).unwrap_or(e.path()).to_path_buf();
+        let meta = e
+            .metadata()
+            .map_err(|err| RecipeError::io("inspect", e.path(), err.into()))?;
+        let rel = e
+            .path()
+            .strip_prefix(root)
+            .unwrap_or(e.path())
+            .to_path_buf();
         out.push((rel, meta));
     }
     out.sort_by(|a, b| a.0.as_os_str().as_bytes().cmp(b.0.as_os_str().as_bytes()));
@@ -363,9 +387,15 @@ mod tests {
 
     #[test]
     fn sniff_recognises_magic_bytes() {
-        assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8]), Some(Compression::Gzip));
+        assert_eq!(
+            Compression::sniff(&[0x1f, 0x8b, 8]),
+            Some(Compression::Gzip)
+        );
         assert_eq!(Compression::sniff(b"\xfd7zXZ\0"), Some(Compression::Xz));
-        assert_eq!(Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]), Some(Compression::Zstd));
+        assert_eq!(
+            Compression::sniff(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Some(Compression::Zstd)
+        );
         assert_eq!(Compression::sniff(b"BZh91AY"), None);
         assert_eq!(Compression::sniff(b"hello/\0\0"), Some(Compression::None));
     }
@@ -373,7 +403,10 @@ mod tests {
     #[test]
     fn member_paths_are_stripped_and_checked() {
         let a = Path::new("x.tar");
-        assert_eq!(member_path(a, b"./pkg-1/src/a.c", 1).unwrap(), Some(PathBuf::from("src/a.c")));
+        assert_eq!(
+            member_path(a, b"./pkg-1/src/a.c", 1).unwrap(),
+            Some(PathBuf::from("src/a.c"))
+        );
         assert_eq!(member_path(a, b"pkg-1/", 1).unwrap(), None);
         assert_eq!(member_path(a, b"a", 0).unwrap(), Some(PathBuf::from("a")));
         let abs = member_path(a, b"/etc/passwd", 0).unwrap_err();

@@ -59,7 +59,10 @@ fn quote(s: &str) -> String {
 fn package_with(key: &str, value: &str) -> String {
     let mut lines: Vec<String> = MIN.lines().map(str::to_string).collect();
     let line = format!("{key} = {value}");
-    match lines.iter_mut().find(|l| l.starts_with(&format!("{key} ="))) {
+    match lines
+        .iter_mut()
+        .find(|l| l.starts_with(&format!("{key} =")))
+    {
         Some(l) => *l = line,
         None => lines.push(line),
     }
@@ -95,7 +98,11 @@ fn full_recipe_parses() {
     assert_eq!(p.package.license.as_deref(), Some("MIT"));
     assert_eq!(p.package.source_date_epoch, Some(1_700_000_000));
     match p.source {
-        UnresolvedSource::Archive { archive, sha256, strip_components } => {
+        UnresolvedSource::Archive {
+            archive,
+            sha256,
+            strip_components,
+        } => {
             assert_eq!(archive.get_ref(), "x.tar.gz");
             assert_eq!(sha256, "ab".repeat(32), "sha256 is normalised to lowercase");
             assert_eq!(strip_components, 1);
@@ -121,7 +128,10 @@ fn unknown_key_names_file_line_table_and_choices() {
 fn unknown_key_is_reported_in_every_table() {
     // Also keeps TABLE_KEYS in step with the serde structs.
     let bodies = [
-        ("package", "[package]\nname = \"hello\"\nversion = \"1\"\nsummary = \"s\"\nbogus = 1\n"),
+        (
+            "package",
+            "[package]\nname = \"hello\"\nversion = \"1\"\nsummary = \"s\"\nbogus = 1\n",
+        ),
         ("source", "[source]\npath = \"src\"\nbogus = 1\n"),
         ("build", "[build]\nbogus = 1\n"),
         ("install", "[install]\nbogus = 1\n"),
@@ -129,8 +139,17 @@ fn unknown_key_is_reported_in_every_table() {
         ("deb", "[deb]\nsection = \"utils\"\nbogus = 1\n"),
     ];
     for (table, body) in bodies {
-        let text = if table == "package" { body.to_string() } else { format!("{MIN}{body}") };
-        let keys = TABLE_KEYS.iter().find(|(t, _)| *t == table).unwrap().1.join(", ");
+        let text = if table == "package" {
+            body.to_string()
+        } else {
+            format!("{MIN}{body}")
+        };
+        let keys = TABLE_KEYS
+            .iter()
+            .find(|(t, _)| *t == table)
+            .unwrap()
+            .1
+            .join(", ");
         let msg = err(&text);
         let line = text.lines().position(|l| l.starts_with("bogus")).unwrap() + 1;
         assert_eq!(
@@ -176,7 +195,10 @@ fn wrong_types_name_the_key() {
         "{msg}"
     );
     let msg = err(&format!("{MIN}[build]\nsteps = \"make\"\n"));
-    assert!(msg.starts_with("recipes/x/recipe.toml:6: key \"steps\" in [build]:"), "{msg}");
+    assert!(
+        msg.starts_with("recipes/x/recipe.toml:6: key \"steps\" in [build]:"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -190,7 +212,17 @@ fn package_names_follow_debian_rules() {
     for good in ["hello", "g++", "a0", "lib-x.y", "0ad"] {
         ok(&package_with("name", &quote(good)));
     }
-    for bad in ["Hello", "h", "-x", ".x", "a b", "h\u{e9}llo", "a_b", "", "a/b"] {
+    for bad in [
+        "Hello",
+        "h",
+        "-x",
+        ".x",
+        "a b",
+        "h\u{e9}llo",
+        "a_b",
+        "",
+        "a/b",
+    ] {
         let msg = err(&package_with("name", &quote(bad)));
         assert!(
             msg.starts_with(&format!(
@@ -206,20 +238,31 @@ fn versions_follow_debian_rules() {
     for good in ["1.0", "2:1.0~rc1", "1.0-beta", "0", "1+git20240101"] {
         ok(&package_with("version", &quote(good)));
     }
-    for bad in ["v1", "1..0", "1/2", "1 0", "1\t0", ":1", "a:1", "", "1_0", "1\u{7f}"] {
+    for bad in [
+        "v1", "1..0", "1/2", "1 0", "1\t0", ":1", "a:1", "", "1_0", "1\u{7f}",
+    ] {
         let msg = err(&package_with("version", &quote(bad)));
-        assert!(msg.starts_with(&format!("{FILE}:3: [package] version = {bad:?}: ")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{FILE}:3: [package] version = {bad:?}: ")),
+            "{msg}"
+        );
     }
 }
 
 #[test]
 fn releases_follow_debian_rules() {
     for good in ["1", "0ubuntu1", "1+b1", "2~bpo1"] {
-        assert_eq!(ok(&package_with("release", &quote(good))).package.release, good);
+        assert_eq!(
+            ok(&package_with("release", &quote(good))).package.release,
+            good
+        );
     }
     for bad in ["1-2", "", "a/b", "1..2", "1:2", "+1", "1 "] {
         let msg = err(&package_with("release", &quote(bad)));
-        assert!(msg.starts_with(&format!("{FILE}:5: [package] release = {bad:?}: ")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{FILE}:5: [package] release = {bad:?}: ")),
+            "{msg}"
+        );
     }
 }
 
@@ -230,7 +273,10 @@ fn arch_names_are_checked() {
     }
     for bad in ["AMD64", "any", "x86_64", "", "a/b"] {
         let msg = err(&package_with("arch", &quote(bad)));
-        assert!(msg.starts_with(&format!("{FILE}:5: [package] arch = {bad:?}: ")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{FILE}:5: [package] arch = {bad:?}: ")),
+            "{msg}"
+        );
     }
 }
 
@@ -244,7 +290,9 @@ fn summary_and_license_are_one_line() {
 
 #[test]
 fn env_keys_must_be_shell_names() {
-    ok(&format!("{MIN}[build]\nenv = {{ CFLAGS = \"-O2\", _a1 = \"\" }}\n"));
+    ok(&format!(
+        "{MIN}[build]\nenv = {{ CFLAGS = \"-O2\", _a1 = \"\" }}\n"
+    ));
     for bad in ["1X", "A-B", "A B", ""] {
         let msg = err(&format!("{MIN}[build]\nenv = {{ {bad:?} = \"x\" }}\n"));
         assert_eq!(
@@ -261,7 +309,9 @@ fn env_may_not_override_fixed_variables() {
     for fixed in FIXED_ENV {
         let msg = err(&format!("{MIN}[build]\nenv.{fixed} = \"x\"\n"));
         assert!(
-            msg.starts_with(&format!("{FILE}:6: [build] env: {fixed:?} is set by nsroot")),
+            msg.starts_with(&format!(
+                "{FILE}:6: [build] env: {fixed:?} is set by nsroot"
+            )),
             "{msg}"
         );
     }
@@ -270,7 +320,9 @@ fn env_may_not_override_fixed_variables() {
 #[test]
 fn empty_steps_are_refused() {
     for (table, key) in [("build", "steps"), ("build", "check"), ("install", "steps")] {
-        let msg = err(&format!("{MIN}[{table}]\n{key} = [\n  \"make\",\n  \"  \",\n]\n"));
+        let msg = err(&format!(
+            "{MIN}[{table}]\n{key} = [\n  \"make\",\n  \"  \",\n]\n"
+        ));
         assert_eq!(msg, format!("{FILE}:8: [{table}] {key}[1] is empty"));
     }
     assert!(err(&format!("{MIN}[install]\nsteps = [\"a\\u0000b\"]\n")).contains("NUL"));
@@ -286,7 +338,9 @@ fn output_formats_are_checked() {
         err(&format!("{MIN}[output]\nformats = [\"zip\"]\n")),
         format!("{FILE}:6: [output] formats: unknown format \"zip\" (expected one of: tar, tar.gz, tar.zst, tar.xz, deb)")
     );
-    assert!(err(&format!("{MIN}[output]\nformats = [\"tar\", \"tar\"]\n")).contains("listed twice"));
+    assert!(
+        err(&format!("{MIN}[output]\nformats = [\"tar\", \"tar\"]\n")).contains("listed twice")
+    );
     assert!(err(&format!("{MIN}[output]\nformats = []\n")).contains("at least one format"));
 }
 
@@ -300,23 +354,46 @@ fn source_shape_is_checked() {
             "has both path and archive",
         ),
         ("strip_components = 1".to_string(), 5, "needs either path"),
-        (format!("path = \"src\"\nsha256 = \"{sha}\""), 7, "sha256 applies only to archive"),
+        (
+            format!("path = \"src\"\nsha256 = \"{sha}\""),
+            7,
+            "sha256 applies only to archive",
+        ),
         (
             "path = \"src\"\nstrip_components = 1".to_string(),
             7,
             "strip_components applies only to archive",
         ),
         ("archive = \"a.tgz\"".to_string(), 6, "archive needs sha256"),
-        ("archive = \"a.tgz\"\nsha256 = \"abc\"".to_string(), 7, "not a sha256"),
+        (
+            "archive = \"a.tgz\"\nsha256 = \"abc\"".to_string(),
+            7,
+            "not a sha256",
+        ),
         ("path = \"/etc\"".to_string(), 6, "must be a path relative"),
-        ("path = \"../../etc\"".to_string(), 6, "must not leave the recipe's directory"),
-        ("path = \"src/../../x\"".to_string(), 6, "must not leave the recipe's directory"),
-        ("archive = \"/tmp/a.tgz\"\nsha256 = \"0\"".to_string(), 6, "must be a path relative"),
+        (
+            "path = \"../../etc\"".to_string(),
+            6,
+            "must not leave the recipe's directory",
+        ),
+        (
+            "path = \"src/../../x\"".to_string(),
+            6,
+            "must not leave the recipe's directory",
+        ),
+        (
+            "archive = \"/tmp/a.tgz\"\nsha256 = \"0\"".to_string(),
+            6,
+            "must be a path relative",
+        ),
         ("path = \"\"".to_string(), 6, "must not be empty"),
     ];
     for (body, line, want) in cases {
         let msg = err(&format!("{MIN}[source]\n{body}\n"));
-        assert!(msg.starts_with(&format!("{FILE}:{line}: [source] ")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{FILE}:{line}: [source] ")),
+            "{msg}"
+        );
         assert!(msg.contains(want), "{msg} lacks {want:?}");
     }
 }
@@ -329,7 +406,11 @@ fn output_stem_leaves_out_the_epoch() {
         path: "/r/recipe.toml".into(),
         recipe_dir: "/r".into(),
         recipe_sha256: String::new(),
-        package: Package { arch: "amd64".into(), release: "3".into(), ..p.package },
+        package: Package {
+            arch: "amd64".into(),
+            release: "3".into(),
+            ..p.package
+        },
         source: Source::None,
         build: p.build,
         install: p.install,
@@ -338,7 +419,10 @@ fn output_stem_leaves_out_the_epoch() {
     };
     assert_eq!(recipe.output_stem(), "hello_1.0-3_amd64");
     assert_eq!(recipe.full_version(), "2:1.0-3");
-    assert_eq!(recipe.source_date_epoch(Path::new("/nonexistent")).ok(), None);
+    assert_eq!(
+        recipe.source_date_epoch(Path::new("/nonexistent")).ok(),
+        None
+    );
 }
 
 #[test]
@@ -356,13 +440,19 @@ fn output_format_names_round_trip() {
 #[test]
 fn io_errors_exit_1_and_input_errors_exit_2() {
     let io = RecipeError::io("read", Path::new("/x"), std::io::Error::other("boom"));
-    assert_eq!(crate::error::exit_code_of(&anyhow::Error::from(io)), crate::error::EXIT_FAILURE);
+    assert_eq!(
+        crate::error::exit_code_of(&anyhow::Error::from(io)),
+        crate::error::EXIT_FAILURE
+    );
     let bad = RecipeError::BadSource {
         path: "/a.tgz".into(),
         reason: InputError::new("sha256 mismatch"),
     };
     assert_eq!(chain(&bad), "source archive /a.tgz: sha256 mismatch");
-    assert_eq!(crate::error::exit_code_of(&anyhow::Error::from(bad)), crate::error::EXIT_INPUT);
+    assert_eq!(
+        crate::error::exit_code_of(&anyhow::Error::from(bad)),
+        crate::error::EXIT_INPUT
+    );
 }
 
 const MAINT: &str = "maintainer = \"A Person <a@example.org>\"";
@@ -373,9 +463,14 @@ fn deb_err(body: &str) -> String {
 
 #[test]
 fn deb_table_parses_with_defaults() {
-    let p = ok(&format!("{MIN}[output]\nformats = [\"deb\"]\n[deb]\n{MAINT}\n"));
+    let p = ok(&format!(
+        "{MIN}[output]\nformats = [\"deb\"]\n[deb]\n{MAINT}\n"
+    ));
     let d = p.deb.expect("deb").meta;
-    assert_eq!((d.section.as_str(), d.priority.as_str()), ("misc", "optional"));
+    assert_eq!(
+        (d.section.as_str(), d.priority.as_str()),
+        ("misc", "optional")
+    );
     assert_eq!(d.maintainer.as_deref(), Some("A Person <a@example.org>"));
     assert!(d.relations.is_empty() && d.conffiles.is_empty() && d.scripts.is_empty());
     let p = ok(&format!(
@@ -399,8 +494,16 @@ fn deb_output_needs_a_maintainer() {
     let want = format!(
         "{FILE}:6: [output] formats includes \"deb\": add a [deb] table with maintainer = \"Name <email>\""
     );
-    assert_eq!(err(&format!("{MIN}[output]\nformats = [\"tar\", \"deb\"]\n")), want);
-    assert_eq!(err(&format!("{MIN}[output]\nformats = [\"deb\"]\n[deb]\nsection = \"x\"\n")), want);
+    assert_eq!(
+        err(&format!("{MIN}[output]\nformats = [\"tar\", \"deb\"]\n")),
+        want
+    );
+    assert_eq!(
+        err(&format!(
+            "{MIN}[output]\nformats = [\"deb\"]\n[deb]\nsection = \"x\"\n"
+        )),
+        want
+    );
     // Without deb output, [deb] needs no maintainer.
     ok(&format!("{MIN}[deb]\nsection = \"x\"\n"));
 }
@@ -414,12 +517,27 @@ fn deb_single_values_are_checked() {
         ),
         ("maintainer = \"<a@b>\"", "expected \"Full Name"),
         ("maintainer = \"A <ab>\"", "expected \"Full Name"),
-        ("priority = \"high\"", "[deb] priority = \"high\": not a priority"),
-        ("section = \"Utils\"", "[deb] section = \"Utils\": not a valid section"),
-        ("homepage = \"example.org\"", "[deb] homepage = \"example.org\": expected an http"),
+        (
+            "priority = \"high\"",
+            "[deb] priority = \"high\": not a priority",
+        ),
+        (
+            "section = \"Utils\"",
+            "[deb] section = \"Utils\": not a valid section",
+        ),
+        (
+            "homepage = \"example.org\"",
+            "[deb] homepage = \"example.org\": expected an http",
+        ),
         ("homepage = \"https://a b\"", "expected an http"),
-        ("description = \"  \"", "[deb] description = \"  \": must not be empty"),
-        ("description = \"a\\u0007\"", "must not contain control characters"),
+        (
+            "description = \"  \"",
+            "[deb] description = \"  \": must not be empty",
+        ),
+        (
+            "description = \"a\\u0007\"",
+            "must not contain control characters",
+        ),
     ];
     for (body, want) in cases {
         let msg = deb_err(body);
@@ -450,15 +568,24 @@ fn deb_relations_are_checked() {
         ("depends", "aa [AMD64]", "is not an architecture list"),
         ("depends", "aa:", "bad architecture qualifier"),
         ("conflicts", "aa | bb", "alternatives ('|') are not allowed"),
-        ("provides", "pp (>= 1)", "\">=\" is not a version operator here (use one of: =)"),
+        (
+            "provides",
+            "pp (>= 1)",
+            "\">=\" is not a version operator here (use one of: =)",
+        ),
         ("recommends", "", "not a valid package name"),
     ];
     for (key, item, want) in cases {
         let msg = deb_err(&format!("{key} = [\n  \"ok\",\n  {},\n]", quote(item)));
-        assert!(msg.starts_with(&format!("{FILE}:8: [deb] {key}[1] = {item:?}: ")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{FILE}:8: [deb] {key}[1] = {item:?}: ")),
+            "{msg}"
+        );
         assert!(msg.contains(want), "{msg} lacks {want:?}");
     }
-    ok(&format!("{MIN}[deb]\nprovides = [\"pp (= 1.0)\"]\nbreaks = [\"old (<< 1)\"]\n"));
+    ok(&format!(
+        "{MIN}[deb]\nprovides = [\"pp (= 1.0)\"]\nbreaks = [\"old (<< 1)\"]\n"
+    ));
 }
 
 #[test]
@@ -470,7 +597,10 @@ fn deb_conffiles_are_absolute_plain_paths() {
         ("/etc/a b", "may not contain spaces"),
     ] {
         let msg = deb_err(&format!("conffiles = [{}]", quote(c)));
-        assert!(msg.starts_with(&format!("{FILE}:6: [deb] conffiles[0] = {c:?}: ")), "{msg}");
+        assert!(
+            msg.starts_with(&format!("{FILE}:6: [deb] conffiles[0] = {c:?}: ")),
+            "{msg}"
+        );
         assert!(msg.contains(want), "{msg} lacks {want:?}");
     }
     assert!(deb_err("conffiles = [\"/etc/a\", \"/etc/a\"]").contains("listed twice"));

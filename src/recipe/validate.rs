@@ -20,9 +20,11 @@ pub(crate) fn package_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err("not a valid package name (at least 2 characters: lowercase letters, digits, \
+        Err(
+            "not a valid package name (at least 2 characters: lowercase letters, digits, \
              '+', '-', '.', starting with a letter or digit)"
-            .into())
+                .into(),
+        )
     }
 }
 
@@ -40,7 +42,9 @@ pub(crate) fn version(v: &str) -> Result<(), String> {
     if !upstream.as_bytes().first().is_some_and(u8::is_ascii_digit) {
         return Err("not a valid version (it must start with a digit)".into());
     }
-    if let Some(c) = upstream.chars().find(|&c| !(c.is_ascii_alphanumeric() || ".+~-".contains(c)))
+    if let Some(c) = upstream
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || ".+~-".contains(c)))
     {
         return Err(format!(
             "not a valid version ({c:?} is not allowed: use letters, digits, '.', '+', '~', '-')"
@@ -57,7 +61,10 @@ pub(crate) fn release(r: &str) -> Result<(), String> {
     if !r.as_bytes().first().is_some_and(u8::is_ascii_alphanumeric) {
         return Err("not a valid release (it must start with a letter or digit)".into());
     }
-    if let Some(c) = r.chars().find(|&c| !(c.is_ascii_alphanumeric() || ".+~".contains(c))) {
+    if let Some(c) = r
+        .chars()
+        .find(|&c| !(c.is_ascii_alphanumeric() || ".+~".contains(c)))
+    {
         return Err(format!(
             "not a valid release ({c:?} is not allowed: use letters, digits, '.', '+', '~')"
         ));
@@ -70,8 +77,12 @@ pub(crate) fn release(r: &str) -> Result<(), String> {
 
 /// Checks a dpkg architecture name: `all`, `any` excluded, `[a-z0-9][a-z0-9-]*`.
 pub(crate) fn arch(a: &str) -> Result<(), String> {
-    let ok = a.as_bytes().first().is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && a.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    let ok = a
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && a.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && a != "any";
     if ok {
         Ok(())
@@ -82,7 +93,10 @@ pub(crate) fn arch(a: &str) -> Result<(), String> {
 
 /// Checks a shell variable name that the sandbox does not set itself.
 pub(crate) fn env_key(k: &str) -> Result<(), String> {
-    let ok = k.as_bytes().first().is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+    let ok = k
+        .as_bytes()
+        .first()
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
         && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
     if !ok {
         return Err("is not a valid shell variable name ([A-Za-z_][A-Za-z0-9_]*)".into());
@@ -116,7 +130,10 @@ fn rule(
     rule: impl Fn(&str) -> Result<(), String>,
 ) -> Result<(), RecipeError> {
     rule(value.get_ref()).map_err(|why| {
-        ctx.at(value.span(), format!("[{table}] {key} = {:?}: {why}", value.get_ref()))
+        ctx.at(
+            value.span(),
+            format!("[{table}] {key} = {:?}: {why}", value.get_ref()),
+        )
     })
 }
 
@@ -158,8 +175,12 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
     let package = Package {
         name: p.name.into_inner(),
         version: p.version.into_inner(),
-        release: p.release.map_or_else(|| "1".to_string(), Spanned::into_inner),
-        arch: p.arch.map_or_else(|| host_arch().to_string(), Spanned::into_inner),
+        release: p
+            .release
+            .map_or_else(|| "1".to_string(), Spanned::into_inner),
+        arch: p
+            .arch
+            .map_or_else(|| host_arch().to_string(), Spanned::into_inner),
         summary: p.summary.into_inner(),
         license: p.license.map(Spanned::into_inner),
         source_date_epoch: p.source_date_epoch.map(Spanned::into_inner),
@@ -175,15 +196,17 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
                     return Err(ctx.at(a.span(), "[source] has both path and archive: use one"))
                 }
                 (None, None) => {
-                    return Err(
-                        ctx.at(span, "[source] needs either path = \"DIR\" or archive = \"FILE\"")
-                    )
+                    return Err(ctx.at(
+                        span,
+                        "[source] needs either path = \"DIR\" or archive = \"FILE\"",
+                    ))
                 }
                 (Some(path), None) => {
                     if let Some(sha) = s.sha256 {
-                        return Err(
-                            ctx.at(sha.span(), "[source] sha256 applies only to archive sources")
-                        );
+                        return Err(ctx.at(
+                            sha.span(),
+                            "[source] sha256 applies only to archive sources",
+                        ));
                     }
                     if let Some(strip) = s.strip_components {
                         return Err(ctx.at(
@@ -241,12 +264,15 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
         build.steps = steps(ctx, "build", "steps", b.steps)?;
         build.check = steps(ctx, "build", "check", b.check)?;
     }
-    let install =
-        Install { steps: steps(ctx, "install", "steps", raw.install.and_then(|i| i.steps))? };
+    let install = Install {
+        steps: steps(ctx, "install", "steps", raw.install.and_then(|i| i.steps))?,
+    };
 
     let output_span = raw.output.as_ref().map(|o| o.formats.span());
     let output = match raw.output {
-        None => Output { formats: vec![OutputFormat::TarGz] },
+        None => Output {
+            formats: vec![OutputFormat::TarGz],
+        },
         Some(o) => {
             let list_span = o.formats.span();
             let mut seen = BTreeSet::new();
@@ -288,7 +314,14 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
         ));
     }
 
-    Ok(Parsed { package, source, build, install, output, deb })
+    Ok(Parsed {
+        package,
+        source,
+        build,
+        install,
+        output,
+        deb,
+    })
 }
 
 /// A path in the recipe must be relative and stay in the recipe directory (lexically; the
@@ -323,21 +356,35 @@ impl UnresolvedSource {
             UnresolvedSource::Archive { archive, .. } => (archive, "archive", false),
         };
         let resolved = inside(recipe_dir, value.get_ref()).map_err(|why| {
-            ctx.at(value.span(), format!("[source] {key} = {:?}: {why}", value.get_ref()))
+            ctx.at(
+                value.span(),
+                format!("[source] {key} = {:?}: {why}", value.get_ref()),
+            )
         })?;
         let is_dir = resolved.is_dir();
         if want_dir != is_dir || (!want_dir && !resolved.is_file()) {
-            let what = if want_dir { "a directory" } else { "a regular file" };
-            return Err(
-                ctx.at(value.span(), format!("[source] {key} = {:?}: not {what}", value.get_ref()))
-            );
+            let what = if want_dir {
+                "a directory"
+            } else {
+                "a regular file"
+            };
+            return Err(ctx.at(
+                value.span(),
+                format!("[source] {key} = {:?}: not {what}", value.get_ref()),
+            ));
         }
         Ok(match self {
             UnresolvedSource::None => Source::None,
             UnresolvedSource::Path(_) => Source::Path { dir: resolved },
-            UnresolvedSource::Archive { sha256, strip_components, .. } => {
-                Source::Archive { file: resolved, sha256, strip_components }
-            }
+            UnresolvedSource::Archive {
+                sha256,
+                strip_components,
+                ..
+            } => Source::Archive {
+                file: resolved,
+                sha256,
+                strip_components,
+            },
         })
     }
 }

@@ -9,6 +9,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+pub mod seccomp;
+
 pub use nix::errno::Errno;
 pub use nix::mount::{MntFlags, MsFlags};
 pub use nix::sched::CloneFlags;

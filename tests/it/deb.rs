@@ -57,7 +57,13 @@ struct Fixture {
 }
 
 fn sh(cwd: &Path, script: &str) -> String {
-    let out = Command::new("sh").arg("-e").arg("-c").arg(script).current_dir(cwd).output().unwrap();
+    let out = Command::new("sh")
+        .arg("-e")
+        .arg("-c")
+        .arg(script)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
     util::assert_ok(&out);
     util::stdout(&out)
 }
@@ -88,7 +94,11 @@ fn fixture() -> Option<Fixture> {
     let copyright = fs::read_to_string(util::repo().join("recipes/hello/src/copyright"))
         .unwrap()
         .replace("hello", "nsroot-demo");
-    write_mode(&d.join("usr/share/doc/nsroot-demo/copyright"), &copyright, 0o644);
+    write_mode(
+        &d.join("usr/share/doc/nsroot-demo/copyright"),
+        &copyright,
+        0o644,
+    );
     write_mode(&d.join("usr/share/man/man1/nsroot-demo.1"), MAN, 0o644);
     write_mode(
         &d.join("usr/share/doc/nsroot-demo/changelog.Debian"),
@@ -103,14 +113,27 @@ fn fixture() -> Option<Fixture> {
          tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@1700000000 -cJf ../data.tar.xz .",
     );
     let recipe = Recipe::load(&dir.join("recipe.toml")).unwrap();
-    Some(Fixture { data: dir.join("data.tar.xz"), destdir: d, recipe, dir, _tmp: tmp })
+    Some(Fixture {
+        data: dir.join("data.tar.xz"),
+        destdir: d,
+        recipe,
+        dir,
+        _tmp: tmp,
+    })
 }
 
 impl Fixture {
     fn write(&self, name: &str) -> PathBuf {
         let out = self.dir.join(name);
-        write_deb(&self.recipe, &self.destdir, &self.data, "data.tar.xz", SDE, &out)
-            .unwrap_or_else(|e| panic!("{:#}", anyhow::Error::from(e)));
+        write_deb(
+            &self.recipe,
+            &self.destdir,
+            &self.data,
+            "data.tar.xz",
+            SDE,
+            &out,
+        )
+        .unwrap_or_else(|e| panic!("{:#}", anyhow::Error::from(e)));
         out
     }
 }
@@ -129,7 +152,10 @@ fn deb_fields_match_the_recipe() {
     assert_eq!(field("Package"), "nsroot-demo\n");
     assert_eq!(field("Version"), "1.0-1\n");
     assert_eq!(field("Architecture"), "all\n");
-    assert_eq!(field("Maintainer"), "nsroot maintainers <nsroot@example.org>\n");
+    assert_eq!(
+        field("Maintainer"),
+        "nsroot maintainers <nsroot@example.org>\n"
+    );
     assert_eq!(field("Depends"), "man-db | info, coreutils (>= 8.0)\n");
     assert_eq!(field("Section"), "utils\n");
     assert_eq!(field("Priority"), "optional\n");
@@ -174,9 +200,22 @@ fn control_tar_is_root_owned_sorted_and_dated() {
             deb.display()
         ),
     );
-    let rows: Vec<Vec<&str>> = listing.lines().map(|l| l.split_whitespace().collect()).collect();
+    let rows: Vec<Vec<&str>> = listing
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
     let names: Vec<&str> = rows.iter().map(|r| r[5]).collect();
-    assert_eq!(names, ["./", "./conffiles", "./control", "./md5sums", "./postinst", "./prerm"]);
+    assert_eq!(
+        names,
+        [
+            "./",
+            "./conffiles",
+            "./control",
+            "./md5sums",
+            "./postinst",
+            "./prerm"
+        ]
+    );
     for r in &rows {
         assert_eq!(r[1], "0/0", "{r:?}");
         assert_eq!(format!("{} {}", r[3], r[4]), "2023-11-14 22:13:20", "{r:?}");
@@ -190,12 +229,21 @@ fn control_tar_is_root_owned_sorted_and_dated() {
         assert_eq!(r[0], want, "{r:?}");
     }
     let ctl = f.dir.join("ctl");
-    run(Command::new("dpkg-deb").arg("--control").arg(&deb).arg(&ctl));
-    assert_eq!(fs::read_to_string(ctl.join("conffiles")).unwrap(), "/etc/nsroot-demo.conf\n");
+    run(Command::new("dpkg-deb")
+        .arg("--control")
+        .arg(&deb)
+        .arg(&ctl));
+    assert_eq!(
+        fs::read_to_string(ctl.join("conffiles")).unwrap(),
+        "/etc/nsroot-demo.conf\n"
+    );
     assert_eq!(fs::read_to_string(ctl.join("postinst")).unwrap(), POSTINST);
     // md5sums lists every regular file but the conffile, and they check out.
     let sums = fs::read_to_string(ctl.join("md5sums")).unwrap();
-    let paths: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();
+    let paths: Vec<&str> = sums
+        .lines()
+        .map(|l| l.split_once("  ").unwrap().1)
+        .collect();
     assert_eq!(
         paths,
         [
@@ -268,14 +316,26 @@ fn dpkg_installs_the_deb_into_a_root() {
     fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
     let out = Command::new("dpkg")
         .arg(format!("--root={}", root.display()))
-        .args(["--force-not-root", "--force-script-chrootless", "--force-depends", "-i"])
+        .args([
+            "--force-not-root",
+            "--force-script-chrootless",
+            "--force-depends",
+            "-i",
+        ])
         .arg(&deb)
         .output()
         .unwrap();
     util::assert_ok(&out);
-    assert_eq!(fs::read_to_string(root.join("etc/nsroot-demo.conf")).unwrap(), "greeting=hello\n");
     assert_eq!(
-        fs::metadata(root.join("usr/bin/nsroot-demo")).unwrap().permissions().mode() & 0o7777,
+        fs::read_to_string(root.join("etc/nsroot-demo.conf")).unwrap(),
+        "greeting=hello\n"
+    );
+    assert_eq!(
+        fs::metadata(root.join("usr/bin/nsroot-demo"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o7777,
         0o755
     );
     assert_eq!(
@@ -284,8 +344,16 @@ fn dpkg_installs_the_deb_into_a_root() {
         "postinst did not run"
     );
     let status = run(Command::new("dpkg-query")
-        .arg(format!("--admindir={}", root.join("var/lib/dpkg").display()))
-        .args(["-W", "-f", "${Status} ${Version} ${Conffiles}", "nsroot-demo"]));
+        .arg(format!(
+            "--admindir={}",
+            root.join("var/lib/dpkg").display()
+        ))
+        .args([
+            "-W",
+            "-f",
+            "${Status} ${Version} ${Conffiles}",
+            "nsroot-demo",
+        ]));
     assert!(status.starts_with("install ok installed 1.0-1"), "{status}");
     assert!(status.contains("/etc/nsroot-demo.conf"), "{status}");
 }
@@ -297,11 +365,21 @@ fn lintian_reports_no_errors() {
         return;
     }
     let deb = f.write("nsroot-demo_1.0-1_all.deb");
-    let out = Command::new("lintian").arg("--no-cfg").arg(&deb).output().unwrap();
+    let out = Command::new("lintian")
+        .arg("--no-cfg")
+        .arg(&deb)
+        .output()
+        .unwrap();
     let text = util::stdout(&out) + &util::stderr(&out);
     eprintln!("lintian says:\n{text}");
-    assert!(!text.lines().any(|l| l.starts_with("E: ")), "lintian errors:\n{text}");
-    assert!(out.status.success() || !text.is_empty(), "lintian failed without output");
+    assert!(
+        !text.lines().any(|l| l.starts_with("E: ")),
+        "lintian errors:\n{text}"
+    );
+    assert!(
+        out.status.success() || !text.is_empty(),
+        "lintian failed without output"
+    );
 }
 
 #[test]
@@ -354,9 +432,12 @@ fn installed_size_counts_like_dpkg_gencontrol() {
 /// Runs a recipe's steps by hand, as the sandbox will (sh -e -c, a fixed environment, in a
 /// copy of the sources), and returns the installed tree.
 fn install_by_hand(recipe: &Recipe, work: &Path) -> PathBuf {
-    let src = recipe.source.materialize(&work.join("scratch")).unwrap_or_else(|_| {
-        panic!("materialize {}", recipe.file.display());
-    });
+    let src = recipe
+        .source
+        .materialize(&work.join("scratch"))
+        .unwrap_or_else(|_| {
+            panic!("materialize {}", recipe.file.display());
+        });
     let copy = work.join("src");
     run(Command::new("cp").arg("-a").arg(&src).arg(&copy));
     let dest = work.join("dest");
@@ -364,7 +445,12 @@ fn install_by_hand(recipe: &Recipe, work: &Path) -> PathBuf {
     let home = work.join("home");
     fs::create_dir_all(&home).unwrap();
     let sde = recipe.source_date_epoch(&copy).unwrap();
-    let steps = recipe.build.steps.iter().chain(&recipe.build.check).chain(&recipe.install.steps);
+    let steps = recipe
+        .build
+        .steps
+        .iter()
+        .chain(&recipe.build.check)
+        .chain(&recipe.install.steps);
     for step in steps {
         let out = Command::new("sh")
             .args(["-e", "-c", step])
@@ -394,7 +480,10 @@ fn hello_recipe_deb_is_reproducible_and_passes_lintian() {
         }
     }
     let recipe = Recipe::load(&util::repo().join("recipes/hello/recipe.toml")).unwrap();
-    assert!(recipe.output.formats.contains(&nsroot::recipe::OutputFormat::Deb));
+    assert!(recipe
+        .output
+        .formats
+        .contains(&nsroot::recipe::OutputFormat::Deb));
     let tmp = tempfile::tempdir().unwrap();
     fs::create_dir(tmp.path().join("scratch")).unwrap();
     let dest = install_by_hand(&recipe, tmp.path());
@@ -410,12 +499,25 @@ fn hello_recipe_deb_is_reproducible_and_passes_lintian() {
     write_deb(&recipe, &dest, &data, "data.tar.xz", SDE, &deb).unwrap();
     let again = tmp.path().join("again.deb");
     write_deb(&recipe, &dest, &data, "data.tar.xz", SDE, &again).unwrap();
-    assert!(fs::read(&deb).unwrap() == fs::read(&again).unwrap(), "two writes differ");
-    let field =
-        run(Command::new("dpkg-deb").arg("--field").arg(&deb).arg("Package").arg("Depends"));
+    assert!(
+        fs::read(&deb).unwrap() == fs::read(&again).unwrap(),
+        "two writes differ"
+    );
+    let field = run(Command::new("dpkg-deb")
+        .arg("--field")
+        .arg(&deb)
+        .arg("Package")
+        .arg("Depends"));
     assert_eq!(field, "Package: hello\nDepends: libc6 (>= 2.34)\n");
-    let out = Command::new("lintian").arg("--no-cfg").arg(&deb).output().unwrap();
+    let out = Command::new("lintian")
+        .arg("--no-cfg")
+        .arg(&deb)
+        .output()
+        .unwrap();
     let text = util::stdout(&out) + &util::stderr(&out);
     eprintln!("lintian says:\n{text}");
-    assert!(!text.lines().any(|l| l.starts_with("E: ")), "lintian errors:\n{text}");
+    assert!(
+        !text.lines().any(|l| l.starts_with("E: ")),
+        "lintian errors:\n{text}"
+    );
 }

@@ -7,6 +7,7 @@
 mod util;
 
 mod deb;
-mod recipe;
 mod dpkg;
+mod ownership;
+mod recipe;
 mod run;

@@ -78,16 +78,31 @@ fn load_keeps_canonical_dir_and_recipe_hash() {
     assert_eq!(r.path, dir.join("recipe.toml"));
     assert_eq!(r.file, file);
     assert_eq!(r.recipe_sha256, sha256(&file));
-    assert_eq!(r.source, Source::Path { dir: dir.join("src") });
+    assert_eq!(
+        r.source,
+        Source::Path {
+            dir: dir.join("src")
+        }
+    );
     let scratch = tempfile::tempdir().unwrap();
-    assert_eq!(r.source.materialize(scratch.path()).unwrap(), dir.join("src"));
-    assert_eq!(fs::read_dir(scratch.path()).unwrap().count(), 0, "a path source is not copied");
+    assert_eq!(
+        r.source.materialize(scratch.path()).unwrap(),
+        dir.join("src")
+    );
+    assert_eq!(
+        fs::read_dir(scratch.path()).unwrap().count(),
+        0,
+        "a path source is not copied"
+    );
 }
 
 #[test]
 fn missing_recipe_file_is_an_input_error() {
     let msg = message(Recipe::load(Path::new("/nonexistent/recipe.toml")).unwrap_err());
-    assert!(msg.starts_with("/nonexistent/recipe.toml: cannot read the recipe: "), "{msg}");
+    assert!(
+        msg.starts_with("/nonexistent/recipe.toml: cannot read the recipe: "),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -95,7 +110,10 @@ fn missing_source_dir_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let file = recipe_dir(tmp.path(), "[source]\npath = \"src\"\n");
     let msg = message(Recipe::load(&file).unwrap_err());
-    assert!(msg.starts_with(&format!("{}:6: [source] path = \"src\": ", file.display())), "{msg}");
+    assert!(
+        msg.starts_with(&format!("{}:6: [source] path = \"src\": ", file.display())),
+        "{msg}"
+    );
     assert!(msg.ends_with("/src does not exist"), "{msg}");
 }
 
@@ -132,7 +150,12 @@ fn source_symlink_inside_the_recipe_dir_is_accepted() {
     fs::create_dir(dir.join("real")).unwrap();
     symlink("real", dir.join("src")).unwrap();
     let r = Recipe::load(&file).unwrap();
-    assert_eq!(r.source, Source::Path { dir: dir.canonicalize().unwrap().join("real") });
+    assert_eq!(
+        r.source,
+        Source::Path {
+            dir: dir.canonicalize().unwrap().join("real")
+        }
+    );
 }
 
 #[test]
@@ -164,7 +187,10 @@ fn sha256_mismatch_names_both_hashes() {
             dir.canonicalize().unwrap().join("x.tar").display()
         )
     );
-    assert!(!scratch.path().join("src").exists(), "nothing is extracted on a mismatch");
+    assert!(
+        !scratch.path().join("src").exists(),
+        "nothing is extracted on a mismatch"
+    );
 }
 
 /// Builds a tarball of `pkg-1/...` with the system tar and `compress`, then extracts it.
@@ -188,15 +214,29 @@ fn extract_with(compress: &str, ext: &str) {
         ))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let file = archive_recipe(tmp.path(), &name, &sha256(&dir.join(&name)), 1);
     let r = Recipe::load(&file).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let src = r.source.materialize(scratch.path()).unwrap();
     assert_eq!(src, scratch.path().join("src"));
     assert_eq!(fs::read_to_string(src.join("data")).unwrap(), "data\n");
-    assert_eq!(fs::metadata(src.join("sub/run.sh")).unwrap().permissions().mode() & 0o777, 0o755);
-    assert_eq!(fs::read_link(src.join("link")).unwrap(), Path::new("sub/run.sh"));
+    assert_eq!(
+        fs::metadata(src.join("sub/run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o755
+    );
+    assert_eq!(
+        fs::read_link(src.join("link")).unwrap(),
+        Path::new("sub/run.sh")
+    );
     assert!(!src.join("pkg-1").exists());
     assert_eq!(r.source_date_epoch(&src).unwrap(), 1_600_000_000);
 }
@@ -243,26 +283,43 @@ fn extract_error(
 
 #[test]
 fn extraction_refuses_absolute_paths() {
-    let (msg, _t) =
-        extract_error(|b| raw_entry(b, b"/tmp/evil", tar::EntryType::Regular, b"", b"x"), 0);
-    assert!(msg.ends_with("entry \"/tmp/evil\" has an absolute path"), "{msg}");
+    let (msg, _t) = extract_error(
+        |b| raw_entry(b, b"/tmp/evil", tar::EntryType::Regular, b"", b"x"),
+        0,
+    );
+    assert!(
+        msg.ends_with("entry \"/tmp/evil\" has an absolute path"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn extraction_refuses_parent_components() {
-    let (msg, tmp) =
-        extract_error(|b| raw_entry(b, b"p/../../evil", tar::EntryType::Regular, b"", b"x"), 1);
-    assert!(msg.ends_with("entry \"p/../../evil\" contains \"..\""), "{msg}");
+    let (msg, tmp) = extract_error(
+        |b| raw_entry(b, b"p/../../evil", tar::EntryType::Regular, b"", b"x"),
+        1,
+    );
+    assert!(
+        msg.ends_with("entry \"p/../../evil\" contains \"..\""),
+        "{msg}"
+    );
     assert!(!tmp.path().join("evil").exists());
 }
 
 #[test]
 fn extraction_refuses_escaping_symlinks() {
-    let (msg, _t) =
-        extract_error(|b| raw_entry(b, b"p/l", tar::EntryType::Symlink, b"../../etc", b""), 1);
-    assert!(msg.ends_with("symlink \"l\" -> \"../../etc\" points outside the tree"), "{msg}");
-    let (msg, _t) =
-        extract_error(|b| raw_entry(b, b"p/l", tar::EntryType::Symlink, b"/etc/passwd", b""), 1);
+    let (msg, _t) = extract_error(
+        |b| raw_entry(b, b"p/l", tar::EntryType::Symlink, b"../../etc", b""),
+        1,
+    );
+    assert!(
+        msg.ends_with("symlink \"l\" -> \"../../etc\" points outside the tree"),
+        "{msg}"
+    );
+    let (msg, _t) = extract_error(
+        |b| raw_entry(b, b"p/l", tar::EntryType::Symlink, b"/etc/passwd", b""),
+        1,
+    );
     assert!(msg.contains("points outside the tree"), "{msg}");
 }
 
@@ -276,14 +333,23 @@ fn extraction_never_writes_through_a_symlink() {
         },
         0,
     );
-    assert!(msg.ends_with("entry \"l/x\" would be written through a link or file"), "{msg}");
+    assert!(
+        msg.ends_with("entry \"l/x\" would be written through a link or file"),
+        "{msg}"
+    );
     assert!(!tmp.path().join("scratch/src/x").exists());
 }
 
 #[test]
 fn extraction_refuses_device_nodes() {
-    let (msg, _t) = extract_error(|b| raw_entry(b, b"p/dev", tar::EntryType::Char, b"", b""), 1);
-    assert!(msg.contains("entry \"dev\" has an unsupported type"), "{msg}");
+    let (msg, _t) = extract_error(
+        |b| raw_entry(b, b"p/dev", tar::EntryType::Char, b"", b""),
+        1,
+    );
+    assert!(
+        msg.contains("entry \"dev\" has an unsupported type"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -297,8 +363,10 @@ fn extraction_keeps_hard_links_inside() {
     let r = Recipe::load(&archive_recipe(tmp.path(), "x.tar", &sha, 1)).unwrap();
     let src = r.source.materialize(tmp.path()).unwrap();
     assert_eq!(fs::read_to_string(src.join("b")).unwrap(), "hi");
-    let (msg, _t) =
-        extract_error(|b| raw_entry(b, b"p/b", tar::EntryType::Link, b"/etc/passwd", b""), 1);
+    let (msg, _t) = extract_error(
+        |b| raw_entry(b, b"p/b", tar::EntryType::Link, b"/etc/passwd", b""),
+        1,
+    );
     assert!(msg.contains("absolute path"), "{msg}");
 }
 
@@ -323,9 +391,18 @@ fn source_date_epoch_is_the_newest_file_mtime_and_recipe_value_wins() {
     assert_eq!(r.source_date_epoch(&src).unwrap(), 3_000);
     set(&src.join("l"), 4_000); // the link itself, not its target
     assert_eq!(r.source_date_epoch(&src).unwrap(), 4_000);
-    fs::write(&file, format!("{PACKAGE}source_date_epoch = 42\n[source]\npath = \"src\"\n"))
-        .unwrap();
-    assert_eq!(Recipe::load(&file).unwrap().source_date_epoch(&src).unwrap(), 42);
+    fs::write(
+        &file,
+        format!("{PACKAGE}source_date_epoch = 42\n[source]\npath = \"src\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        Recipe::load(&file)
+            .unwrap()
+            .source_date_epoch(&src)
+            .unwrap(),
+        42
+    );
 }
 
 #[test]
@@ -363,7 +440,10 @@ fn source_hash_covers_paths_modes_contents_and_links() {
     check("link target");
     fs::rename(src.join("d/f"), src.join("d/g")).unwrap();
     check("rename");
-    fs::File::create(src.join("empty")).unwrap().flush().unwrap();
+    fs::File::create(src.join("empty"))
+        .unwrap()
+        .flush()
+        .unwrap();
     check("new file");
 }
 
@@ -383,17 +463,31 @@ fn bundled_recipes_load_and_materialize() {
     let recipes = bundled();
     let names: Vec<String> = recipes
         .iter()
-        .map(|p| p.parent().unwrap().file_name().unwrap().to_string_lossy().into_owned())
+        .map(|p| {
+            p.parent()
+                .unwrap()
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     for want in ["hello", "scripts", "suidtool", "tarball"] {
-        assert!(names.iter().any(|n| n == want), "recipes/{want} is missing: {names:?}");
+        assert!(
+            names.iter().any(|n| n == want),
+            "recipes/{want} is missing: {names:?}"
+        );
     }
     for file in recipes {
         let r = Recipe::load(&file).unwrap_or_else(|e| panic!("{e:#}", e = anyhow::Error::from(e)));
         let scratch = tempfile::tempdir().unwrap();
         let src = r.source.materialize(scratch.path()).unwrap();
         assert!(src.is_dir());
-        assert!(!r.install.steps.is_empty(), "{}: installs nothing", file.display());
+        assert!(
+            !r.install.steps.is_empty(),
+            "{}: installs nothing",
+            file.display()
+        );
         r.source_hash(&src).unwrap();
         assert!(r.source_date_epoch(&src).unwrap() > 0, "{}", file.display());
     }
@@ -402,14 +496,30 @@ fn bundled_recipes_load_and_materialize() {
 #[test]
 fn bundled_tarball_recipe_unpacks_its_checked_archive() {
     let r = Recipe::load(&crate::util::repo().join("recipes/tarball/recipe.toml")).unwrap();
-    assert!(matches!(r.source, Source::Archive { strip_components: 1, .. }), "{:?}", r.source);
+    assert!(
+        matches!(
+            r.source,
+            Source::Archive {
+                strip_components: 1,
+                ..
+            }
+        ),
+        "{:?}",
+        r.source
+    );
     let scratch = tempfile::tempdir().unwrap();
     let src = r.source.materialize(scratch.path()).unwrap();
     for f in ["Makefile", "README", "tinywc.c"] {
-        assert!(src.join(f).is_file(), "{f} missing after strip_components = 1");
+        assert!(
+            src.join(f).is_file(),
+            "{f} missing after strip_components = 1"
+        );
     }
     assert_eq!(r.source_date_epoch(&src).unwrap(), 1_700_000_000);
-    assert_eq!(r.output_stem(), format!("tinywc_1.2-1_{}", nsroot::recipe::host_arch()));
+    assert_eq!(
+        r.output_stem(),
+        format!("tinywc_1.2-1_{}", nsroot::recipe::host_arch())
+    );
 }
 
 #[test]
@@ -427,12 +537,21 @@ fn deb_maintainer_scripts_must_exist_inside_and_start_with_a_shebang() {
     fs::create_dir(dir.join("debian")).unwrap();
     fs::write(dir.join("debian/postinst"), "echo hi\n").unwrap();
     let msg = message(Recipe::load(&file).unwrap_err());
-    assert!(msg.ends_with("a maintainer script must start with \"#!\" (e.g. #!/bin/sh)"), "{msg}");
+    assert!(
+        msg.ends_with("a maintainer script must start with \"#!\" (e.g. #!/bin/sh)"),
+        "{msg}"
+    );
 
     fs::write(dir.join("debian/postinst"), "#!/bin/sh\n").unwrap();
     let r = Recipe::load(&file).unwrap();
     let scripts = &r.deb.unwrap().scripts;
-    assert_eq!(scripts, &[("postinst", dir.canonicalize().unwrap().join("debian/postinst"))]);
+    assert_eq!(
+        scripts,
+        &[(
+            "postinst",
+            dir.canonicalize().unwrap().join("debian/postinst")
+        )]
+    );
 
     fs::remove_file(dir.join("debian/postinst")).unwrap();
     symlink("/bin/sh", dir.join("debian/postinst")).unwrap();

@@ -1,0 +1,543 @@
+//! seccomp user notification (seccomp_unotify(2)): the filter, listener ioctls, target memory,
+//! fd passing, and the file calls the supervisor makes on the target's behalf.
+//!
+//! The BPF program is hand-built here rather than through libseccomp: it is 27 instructions,
+//! libc already has every constant and struct, it lives in a `static` (so installing it after
+//! fork allocates nothing, which a `pre_exec` hook in a multithreaded parent needs), and nsroot
+//! keeps building with no C library, pkg-config or `libseccomp-dev` on the machine.
+
+use std::ffi::{c_void, CStr};
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+use libc::sock_filter;
+use nix::errno::Errno;
+
+/// A failed system call: its name and errno. Small and `Copy`, so a child can build one
+/// between fork and exec without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("{call} => {errno}")]
+pub struct CallError {
+    /// The call and its notable arguments, e.g. `seccomp(SET_MODE_FILTER)`.
+    pub call: &'static str,
+    /// What the kernel said.
+    pub errno: Errno,
+}
+
+impl CallError {
+    fn last(call: &'static str) -> CallError {
+        CallError {
+            call,
+            errno: Errno::last(),
+        }
+    }
+}
+
+/// `AUDIT_ARCH_X86_64` from linux/audit.h (EM_X86_64 | __AUDIT_ARCH_64BIT | LE).
+pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// Syscall numbers with this bit set are the x32 ABI (arch/x86/include/uapi/asm/unistd.h).
+pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
+/// setxattrat(2) and getxattrat(2) (Linux 6.13), which the filter answers with ENOSYS so that
+/// programs fall back to the calls we emulate; libc 0.2 has no constants for them yet.
+pub const SYS_SETXATTRAT: u32 = 463;
+/// See [`SYS_SETXATTRAT`].
+pub const SYS_GETXATTRAT: u32 = 464;
+
+/// Calls sent to the supervisor (x86_64 numbers), the stat family first as the hottest.
+pub const NOTIFIED: [u32; 17] = [
+    libc::SYS_newfstatat as u32,
+    libc::SYS_statx as u32,
+    libc::SYS_fstat as u32,
+    libc::SYS_lstat as u32,
+    libc::SYS_stat as u32,
+    libc::SYS_getxattr as u32,
+    libc::SYS_lgetxattr as u32,
+    libc::SYS_fgetxattr as u32,
+    libc::SYS_chown as u32,
+    libc::SYS_fchown as u32,
+    libc::SYS_lchown as u32,
+    libc::SYS_fchownat as u32,
+    libc::SYS_mknod as u32,
+    libc::SYS_mknodat as u32,
+    libc::SYS_setxattr as u32,
+    libc::SYS_lsetxattr as u32,
+    libc::SYS_fsetxattr as u32,
+];
+const ENOSYS_CALLS: [u32; 2] = [SYS_SETXATTRAT, SYS_GETXATTRAT];
+
+const HEAD: usize = 5;
+const FILTER_LEN: usize = HEAD + NOTIFIED.len() + ENOSYS_CALLS.len() + 3;
+
+const fn stmt(code: u32, k: u32) -> sock_filter {
+    sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+const fn jump(code: u32, k: u32, jt: usize, jf: usize) -> sock_filter {
+    sock_filter {
+        code: code as u16,
+        jt: jt as u8,
+        jf: jf as u8,
+        k,
+    }
+}
+
+/// The program: wrong architecture -> kill the process (a foreign ABI would bypass every
+/// number below: fail closed, seccomp(2) "Caveats"); x32 -> ENOSYS, as on kernels built
+/// without x32; each notified call -> USER_NOTIF; setxattrat/getxattrat -> ENOSYS; else allow.
+const fn build_filter() -> [sock_filter; FILTER_LEN] {
+    use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    const ARCH_OFFSET: u32 = 4; // offsetof(struct seccomp_data, arch)
+    const NR_OFFSET: u32 = 0; // offsetof(struct seccomp_data, nr)
+    let allow = FILTER_LEN - 3;
+    let notify = FILTER_LEN - 2;
+    let enosys = FILTER_LEN - 1;
+    let mut p = [stmt(0, 0); FILTER_LEN];
+    p[0] = stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET);
+    p[1] = jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
+    p[2] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS);
+    p[3] = stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET);
+    p[4] = jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, enosys - 5, 0);
+    let mut i = HEAD;
+    let mut j = 0;
+    while j < NOTIFIED.len() {
+        p[i] = jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[j], notify - (i + 1), 0);
+        i += 1;
+        j += 1;
+    }
+    j = 0;
+    while j < ENOSYS_CALLS.len() {
+        p[i] = jump(
+            BPF_JMP | BPF_JEQ | BPF_K,
+            ENOSYS_CALLS[j],
+            enosys - (i + 1),
+            0,
+        );
+        i += 1;
+        j += 1;
+    }
+    p[allow] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW);
+    p[notify] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF);
+    p[enosys] = stmt(
+        BPF_RET | BPF_K,
+        libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
+    );
+    p
+}
+
+static FILTER: [sock_filter; FILTER_LEN] = build_filter();
+
+/// Sets no_new_privs and installs the filter on the calling thread; returns the listener.
+///
+/// Allocates nothing, so it is safe between fork and exec. Errors: the failing call and errno
+/// (`prctl` EINVAL on a kernel without no_new_privs, `seccomp` EINVAL/EBUSY without user
+/// notification support).
+pub fn install_filter() -> Result<OwnedFd, CallError> {
+    // seccomp(2): without CAP_SYS_ADMIN a filter needs no_new_privs first.
+    // SAFETY: prctl with integer arguments only.
+    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+        return Err(CallError::last("prctl(PR_SET_NO_NEW_PRIVS)"));
+    }
+    let prog = libc::sock_fprog {
+        len: FILTER_LEN as u16,
+        filter: FILTER.as_ptr().cast_mut(),
+    };
+    // WAIT_KILLABLE_RECV (6.0): once the supervisor has a call, only a fatal signal interrupts
+    // the target; otherwise a signal would restart a mknod the supervisor already did, and the
+    // restarted call would fail with EEXIST (seccomp_unotify(2), "Interaction with signals").
+    let mut flags =
+        libc::SECCOMP_FILTER_FLAG_NEW_LISTENER | libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+    loop {
+        // SAFETY: prog points to a static program of FILTER_LEN instructions, alive for the
+        // call; the kernel copies it.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                flags,
+                &prog as *const libc::sock_fprog,
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a new listener fd (opened close-on-exec by the kernel) that we now own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) });
+        }
+        let err = CallError::last("seccomp(SECCOMP_SET_MODE_FILTER, NEW_LISTENER)");
+        if err.errno == Errno::EINVAL && flags & libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV != 0 {
+            flags &= !libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV; // kernel before 6.0
+            continue;
+        }
+        return Err(err);
+    }
+}
+
+/// Registers a `pre_exec` hook on `cmd` that installs the filter and sends the listener over
+/// the unix socket `sock` (which must stay open until `cmd.spawn()` returns).
+pub fn install_filter_before_exec(cmd: &mut Command, sock: RawFd) {
+    let hook = move || -> io::Result<()> {
+        let listener =
+            install_filter().map_err(|e| io::Error::from_raw_os_error(e.errno as i32))?;
+        // SAFETY: the caller keeps `sock` open until spawn returns, i.e. past this hook.
+        let sock = unsafe { BorrowedFd::borrow_raw(sock) };
+        send_fd(sock, &listener).map_err(|e| io::Error::from_raw_os_error(e.errno as i32))?;
+        Ok(())
+    };
+    // SAFETY: the hook runs between fork and exec and only makes system calls (prctl, seccomp,
+    // sendmsg, close) on stack data: no allocation, no locks.
+    unsafe { cmd.pre_exec(hook) };
+}
+
+/// Control-message buffer for one fd, aligned for `cmsghdr`.
+#[repr(C, align(8))]
+struct CmsgBuf([u8; 64]);
+
+/// Sends `fd` over the unix socket `sock` with SCM_RIGHTS (unix(7)), with one data byte.
+/// Allocates nothing.
+pub fn send_fd(sock: BorrowedFd<'_>, fd: &impl AsRawFd) -> Result<(), CallError> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = CmsgBuf([0; 64]);
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(4) } as usize;
+    // SAFETY: msg_control points to 64 aligned bytes, more than CMSG_SPACE(4); CMSG_FIRSTHDR
+    // therefore returns a pointer inside cbuf, and CMSG_DATA one with 4 bytes of room.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        (*c).cmsg_level = libc::SOL_SOCKET;
+        (*c).cmsg_type = libc::SCM_RIGHTS;
+        (*c).cmsg_len = libc::CMSG_LEN(4) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(c).cast::<RawFd>(), fd.as_raw_fd());
+    }
+    loop {
+        // SAFETY: msg and everything it points to live on this stack frame.
+        let n = unsafe { libc::sendmsg(sock.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if n >= 0 {
+            return Ok(());
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(CallError::last("sendmsg(SCM_RIGHTS)"));
+        }
+    }
+}
+
+/// Receives one fd sent by [`send_fd`], close-on-exec. EOF (the peer closed without sending,
+/// e.g. it failed before) is `ECONNRESET`.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> Result<OwnedFd, CallError> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    let mut cbuf = CmsgBuf([0; 64]);
+    // SAFETY: msghdr is plain data; zeroed is a valid empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = cbuf.0.as_mut_ptr().cast();
+    msg.msg_controllen = cbuf.0.len();
+    let n = loop {
+        // SAFETY: msg and its buffers live on this stack frame.
+        let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 || Errno::last() != Errno::EINTR {
+            break n;
+        }
+    };
+    if n < 0 {
+        return Err(CallError::last("recvmsg(SCM_RIGHTS)"));
+    }
+    // SAFETY: the kernel filled msg_control/msg_controllen; CMSG_FIRSTHDR checks the length and
+    // returns null when there is no header; CMSG_DATA of an SCM_RIGHTS header of CMSG_LEN(4)
+    // or more holds at least one fd.
+    unsafe {
+        let c = libc::CMSG_FIRSTHDR(&msg);
+        if n == 0 || c.is_null() {
+            return Err(CallError {
+                call: "recvmsg(SCM_RIGHTS): no fd",
+                errno: Errno::ECONNRESET,
+            });
+        }
+        if (*c).cmsg_level != libc::SOL_SOCKET
+            || (*c).cmsg_type != libc::SCM_RIGHTS
+            || (*c).cmsg_len < libc::CMSG_LEN(4) as usize
+        {
+            return Err(CallError {
+                call: "recvmsg(SCM_RIGHTS): no fd",
+                errno: Errno::EPROTO,
+            });
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<RawFd>());
+        Ok(OwnedFd::from_raw_fd(fd))
+    }
+}
+
+/// A notification as the kernel gives it (seccomp_unotify(2)).
+pub type Notif = libc::seccomp_notif;
+
+/// An all-zero notification, ready for [`notif_recv`] (which requires zeroed input).
+pub fn notif_zeroed() -> Notif {
+    // SAFETY: seccomp_notif is plain integers; all-zero is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+/// What `poll` said about the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenerState {
+    /// A notification is waiting.
+    Ready,
+    /// No task uses the filter any more: the session is over.
+    Hangup,
+}
+
+/// Waits until the listener has a notification or no targets are left.
+pub fn listener_wait(listener: BorrowedFd<'_>) -> Result<ListenerState, CallError> {
+    let mut p = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one pollfd on the stack.
+        let n = unsafe { libc::poll(&mut p, 1, -1) };
+        if n < 0 {
+            if Errno::last() == Errno::EINTR {
+                continue;
+            }
+            return Err(CallError::last("poll(seccomp listener)"));
+        }
+        if p.revents & libc::POLLIN != 0 {
+            return Ok(ListenerState::Ready);
+        }
+        if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+            return Ok(ListenerState::Hangup);
+        }
+    }
+}
+
+/// SECCOMP_IOCTL_NOTIF_RECV. ENOENT means the target died before we took its call.
+pub fn notif_recv(listener: BorrowedFd<'_>, n: &mut Notif) -> Result<(), Errno> {
+    *n = notif_zeroed();
+    // SAFETY: the ioctl writes one seccomp_notif into `n`, which we own.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_RECV,
+            n as *mut Notif,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// SECCOMP_IOCTL_NOTIF_SEND: `error` is 0 or a negative errno; `flags` may be
+/// SECCOMP_USER_NOTIF_FLAG_CONTINUE. ENOENT means the target died or was interrupted.
+pub fn notif_send(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    val: i64,
+    error: i32,
+    flags: u32,
+) -> Result<(), Errno> {
+    let mut resp = libc::seccomp_notif_resp {
+        id,
+        val,
+        error,
+        flags,
+    };
+    // SAFETY: the ioctl reads one seccomp_notif_resp from our stack.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SEND,
+            &mut resp as *mut libc::seccomp_notif_resp,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// SECCOMP_IOCTL_NOTIF_ID_VALID: true while the target still waits for call `id`, i.e. the pid
+/// we read memory from is still that target.
+pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
+    let mut id = id;
+    // SAFETY: the ioctl reads one u64 from our stack.
+    unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ID_VALID,
+            &mut id as *mut u64,
+        ) == 0
+    }
+}
+
+/// SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP (linux/seccomp.h, 6.6).
+pub const SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP: u64 = 1;
+
+/// Asks for synchronous wake-ups (6.6): the kernel then switches straight between target and
+/// supervisor on one CPU instead of waking the other side through the scheduler, which makes
+/// each round trip much cheaper. EINVAL on older kernels.
+pub fn notif_set_sync_wakeup(listener: BorrowedFd<'_>) -> Result<(), CallError> {
+    // SAFETY: SET_FLAGS takes its flags by value as the ioctl argument.
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_SET_FLAGS,
+            SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP,
+        )
+    };
+    if r < 0 {
+        Err(CallError::last(
+            "ioctl(SECCOMP_IOCTL_NOTIF_SET_FLAGS, FD_SYNC_WAKE_UP)",
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Reads target memory with process_vm_readv(2); returns the bytes read (short at an unmapped
+/// page). Check [`notif_id_valid`] afterwards before trusting them.
+pub fn read_remote(pid: u32, addr: u64, buf: &mut [u8]) -> Result<usize, Errno> {
+    let local = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let remote = libc::iovec {
+        iov_base: addr as usize as *mut c_void,
+        iov_len: buf.len(),
+    };
+    // SAFETY: `local` covers `buf`, which we borrow mutably; the kernel checks `remote` against
+    // the other process's address space and never touches ours through it.
+    let n = unsafe { libc::process_vm_readv(pid as libc::pid_t, &local, 1, &remote, 1, 0) };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The raw `struct statx` (256 bytes), kept as bytes so that fields newer than libc's struct
+/// survive the copy to the target.
+#[repr(C, align(8))]
+pub struct StatxBuf(pub [u8; 256]);
+
+/// statx(2) into a raw buffer. `dirfd` None is AT_FDCWD.
+pub fn statx(
+    dirfd: Option<BorrowedFd<'_>>,
+    path: &CStr,
+    flags: i32,
+    mask: u32,
+    out: &mut StatxBuf,
+) -> Result<(), Errno> {
+    let dfd = dirfd.map_or(libc::AT_FDCWD, |d| d.as_raw_fd());
+    // SAFETY: `path` is NUL-terminated; `out` is 256 writable bytes, the size of struct statx.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_statx,
+            dfd,
+            path.as_ptr(),
+            flags,
+            mask,
+            out.0.as_mut_ptr(),
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// getxattr(2) (`follow`) or lgetxattr(2) into `buf`; an empty buf asks for the size.
+pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8], follow: bool) -> Result<usize, Errno> {
+    let (p, n, b, len) = (
+        path.as_ptr(),
+        name.as_ptr(),
+        buf.as_mut_ptr().cast::<c_void>(),
+        buf.len(),
+    );
+    // SAFETY: path and name are NUL-terminated; buf is `len` writable bytes.
+    let r = unsafe {
+        if follow {
+            libc::getxattr(p, n, b, len)
+        } else {
+            libc::lgetxattr(p, n, b, len)
+        }
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// openat(2) with `flags` (O_CLOEXEC added) and `mode`, as a `File`.
+pub fn openat(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    flags: i32,
+    mode: u32,
+) -> Result<std::fs::File, Errno> {
+    // SAFETY: `path` is NUL-terminated; the kernel returns a new fd or -1.
+    let fd = unsafe {
+        libc::openat(
+            dirfd.as_raw_fd(),
+            path.as_ptr(),
+            flags | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    };
+    if fd < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: a new fd that nothing else owns.
+    Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
+}
+
+/// The effective uid of this process.
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filter_jumps_stay_in_range() {
+        for (i, ins) in FILTER.iter().enumerate() {
+            if u32::from(ins.code) & 0x07 == libc::BPF_JMP {
+                assert!(
+                    i + 1 + usize::from(ins.jt.max(ins.jf)) < FILTER_LEN,
+                    "jump {i} leaves the program"
+                );
+            } else if u32::from(ins.code) & 0x07 == libc::BPF_RET {
+                assert!(i >= FILTER_LEN - 3 || i == 2, "return at {i}");
+            }
+        }
+        assert_eq!(
+            FILTER[FILTER_LEN - 1].k,
+            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32
+        );
+        assert_eq!(FILTER[FILTER_LEN - 2].k, libc::SECCOMP_RET_USER_NOTIF);
+        assert_eq!(FILTER[FILTER_LEN - 3].k, libc::SECCOMP_RET_ALLOW);
+    }
+}
