@@ -64,6 +64,10 @@ pub struct RunArgs {
     #[arg(short = 'i', value_name = "FILE")]
     pub load_file: Option<PathBuf>,
 
+    /// Do not emulate chown/mknod/stat (fastest; chown to other ids then fails as the kernel says)
+    #[arg(long)]
+    pub no_emulate: bool,
+
     /// Accepted for fakeroot compatibility (files with no record keep their on-disk view)
     #[arg(short = 'u', long = "unknown-is-real")]
     pub unknown_is_real: bool,

@@ -83,6 +83,21 @@ impl Supervisor {
     }
 }
 
+impl Supervisor {
+    /// Serves `listener` on the calling thread until no process uses the filter any more (for
+    /// callers that must start their thread before unshare(CLONE_NEWPID), after which a process
+    /// can no longer create threads).
+    ///
+    /// Errors: [`OwnershipError::Supervisor`] if the listener fails.
+    pub fn serve(
+        listener: OwnedFd,
+        proc: OwnedFd,
+        store: Arc<Mutex<Store>>,
+    ) -> Result<SupervisorStats, OwnershipError> {
+        serve(listener, proc, store)
+    }
+}
+
 /// Opens /proc as a directory fd for [`Supervisor::spawn_with_proc`].
 ///
 /// Errors: [`OwnershipError::Proc`].

@@ -5,14 +5,16 @@
 use std::ffi::{OsStr, OsString};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
 use super::channel::{InitMsg, Sender};
 use super::{mounts, Output, Spec, Step};
-use crate::sys::{self, Errno, SigSet, Signal};
+use crate::ownership;
+use crate::sys::{self, CloneFlags, Errno, SigSet, Signal};
 
 /// pid 1's body. `mask` is the blocked signal set inherited from the outer process.
-pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet) -> ! {
+pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<UnixStream>) -> ! {
     // Die with the outer process (the kernel then kills the whole namespace). If it died
     // before the prctl took effect, its end of the channel is already closed: leave now.
     if sys::set_parent_death_signal(Signal::SIGKILL).is_err()
@@ -26,6 +28,9 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet) -> ! {
         Ok(fd) => fd,
         Err(e) => fail(&mut tx, format!("{e}")),
     };
+    if let Err(e) = sys::unshare(CloneFlags::CLONE_NEWNS) {
+        fail(&mut tx, e.to_string());
+    }
     match mounts::execute(&spec.plan.mounts) {
         Ok(warnings) => {
             for w in warnings {
@@ -33,6 +38,18 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet) -> ! {
             }
         }
         Err(e) => fail(&mut tx, format!("{e:#}")),
+    }
+    // Ownership emulation covers pid 1 and so every step: the filter goes on last, after the
+    // mounts, and its listener to the outer process's supervisor.
+    if let Some(sock) = listener_sock {
+        match ownership::install_filter() {
+            Ok(listener) => {
+                if let Err(e) = ownership::send_fd(sock.as_fd(), &listener) {
+                    fail(&mut tx, format!("send the seccomp listener: {e}"));
+                }
+            }
+            Err(e) => fail(&mut tx, format!("{e:#}")),
+        }
     }
     tx.send(&InitMsg::Ready);
 

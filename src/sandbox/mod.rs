@@ -15,13 +15,16 @@ pub mod plan;
 
 use std::ffi::OsString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use channel::InitMsg;
 use plan::{IdMap, Plan};
 
 use crate::cli::{NetMode, RunArgs};
 use crate::error::InputError;
+use crate::ownership::{self, Store};
 use crate::sys::{self, CloneFlags, SigSet, Signal};
 
 /// Signals the outer process and pid 1 pass on to the command when a process (not the
@@ -54,6 +57,9 @@ pub enum SandboxError {
     /// The channel to pid 1 broke.
     #[error("channel to pid 1: {0}")]
     Channel(#[from] std::io::Error),
+    /// Ownership emulation failed.
+    #[error("ownership emulation: {0}")]
+    Ownership(#[from] ownership::OwnershipError),
 }
 
 /// Where a command's output goes.
@@ -97,6 +103,9 @@ pub struct Spec {
     pub output: Output,
     /// Kill every process left in the namespace after each step.
     pub kill_between_steps: bool,
+    /// Record chown/mknod/xattr calls into this store and answer stat from it (seccomp user
+    /// notification); None runs without emulation.
+    pub emulation: Option<Arc<Mutex<Store>>>,
 }
 
 /// How a sandbox run ended.
@@ -144,7 +153,9 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<i32> {
         })
         .collect();
     env.push("NSROOT=1".into());
+    let store = session_store(args)?;
     let spec = Spec {
+        emulation: store.clone(),
         plan,
         steps: vec![Step {
             name: sys::display_os(&argv[0]),
@@ -163,7 +174,39 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<i32> {
     for w in &outcome.warnings {
         eprintln!("nsroot: warning: {w}");
     }
+    if let (Some(path), Some(store)) = (&args.save_file, store) {
+        store.lock().unwrap_or_else(|p| p.into_inner()).save(path)?;
+    }
     Ok(outcome.code)
+}
+
+/// The store of a run-mode session: loaded from `-i`, or empty; None when emulation is off
+/// (`--no-emulate`, `--map-auto` where chown is real, or inside another session, whose
+/// supervisor already records and answers for us).
+fn session_store(args: &RunArgs) -> anyhow::Result<Option<Arc<Mutex<Store>>>> {
+    let nested = ownership::inside_session();
+    if nested && (args.save_file.is_some() || args.load_file.is_some()) {
+        return Err(InputError::new(
+            "-s/-i: this nsroot runs inside another nsroot session, whose supervisor records \
+             ownership for both; give -s/-i to the outer nsroot",
+        )
+        .into());
+    }
+    if args.no_emulate || args.map_auto || nested {
+        if !nested && (args.save_file.is_some() || args.load_file.is_some()) {
+            return Err(InputError::new(
+                "-s/-i need ownership emulation, which --no-emulate and --map-auto turn off",
+            )
+            .into());
+        }
+        return Ok(None);
+    }
+    let store = match &args.load_file {
+        // fakeroot -i on a missing file is an error too.
+        Some(path) => Store::load(path)?,
+        None => Store::new(),
+    };
+    Ok(Some(Arc::new(Mutex::new(store))))
 }
 
 fn reject_fakeroot_only_options(args: &RunArgs) -> Result<(), InputError> {
@@ -200,17 +243,6 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     let (uid, gid) = match spec.plan.id_map {
         IdMap::Single { uid, gid } | IdMap::Auto { uid, gid, .. } => (uid, gid),
     };
-    let mut flags = CloneFlags::CLONE_NEWUSER
-        | CloneFlags::CLONE_NEWNS
-        | CloneFlags::CLONE_NEWPID
-        | CloneFlags::CLONE_NEWIPC;
-    if spec.plan.net {
-        flags |= CloneFlags::CLONE_NEWNET;
-    }
-    if spec.plan.hostname.is_some() {
-        flags |= CloneFlags::CLONE_NEWUTS;
-    }
-
     // --map-auto: newuidmap must run from the parent user namespace, so a helper is forked
     // before we unshare and told when to map us (as util-linux unshare --map-auto does).
     let map_helper = match &spec.plan.id_map {
@@ -218,7 +250,10 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         IdMap::Single { .. } => None,
     };
 
-    if let Err(e) = sys::unshare(flags) {
+    // The user namespace first, alone: unshare(CLONE_NEWUSER) refuses multi-threaded callers,
+    // and after unshare(CLONE_NEWPID) a process can no longer create threads, so the
+    // supervisor thread must start in between.
+    if let Err(e) = sys::unshare(CloneFlags::CLONE_NEWUSER) {
         return Err(SandboxError::NoUserns(diagnose::unshare_failure(e.errno)));
     }
     match map_helper {
@@ -237,15 +272,10 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
             other => other,
         })?,
     }
-    if spec.plan.net {
-        sys::loopback_up()?;
-    }
-    if let Some(h) = &spec.plan.hostname {
-        sys::sethostname(h)?;
-    }
 
-    // Block the signals we forward (and SIGCHLD) before fork, so none is lost between fork
-    // and the signalfd; pid 1 inherits the mask and the command gets a clean one.
+    // Block the signals we forward (and SIGCHLD) before any thread or fork, so none is lost
+    // and none lands on the supervisor thread; pid 1 inherits the mask and the command gets a
+    // clean one.
     let mut mask = SigSet::empty();
     for s in FORWARDED {
         mask.add(*s);
@@ -255,16 +285,54 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     let sigfd = sys::signalfd(&mask)?;
     let (tx, mut rx) = channel::pair()?;
 
+    // Ownership emulation: pid 1 installs the seccomp filter on itself after the mounts and
+    // sends the listener over `theirs`; this thread receives it and serves it. It opens /proc
+    // now, while it is the host's: the notifications' pids are in our pid namespace.
+    let (supervisor, listener_sock) = match &spec.emulation {
+        Some(store) => {
+            let (ours, theirs) = UnixStream::pair()?;
+            let proc = ownership::open_proc()?;
+            let store = Arc::clone(store);
+            let handle = std::thread::Builder::new()
+                .name("nsroot-supervisor".into())
+                .spawn(move || match ownership::recv_fd(ours.as_fd()) {
+                    Ok(listener) => ownership::Supervisor::serve(listener, proc, store).map(Some),
+                    // pid 1 failed before installing the filter; the channel says why.
+                    Err(_) => Ok(None),
+                })?;
+            (Some(handle), Some(theirs))
+        }
+        None => (None, None),
+    };
+
+    // The mount namespace is pid 1's own (it unshares it first thing): pivot_root moves the
+    // root of every process in a mount namespace, and the outer process keeps the host's view.
+    let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC;
+    if spec.plan.net {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    if spec.plan.hostname.is_some() {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
+    sys::unshare(flags)?;
+    if spec.plan.net {
+        sys::loopback_up()?;
+    }
+    if let Some(h) = &spec.plan.hostname {
+        sys::sethostname(h)?;
+    }
+
     let pid1 = match sys::fork()? {
         sys::Forked::Child => {
             drop(rx);
             drop(sigfd);
-            init::main(spec, tx, &mask)
+            init::main(spec, tx, &mask, listener_sock)
         }
         sys::Forked::Parent(pid) => pid,
     };
     drop(tx);
     drop(spec.output);
+    drop(listener_sock);
 
     let mut outcome = Outcome {
         steps: Vec::new(),
@@ -323,6 +391,12 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         }
     }
     sys::set_signal_mask(&old_mask)?;
+    if let Some(handle) = supervisor {
+        // Returns once no process is left under the filter: pid 1 is gone, so are they all.
+        handle
+            .join()
+            .map_err(|_| ownership::OwnershipError::Panicked)??;
+    }
     if let Some(message) = failure {
         return Err(SandboxError::Setup(message));
     }

@@ -86,11 +86,12 @@ pub enum Forked {
     Child,
 }
 
-/// `fork(2)`. Call only while the process is single-threaded.
+/// `fork(2)`. Call only while no other thread can hold a lock the child needs.
 pub fn fork() -> SysResult<Forked> {
-    // SAFETY: nsroot forks only from its single-threaded main thread (the outer process before
-    // any thread is started, pid 1, and the map helper), so the child cannot inherit a lock held
-    // by another thread; the child either execs or `_exit`s.
+    // SAFETY: nsroot forks from the main thread of the outer process (at most one other
+    // thread, the ownership supervisor, which at that point is blocked in recvmsg and holds no
+    // lock; glibc's fork makes malloc safe in the child regardless), from single-threaded
+    // pid 1, and from doctor's probes; every child ends in exec or `_exit`.
     match unsafe { nix::unistd::fork() }.map_err(err("fork()"))? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
