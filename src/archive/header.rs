@@ -36,6 +36,9 @@ pub enum Kind {
     Fifo,
 }
 
+/// Extended attributes as (name, value) byte strings.
+pub type Xattrs = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// Everything one entry's header says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EntryHeader {
@@ -51,7 +54,7 @@ pub struct EntryHeader {
     pub gname: String,
     pub mtime: u64,
     /// Extended attributes, stored as `SCHILY.xattr.NAME`, in this order.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    pub xattrs: Xattrs,
 }
 
 impl EntryHeader {

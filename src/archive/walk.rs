@@ -10,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::ArchiveError;
-use super::header::{EntryHeader, Kind, TarWriter};
+use super::header::{EntryHeader, Kind, TarWriter, Xattrs};
 use super::{PackOptions, PackSummary};
 use crate::ownership::{Lookup, Record};
 use crate::sys::archive::InterruptGuard;
@@ -321,8 +321,8 @@ impl<W: Write> Packer<'_, W> {
 
 /// The file's extended attributes (not following symlinks) merged with the recorded ones,
 /// sorted by name. ACLs (`system.*`) are not xattrs in tar's sense and are left out.
-fn read_xattrs(path: &Path, record: &Record) -> Result<Vec<(Vec<u8>, Vec<u8>)>, ArchiveError> {
-    let mut out: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+fn read_xattrs(path: &Path, record: &Record) -> Result<Xattrs, ArchiveError> {
+    let mut out = Xattrs::new();
     let names = match xattr::list(path) {
         Ok(names) => names.collect::<Vec<_>>(),
         // Filesystems without xattr support have none to store.
