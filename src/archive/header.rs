@@ -226,14 +226,8 @@ pub fn encode(h: &EntryHeader, out: &mut Vec<u8>) {
         key.extend_from_slice(name);
         pax_record(&mut pax, &key, value);
     }
-    if !pax.is_empty() && !is_utf8_records(h) {
-        // POSIX says PAX strings are UTF-8; say so when a path is raw bytes, as GNU tar does.
-        let mut with_charset = Vec::new();
-        pax_record(&mut with_charset, b"hdrcharset", b"BINARY");
-        with_charset.extend_from_slice(&pax);
-        pax = with_charset;
-    }
-
+    // Raw (non-UTF-8) paths go into PAX records as they are, with no `hdrcharset=BINARY`:
+    // GNU tar 1.34 warns about that keyword and stores the bytes unchanged anyway.
     if !pax.is_empty() {
         // A fixed name keeps the bytes independent of anything but the entry itself.
         let mut x = ustar_block(b'x', 0o644, h.mtime);
@@ -246,17 +240,6 @@ pub fn encode(h: &EntryHeader, out: &mut Vec<u8>) {
     }
     checksum(&mut b);
     out.extend_from_slice(&b);
-}
-
-/// Whether the path and link target that went into PAX records are valid UTF-8.
-fn is_utf8_records(h: &EntryHeader) -> bool {
-    let link: &[u8] = match &h.kind {
-        Kind::HardLink { target } | Kind::Symlink { target } => target,
-        _ => &[],
-    };
-    let path_ok = split_ustar(&h.path).is_some() || std::str::from_utf8(&h.path).is_ok();
-    let link_ok = link.len() <= 100 || std::str::from_utf8(link).is_ok();
-    path_ok && link_ok
 }
 
 /// Zero bytes that pad `len` content bytes to a whole block.
