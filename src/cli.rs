@@ -209,12 +209,7 @@ pub struct BuildArgs {
     pub recipe: PathBuf,
 
     /// Output directory for archives, logs and the manifest
-    #[arg(
-        short = 'o',
-        long = "output-dir",
-        value_name = "DIR",
-        default_value = "out"
-    )]
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR", default_value = "out")]
     pub output_dir: PathBuf,
 
     /// Output formats, overriding the recipe's [output] formats

@@ -84,14 +84,7 @@ pub fn env() -> &'static Env {
         } else {
             (built, euid, unsafe { libc::getegid() }, None)
         };
-        let mut env = Env {
-            bin,
-            uid,
-            gid,
-            drop_to,
-            userns_unavailable: None,
-            root_dir,
-        };
+        let mut env = Env { bin, uid, gid, drop_to, userns_unavailable: None, root_dir };
         env.userns_unavailable = probe_userns(&env);
         env
     })
@@ -102,10 +95,7 @@ fn probe_userns(env: &Env) -> Option<String> {
     if max.trim() == "0" {
         return Some("user namespaces are off (/proc/sys/user/max_user_namespaces = 0)".into());
     }
-    let out = env
-        .command("unshare")
-        .args(["--user", "--map-root-user", "true"])
-        .output();
+    let out = env.command("unshare").args(["--user", "--map-root-user", "true"]).output();
     match out {
         Ok(o) if o.status.success() => None,
         Ok(o) => Some(format!(
@@ -169,10 +159,7 @@ pub struct Scratch {
 impl Scratch {
     pub fn new() -> Scratch {
         let env = env();
-        let dir = tempfile::Builder::new()
-            .prefix("scratch-")
-            .tempdir_in(&env.root_dir)
-            .unwrap();
+        let dir = tempfile::Builder::new().prefix("scratch-").tempdir_in(&env.root_dir).unwrap();
         if env.drop_to.is_some() {
             chown(dir.path(), env.uid, env.gid);
         }
@@ -207,13 +194,7 @@ impl Scratch {
 
     /// Runs `sh -c script` as the test uid in this directory.
     pub fn sh(&self, script: &str) -> Output {
-        env()
-            .command("sh")
-            .arg("-c")
-            .arg(script)
-            .current_dir(self.path())
-            .output()
-            .unwrap()
+        env().command("sh").arg("-c").arg(script).current_dir(self.path()).output().unwrap()
     }
 
     /// Runs nsroot with `args` as the test uid in this directory.
@@ -222,24 +203,14 @@ impl Scratch {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        env()
-            .nsroot()
-            .args(args)
-            .current_dir(self.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+        env().nsroot().args(args).current_dir(self.path()).stdin(Stdio::null()).output().unwrap()
     }
 }
 
 impl Drop for Scratch {
     fn drop(&mut self) {
         // Files made inside a namespace may be read-only directories: make them removable.
-        let _ = Command::new("chmod")
-            .arg("-R")
-            .arg("u+rwX")
-            .arg(self.path())
-            .status();
+        let _ = Command::new("chmod").arg("-R").arg("u+rwX").arg(self.path()).status();
     }
 }
 
