@@ -1,13 +1,402 @@
 //! Deterministic, faithful archives: sorted walk -> explicit headers -> tar -> compression.
+//!
+//! `walk` turns DIR into entries, `header` serialises them, `format` and `pargz` compress, and
+//! `list` reads any of it back. This file holds the public API and the two commands.
 
-use crate::cli::{ListArgs, PackArgs};
+mod error;
+mod format;
+mod header;
+mod list;
+mod owner;
+mod pargz;
+mod walk;
+
+use std::fs::File;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+pub use error::ArchiveError;
+pub use format::{decompress, open_archive, sniff, Compression};
+pub use list::{format_time, list, mode_string};
+pub use owner::{parse_owner, Db, Owner};
+
+use crate::cli::{Format, ListArgs, PackArgs};
+use crate::ownership::Lookup;
+use header::TarWriter;
+use walk::Exclude;
+
+/// Output buffer between the tar writer and the compressor or file.
+const OUT_BUF: usize = 256 * 1024;
+
+/// How to write an archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackOptions {
+    pub format: Format,
+    /// Compression level, within `format.level_range()`.
+    pub level: u32,
+    /// Compression threads (gzip and zstd); the output does not depend on it.
+    pub jobs: usize,
+    /// Owner and group of every entry without a recorded one.
+    pub owner: Owner,
+    pub group: Owner,
+    /// Store ids only, no names.
+    pub numeric_owner: bool,
+    /// Later mtimes are stored as this (seconds since the epoch).
+    pub mtime_clamp: Option<u64>,
+    /// Store extended attributes as PAX `SCHILY.xattr.*`.
+    pub xattrs: bool,
+    /// Show a progress bar on stderr when it is a terminal and packing takes a while.
+    pub progress: bool,
+}
+
+impl PackOptions {
+    /// Defaults for `format`: its default level, one thread, root:root, no clamp, no xattrs,
+    /// no progress bar.
+    pub fn new(format: Format) -> PackOptions {
+        PackOptions {
+            format,
+            level: format.default_level(),
+            jobs: 1,
+            owner: Owner::root(),
+            group: Owner::root(),
+            numeric_owner: false,
+            mtime_clamp: None,
+            xattrs: false,
+            progress: false,
+        }
+    }
+
+    /// The options `nsroot pack` was given. The format follows `--format`, else OUT's
+    /// extension (plain tar for `-`); the clamp follows `--mtime`, else `$SOURCE_DATE_EPOCH`.
+    ///
+    /// Errors are input errors: unknown extension, level out of range, bad owner or time.
+    pub fn from_args(args: &PackArgs) -> Result<PackOptions, ArchiveError> {
+        let format = match args.format {
+            Some(f) => f,
+            None if args.output == Path::new("-") => Format::Tar,
+            None => Format::from_path(&args.output)?,
+        };
+        let mut opts = PackOptions::new(format);
+        if let Some(level) = args.level {
+            let range = format.level_range();
+            if format != Format::Tar && !range.contains(&level) {
+                return Err(ArchiveError::input(
+                    format!("--level {level}"),
+                    format!(
+                        "out of range for {} ({}-{})",
+                        format.extension(),
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+            opts.level = level;
+        }
+        opts.jobs = match args.jobs {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        if let Some(o) = &args.owner {
+            opts.owner = parse_owner(o, Db::Passwd)?;
+        }
+        if let Some(g) = &args.group {
+            opts.group = parse_owner(g, Db::Group)?;
+        }
+        opts.numeric_owner = args.numeric_owner;
+        opts.xattrs = args.xattrs;
+        opts.progress = true;
+        opts.mtime_clamp = match &args.mtime {
+            Some(t) => Some(parse_time(t).ok_or_else(|| {
+                ArchiveError::input(
+                    format!("--mtime {t:?}"),
+                    "expected seconds since the epoch, as N or @N",
+                )
+            })?),
+            None => match std::env::var("SOURCE_DATE_EPOCH") {
+                Ok(v) if !v.is_empty() => Some(parse_time(&v).ok_or_else(|| {
+                    ArchiveError::input(
+                        format!("SOURCE_DATE_EPOCH={v:?}"),
+                        "expected seconds since the epoch",
+                    )
+                })?),
+                _ => None,
+            },
+        };
+        Ok(opts)
+    }
+}
+
+/// `N` or `@N` seconds since the epoch.
+fn parse_time(s: &str) -> Option<u64> {
+    s.trim().strip_prefix('@').unwrap_or(s.trim()).parse().ok()
+}
+
+/// Where `pack` writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// A file, replaced atomically when the archive is complete.
+    Path(PathBuf),
+    Stdout,
+}
+
+impl Output {
+    /// `-` is stdout, anything else a path.
+    pub fn from_arg(arg: &Path) -> Output {
+        if arg == Path::new("-") {
+            Output::Stdout
+        } else {
+            Output::Path(arg.to_path_buf())
+        }
+    }
+}
+
+/// What `pack` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PackSummary {
+    /// Entries written (hard links and directories included).
+    pub entries: u64,
+    /// Bytes of file content archived.
+    pub content_bytes: u64,
+    /// Bytes written to the output (after compression).
+    pub output_bytes: u64,
+    /// Things skipped, such as sockets, one message each.
+    pub warnings: Vec<String>,
+}
+
+/// Writes the tree under `dir` as an archive to `out`, applying `records` per entry.
+///
+/// A file output is written beside its final name and renamed into place once complete and
+/// synced; on any error or SIGINT/SIGTERM/SIGHUP nothing is left and an existing file stays
+/// untouched. An output inside `dir` is not archived.
+///
+/// Errors name the path concerned. Input errors (exit 2): `dir` missing or not a directory,
+/// the output's directory missing, the output being a directory, stdout a terminal.
+pub fn pack(
+    dir: &Path,
+    out: &Output,
+    opts: &PackOptions,
+    records: Option<&dyn Lookup>,
+) -> Result<PackSummary, ArchiveError> {
+    check_dir(dir)?;
+    match out {
+        Output::Stdout => {
+            let stdout = io::stdout();
+            if stdout.is_terminal() {
+                return Err(ArchiveError::input(
+                    "output -",
+                    "refusing to write an archive to a terminal; redirect stdout",
+                ));
+            }
+            let mut exclude = Exclude::new();
+            // `-o - > DIR/x.tar` must not archive itself either.
+            if let Ok(meta) = stdout
+                .as_fd()
+                .try_clone_to_owned()
+                .map(File::from)
+                .and_then(|f| f.metadata())
+            {
+                if meta.is_file() {
+                    exclude.push((meta.dev(), meta.ino()));
+                }
+            }
+            let dest = Path::new("stdout");
+            let w = BufWriter::with_capacity(OUT_BUF, stdout.lock());
+            let (summary, w) = pack_stream(dir, w, opts, records, &exclude, dest)?;
+            w.into_inner().map(drop).map_err(|e| ArchiveError::Write {
+                dest: dest.into(),
+                source: e.into_error(),
+            })?;
+            Ok(summary)
+        }
+        Output::Path(path) => pack_to_file(dir, path, opts, records),
+    }
+}
+
+fn check_dir(dir: &Path) -> Result<(), ArchiveError> {
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(ArchiveError::input(
+            format!("DIR {}", dir.display()),
+            "not a directory",
+        )),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ArchiveError::input(
+            format!("DIR {}", dir.display()),
+            "no such directory",
+        )),
+        Err(e) => Err(ArchiveError::io("stat", dir, e)),
+    }
+}
+
+fn pack_to_file(
+    dir: &Path,
+    path: &Path,
+    opts: &PackOptions,
+    records: Option<&dyn Lookup>,
+) -> Result<PackSummary, ArchiveError> {
+    let context = || format!("output {}", path.display());
+    let existing = std::fs::metadata(path).ok();
+    if existing.as_ref().is_some_and(|m| m.is_dir()) {
+        return Err(ArchiveError::input(context(), "is a directory"));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if !parent.is_dir() {
+        return Err(ArchiveError::input(
+            context(),
+            format!("directory {} does not exist", parent.display()),
+        ));
+    }
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // 0666 before the umask, as any newly created file; tempfile's default would be 0600.
+    let tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .permissions(std::fs::Permissions::from_mode(0o666))
+        .tempfile_in(parent)
+        .map_err(|e| ArchiveError::io("create a temporary file in", parent, e))?;
+    let tmp_meta = tmp
+        .as_file()
+        .metadata()
+        .map_err(|e| ArchiveError::io("stat", tmp.path(), e))?;
+    let mut exclude = vec![(tmp_meta.dev(), tmp_meta.ino())];
+    if let Some(m) = &existing {
+        exclude.push((m.dev(), m.ino()));
+    }
+    let w = BufWriter::with_capacity(OUT_BUF, tmp.as_file());
+    // On any error below, `tmp` drops and deletes the partial file.
+    let (summary, w) = pack_stream(dir, w, opts, records, &exclude, path)?;
+    let file = w.into_inner().map_err(|e| ArchiveError::Write {
+        dest: path.into(),
+        source: e.into_error(),
+    })?;
+    file.sync_all()
+        .map_err(|e| ArchiveError::io("sync", tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| ArchiveError::io("rename a temporary file to", path, e.error))?;
+    // The rename is durable only once the directory is synced.
+    File::open(parent)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| ArchiveError::io("sync directory", parent, e))?;
+    Ok(summary)
+}
+
+/// Writes the tree under `dir` as a tar stream, compressed as `opts.format` says, to `out`,
+/// and returns `out` (e.g. for the .deb writer to append the next member).
+///
+/// Nothing is excluded and `opts.progress` is honoured. Errors name the path concerned;
+/// `dir` missing is an input error.
+pub fn pack_to_writer<W: Write>(
+    dir: &Path,
+    out: W,
+    opts: &PackOptions,
+    records: Option<&dyn Lookup>,
+) -> Result<(PackSummary, W), ArchiveError> {
+    check_dir(dir)?;
+    let (summary, w) = pack_stream(
+        dir,
+        BufWriter::with_capacity(OUT_BUF, out),
+        opts,
+        records,
+        &Exclude::new(),
+        Path::new("output"),
+    )?;
+    let w = w.into_inner().map_err(|e| ArchiveError::Write {
+        dest: "output".into(),
+        source: e.into_error(),
+    })?;
+    Ok((summary, w))
+}
+
+/// Counts the bytes that reach the output.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn pack_stream<W: Write>(
+    dir: &Path,
+    out: W,
+    opts: &PackOptions,
+    records: Option<&dyn Lookup>,
+    exclude: &Exclude,
+    dest: &Path,
+) -> Result<(PackSummary, W), ArchiveError> {
+    let werr = |e: io::Error| ArchiveError::Write {
+        dest: dest.into(),
+        source: e,
+    };
+    let counting = Counting {
+        inner: out,
+        count: 0,
+    };
+    let comp =
+        format::Compressor::new(counting, opts.format, opts.level, opts.jobs).map_err(werr)?;
+    let mut tar = TarWriter::new(comp);
+    let mut summary = walk::write_tree(dir, &mut tar, opts, records, exclude, dest)?;
+    let comp = tar.finish().map_err(werr)?;
+    let mut counting = comp.finish().map_err(werr)?;
+    counting.flush().map_err(werr)?;
+    summary.output_bytes = counting.count;
+    Ok((summary, counting.inner))
+}
 
 /// `nsroot pack`: returns the process exit status.
-pub fn run_pack(_args: &PackArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("nsroot pack: not available in this build yet")
+pub fn run_pack(args: &PackArgs) -> anyhow::Result<i32> {
+    // Recorded ownership (`nsroot -s FILE`) applies per entry: owners, device nodes, xattrs.
+    let records = match &args.load_file {
+        Some(state) => Some(crate::ownership::Store::load(state)?),
+        None => None,
+    };
+    let opts = PackOptions::from_args(args)?;
+    let out = Output::from_arg(&args.output);
+    let lookup = records.as_ref().map(|r| r as &dyn crate::ownership::Lookup);
+    match pack(&args.dir, &out, &opts, lookup) {
+        Ok(summary) => {
+            for w in &summary.warnings {
+                eprintln!("nsroot: warning: {w}");
+            }
+            Ok(0)
+        }
+        Err(ArchiveError::Interrupted { signal }) => {
+            // The partial output is gone: now die by the signal, as the shell expects.
+            crate::sys::archive::die_by_signal(signal);
+            Err(ArchiveError::Interrupted { signal }.into())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// `nsroot list`: returns the process exit status.
-pub fn run_list(_args: &ListArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("nsroot list: not available in this build yet")
+pub fn run_list(args: &ListArgs) -> anyhow::Result<i32> {
+    let input = if args.archive == Path::new("-") {
+        decompress(Box::new(io::stdin()), Path::new("stdin"))?
+    } else {
+        open_archive(&args.archive)?
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    list(input, &args.archive, args.numeric_owner, &mut out)?;
+    Ok(0)
 }
+
+#[cfg(test)]
+mod tests;

@@ -9,5 +9,6 @@ mod util;
 mod deb;
 mod dpkg;
 mod ownership;
+mod pack;
 mod recipe;
 mod run;

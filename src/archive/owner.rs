@@ -1,0 +1,162 @@
+//! The owner and group stored in every entry: `--owner`/`--group` parsing as in GNU tar.
+
+use std::path::Path;
+
+use super::error::ArchiveError;
+
+/// A name and numeric id stored in entries; an empty name means "numeric only".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    pub name: String,
+    pub id: u32,
+}
+
+impl Owner {
+    /// root (0), the default owner and group.
+    pub fn root() -> Owner {
+        Owner {
+            name: "root".into(),
+            id: 0,
+        }
+    }
+}
+
+/// Which database a bare name is looked up in.
+#[derive(Debug, Clone, Copy)]
+pub enum Db {
+    Passwd,
+    Group,
+}
+
+impl Db {
+    fn file(self) -> &'static Path {
+        match self {
+            Db::Passwd => Path::new("/etc/passwd"),
+            Db::Group => Path::new("/etc/group"),
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            Db::Passwd => "--owner",
+            Db::Group => "--group",
+        }
+    }
+}
+
+/// Parses `NAME:ID`, `ID` or `NAME` (GNU tar's forms).
+///
+/// `ID` alone stores no name (except 0, stored as root) so the result does not depend on the
+/// host's user database; `NAME` alone is looked up in `/etc/passwd` or `/etc/group`, with
+/// `root` always 0. Errors are input errors naming the option.
+pub fn parse_owner(spec: &str, db: Db) -> Result<Owner, ArchiveError> {
+    parse_owner_with(spec, db, |name| {
+        let text = std::fs::read_to_string(db.file()).unwrap_or_default();
+        lookup_id(&text, name)
+    })
+}
+
+fn parse_owner_with(
+    spec: &str,
+    db: Db,
+    lookup: impl Fn(&str) -> Option<u32>,
+) -> Result<Owner, ArchiveError> {
+    let bad = |msg: String| ArchiveError::input(format!("{} {spec:?}", db.flag()), msg);
+    if let Some((name, id)) = spec.split_once(':') {
+        let id = id
+            .parse()
+            .map_err(|_| bad(format!("{id:?} is not a numeric id")))?;
+        if name.is_empty() || name.len() > 255 {
+            return Err(bad("the name must be 1 to 255 bytes".into()));
+        }
+        return Ok(Owner {
+            name: name.into(),
+            id,
+        });
+    }
+    if let Ok(id) = spec.parse::<u32>() {
+        let name = if id == 0 {
+            "root".into()
+        } else {
+            String::new()
+        };
+        return Ok(Owner { name, id });
+    }
+    if spec == "root" {
+        return Ok(Owner::root());
+    }
+    if spec.is_empty() {
+        return Err(bad("empty owner".into()));
+    }
+    match lookup(spec) {
+        Some(id) => Ok(Owner {
+            name: spec.into(),
+            id,
+        }),
+        None => Err(bad(format!(
+            "no such name in {}; give the id too, as NAME:ID",
+            db.file().display()
+        ))),
+    }
+}
+
+/// The id of `name` in passwd/group-format `text` (third field).
+fn lookup_id(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let mut f = line.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(spec: &str) -> Result<Owner, ArchiveError> {
+        parse_owner_with(spec, Db::Passwd, |n| (n == "builder").then_some(1000))
+    }
+
+    #[test]
+    fn forms() {
+        assert_eq!(p("root").unwrap(), Owner::root());
+        assert_eq!(p("0").unwrap(), Owner::root());
+        assert_eq!(
+            p("42").unwrap(),
+            Owner {
+                name: String::new(),
+                id: 42
+            }
+        );
+        assert_eq!(
+            p("daemon:1").unwrap(),
+            Owner {
+                name: "daemon".into(),
+                id: 1
+            }
+        );
+        assert_eq!(
+            p("builder").unwrap(),
+            Owner {
+                name: "builder".into(),
+                id: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn errors_are_input_errors_naming_the_option() {
+        for spec in ["nosuchuser", "x:y", ":5", ""] {
+            let e = p(spec).unwrap_err();
+            assert!(matches!(e, ArchiveError::Input { .. }), "{spec}");
+            assert!(e.to_string().starts_with("--owner"), "{e}");
+        }
+    }
+
+    #[test]
+    fn lookup_reads_the_third_field() {
+        let text = "root:x:0:0:root:/root:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n";
+        assert_eq!(lookup_id(text, "bob"), Some(1001));
+        assert_eq!(lookup_id(text, "bo"), None);
+    }
+}

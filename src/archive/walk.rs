@@ -1,0 +1,426 @@
+//! The packer's core: a sorted, streaming walk of DIR turning each file's full metadata (and
+//! its recorded ownership) into a tar entry.
+
+use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::error::ArchiveError;
+use super::header::{EntryHeader, Kind, TarWriter, Xattrs};
+use super::{PackOptions, PackSummary};
+use crate::ownership::{Lookup, Record};
+use crate::sys::archive::InterruptGuard;
+
+/// Content is copied in chunks this large; the interrupt flag is checked between them.
+const CHUNK: usize = 256 * 1024;
+
+/// st_mode file type bits (S_IFMT and friends), fixed by POSIX on Linux.
+const S_IFMT: u32 = 0o170000;
+const S_IFCHR: u32 = 0o020000;
+const S_IFBLK: u32 = 0o060000;
+const S_IFIFO: u32 = 0o010000;
+
+/// Major number of a Linux `dev_t` (glibc's encoding, as `makedev` builds it).
+pub fn dev_major(dev: u64) -> u32 {
+    (((dev >> 32) & 0xffff_f000) | ((dev >> 8) & 0xfff)) as u32
+}
+
+/// Minor number of a Linux `dev_t`.
+pub fn dev_minor(dev: u64) -> u32 {
+    (((dev >> 12) & 0xffff_ff00) | (dev & 0xff)) as u32
+}
+
+/// Files never to archive, by (device, inode): the output being written and the one it
+/// replaces, when they lie inside DIR.
+pub(crate) type Exclude = Vec<(u64, u64)>;
+
+/// Walks `dir` and writes its entries to `tar`.
+pub(crate) fn write_tree<W: Write>(
+    dir: &Path,
+    tar: &mut TarWriter<W>,
+    opts: &PackOptions,
+    records: Option<&dyn Lookup>,
+    exclude: &Exclude,
+    dest: &Path,
+) -> Result<PackSummary, ArchiveError> {
+    let guard = InterruptGuard::install()
+        .map_err(|e| ArchiveError::io("install signal handlers for", dest, e))?;
+    let mut packer = Packer {
+        opts,
+        records,
+        tar,
+        dest,
+        guard: &guard,
+        links: HashMap::new(),
+        summary: PackSummary::default(),
+        buf: vec![0u8; CHUNK],
+        progress: Progress::new(opts.progress),
+    };
+    let walk = walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name();
+    for item in walk {
+        packer.check_interrupt()?;
+        let entry = item.map_err(|e| {
+            let path = e.path().unwrap_or(dir).to_path_buf();
+            ArchiveError::io("walk", path, e.into())
+        })?;
+        let meta = entry
+            .metadata()
+            .map_err(|e| ArchiveError::io("stat", entry.path(), e.into()))?;
+        if exclude.contains(&(meta.dev(), meta.ino())) {
+            continue;
+        }
+        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
+        packer.entry(entry.path(), rel, &meta)?;
+    }
+    packer.progress.finish();
+    Ok(packer.summary)
+}
+
+struct Packer<'a, W: Write> {
+    opts: &'a PackOptions,
+    records: Option<&'a dyn Lookup>,
+    tar: &'a mut TarWriter<W>,
+    dest: &'a Path,
+    guard: &'a InterruptGuard,
+    /// Archive names of files with more than one link, by (device, inode).
+    links: HashMap<(u64, u64), Vec<u8>>,
+    summary: PackSummary,
+    buf: Vec<u8>,
+    progress: Progress,
+}
+
+impl<W: Write> Packer<'_, W> {
+    fn check_interrupt(&self) -> Result<(), ArchiveError> {
+        match self.guard.interrupted() {
+            Some(signal) => Err(ArchiveError::Interrupted { signal }),
+            None => Ok(()),
+        }
+    }
+
+    fn write_err(&self, e: io::Error) -> ArchiveError {
+        ArchiveError::Write {
+            dest: self.dest.to_path_buf(),
+            source: e,
+        }
+    }
+
+    /// Archives one walked path; `rel` is its path below DIR (empty for DIR itself).
+    fn entry(&mut self, path: &Path, rel: &Path, meta: &Metadata) -> Result<(), ArchiveError> {
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            self.summary
+                .warnings
+                .push(format!("{}: socket skipped", path.display()));
+            return Ok(());
+        }
+        let record = self
+            .records
+            .and_then(|r| r.lookup(path, meta))
+            .unwrap_or_default();
+        let mut name = b"./".to_vec();
+        name.extend_from_slice(rel.as_os_str().as_bytes());
+        if ft.is_dir() && !rel.as_os_str().is_empty() {
+            name.push(b'/');
+        }
+
+        let mut kind = if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            let target =
+                std::fs::read_link(path).map_err(|e| ArchiveError::io("read link", path, e))?;
+            Kind::Symlink {
+                target: target.into_os_string().into_vec(),
+            }
+        } else if ft.is_char_device() {
+            Kind::Char {
+                major: dev_major(meta.rdev()),
+                minor: dev_minor(meta.rdev()),
+            }
+        } else if ft.is_block_device() {
+            Kind::Block {
+                major: dev_major(meta.rdev()),
+                minor: dev_minor(meta.rdev()),
+            }
+        } else if ft.is_fifo() {
+            Kind::Fifo
+        } else {
+            Kind::File { size: meta.len() }
+        };
+        let mut mode = meta.mode() & 0o7777;
+        if let Some(rec_mode) = record.mode {
+            mode = rec_mode & 0o7777;
+            // A device node or FIFO recorded by mknod lives on disk as an empty regular file.
+            if matches!(kind, Kind::File { .. }) {
+                let rdev = record.rdev.unwrap_or(0);
+                match rec_mode & S_IFMT {
+                    S_IFCHR => {
+                        kind = Kind::Char {
+                            major: dev_major(rdev),
+                            minor: dev_minor(rdev),
+                        }
+                    }
+                    S_IFBLK => {
+                        kind = Kind::Block {
+                            major: dev_major(rdev),
+                            minor: dev_minor(rdev),
+                        }
+                    }
+                    S_IFIFO => kind = Kind::Fifo,
+                    _ => {}
+                }
+            }
+        }
+        if ft.is_symlink() {
+            // Linux ignores a symlink's mode; store what tar does whatever was recorded.
+            mode = 0o777;
+        }
+
+        // Hard links: the first name carries the content, later ones point to it.
+        if !ft.is_dir() && meta.nlink() > 1 {
+            let key = (meta.dev(), meta.ino());
+            match self.links.get(&key) {
+                Some(first) => {
+                    kind = Kind::HardLink {
+                        target: first.clone(),
+                    }
+                }
+                None => {
+                    self.links.insert(key, name.clone());
+                }
+            }
+        }
+
+        let header = self.header(path, name, kind, mode, meta, &record)?;
+        self.progress.entry(path);
+        self.summary.entries += 1;
+        if let Kind::File { size } = header.kind {
+            // Open before writing the header, so an unreadable file fails before any output.
+            let file = self.open_same(path, meta)?;
+            self.tar.header(&header).map_err(|e| self.write_err(e))?;
+            self.copy(path, file, size)?;
+            self.summary.content_bytes += size;
+        } else {
+            self.tar.header(&header).map_err(|e| self.write_err(e))?;
+        }
+        Ok(())
+    }
+
+    fn header(
+        &self,
+        path: &Path,
+        name: Vec<u8>,
+        kind: Kind,
+        mode: u32,
+        meta: &Metadata,
+        record: &Record,
+    ) -> Result<EntryHeader, ArchiveError> {
+        let opts = self.opts;
+        let uid = record.uid.unwrap_or(opts.owner.id);
+        let gid = record.gid.unwrap_or(opts.group.id);
+        // A recorded id other than the default has no name we could know: store it numeric.
+        let name_of = |id: u32, default: &super::Owner| {
+            if opts.numeric_owner {
+                String::new()
+            } else if id == default.id {
+                default.name.clone()
+            } else if id == 0 {
+                "root".to_string()
+            } else {
+                String::new()
+            }
+        };
+        let mtime = meta.mtime().max(0) as u64;
+        let mtime = opts.mtime_clamp.map_or(mtime, |c| mtime.min(c));
+        let xattrs = if opts.xattrs {
+            read_xattrs(path, record)?
+        } else {
+            Vec::new()
+        };
+        Ok(EntryHeader {
+            path: name,
+            kind,
+            mode,
+            uid: u64::from(uid),
+            gid: u64::from(gid),
+            uname: name_of(uid, &opts.owner),
+            gname: name_of(gid, &opts.group),
+            mtime,
+            xattrs,
+        })
+    }
+
+    /// Opens `path` for reading, making sure it is still the file that was walked.
+    fn open_same(&self, path: &Path, meta: &Metadata) -> Result<File, ArchiveError> {
+        // O_NOFOLLOW and O_NONBLOCK: if the file was swapped for a symlink or FIFO since the
+        // walk, fail instead of following or hanging.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| ArchiveError::io("open", path, e))?;
+        let now = file
+            .metadata()
+            .map_err(|e| ArchiveError::io("stat", path, e))?;
+        if (now.dev(), now.ino()) != (meta.dev(), meta.ino()) {
+            return Err(ArchiveError::Changed {
+                path: path.into(),
+                what: "was replaced".into(),
+            });
+        }
+        Ok(file)
+    }
+
+    /// Copies exactly `size` bytes; a file that shrinks or grows meanwhile is an error, never
+    /// a corrupt archive.
+    fn copy(&mut self, path: &Path, mut file: File, size: u64) -> Result<(), ArchiveError> {
+        let mut left = size;
+        while left > 0 {
+            self.check_interrupt()?;
+            let want = left.min(CHUNK as u64) as usize;
+            let n = match file.read(&mut self.buf[..want]) {
+                Ok(0) => {
+                    let what = format!("shrank from {size} to {} bytes", size - left);
+                    return Err(ArchiveError::Changed {
+                        path: path.into(),
+                        what,
+                    });
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ArchiveError::io("read", path, e)),
+            };
+            self.tar
+                .content(&self.buf[..n])
+                .map_err(|e| self.write_err(e))?;
+            left -= n as u64;
+            self.progress.bytes(n as u64);
+        }
+        loop {
+            match file.read(&mut self.buf[..1]) {
+                Ok(0) => break,
+                Ok(_) => {
+                    let what = format!("grew beyond {size} bytes");
+                    return Err(ArchiveError::Changed {
+                        path: path.into(),
+                        what,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(ArchiveError::io("read", path, e)),
+            }
+        }
+        self.tar.pad(size).map_err(|e| self.write_err(e))
+    }
+}
+
+/// The file's extended attributes (not following symlinks) merged with the recorded ones,
+/// sorted by name. ACLs (`system.*`) are not xattrs in tar's sense and are left out.
+fn read_xattrs(path: &Path, record: &Record) -> Result<Xattrs, ArchiveError> {
+    let mut out = Xattrs::new();
+    let names = match xattr::list(path) {
+        Ok(names) => names.collect::<Vec<_>>(),
+        // Filesystems without xattr support have none to store.
+        Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
+        Err(e) => return Err(ArchiveError::io("list extended attributes of", path, e)),
+    };
+    for n in names {
+        let bytes = n.as_bytes().to_vec();
+        if bytes.starts_with(b"system.") {
+            continue;
+        }
+        match xattr::get(path, &n) {
+            Ok(Some(v)) => out.push((bytes, v)),
+            // Removed since it was listed: nothing to store.
+            Ok(None) => {}
+            Err(e) => return Err(ArchiveError::io("read extended attributes of", path, e)),
+        }
+    }
+    for (n, v) in &record.xattrs {
+        let n = n.as_bytes().to_vec();
+        out.retain(|(k, _)| *k != n);
+        out.push((n, v.clone()));
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A progress bar on stderr, shown only when stderr is a terminal and packing has already
+/// taken a while (the walk streams, so the tree's size is not known up front).
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    start: Instant,
+    shown: bool,
+    entries: u64,
+}
+
+impl Progress {
+    const DELAY: Duration = Duration::from_secs(1);
+
+    fn new(wanted: bool) -> Progress {
+        use std::io::IsTerminal;
+        let bar = (wanted && io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::hidden(),
+            );
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} {elapsed} {bytes} ({bytes_per_sec}) {wide_msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            start: Instant::now(),
+            shown: false,
+            entries: 0,
+        }
+    }
+
+    fn entry(&mut self, path: &Path) {
+        if let Some(bar) = &self.bar {
+            self.entries += 1;
+            if !self.shown && self.start.elapsed() > Self::DELAY {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                self.shown = true;
+            }
+            // Formatting a path per entry would cost more than packing a small file.
+            if self.shown && self.entries % 256 == 0 {
+                bar.set_message(format!("{} entries, {}", self.entries, path.display()));
+            }
+        }
+    }
+
+    fn bytes(&mut self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dev_numbers_match_libc() {
+        for (ma, mi) in [(1, 3), (8, 1), (259, 65536), (4095, 1_048_575), (0, 0)] {
+            let dev = libc::makedev(ma, mi);
+            assert_eq!((dev_major(dev), dev_minor(dev)), (ma, mi));
+        }
+    }
+}
