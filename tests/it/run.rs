@@ -290,6 +290,11 @@ fn run_killing_nsroot_kills_the_whole_tree() {
         .read_line(&mut line)
         .unwrap();
     assert_eq!(line, "ready\n");
+    // "ready" can come before the backgrounded shells have exec'd sleep.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while host_processes(needle).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert_eq!(
         host_processes(needle).len(),
         2,
