@@ -1,8 +1,525 @@
-//! Recipe builds: run a recipe's steps in the build sandbox and archive the result.
+//! Recipe builds: run a recipe's steps in the sealed build sandbox and archive the result.
+//!
+//! The sequence: load and validate the recipe; make a private scratch directory; materialize
+//! the sources (a path source is used in place as an overlay's lower layer, never written);
+//! run every step in one sandbox (pid 1 runs them in order, stopping at the first failure);
+//! archive the output tree with the records the build made; write the log and a manifest.
 
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::archive::{self, ArchiveError, PackOptions};
 use crate::cli::BuildArgs;
+use crate::deb::{self, DebError};
+use crate::ownership::{self, Lookup, Store};
+use crate::recipe::{OutputFormat, Recipe, RecipeError};
+use crate::sandbox::plan::{BuildLayout, IdMap, Plan, BUILD_DESTDIR, BUILD_HOME, BUILD_SRC};
+use crate::sandbox::{self, Output, SandboxError, Spec, Step};
+use crate::sys;
+
+/// The PATH of every build step.
+pub const BUILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Prefix of scratch directories (under $TMPDIR or /tmp).
+const SCRATCH_PREFIX: &str = "nsroot-build-";
+/// How many log lines a failed step shows.
+const TAIL_LINES: usize = 25;
+
+/// Errors of `nsroot build`.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The recipe or its sources are wrong (exit 2).
+    #[error(transparent)]
+    Recipe(#[from] RecipeError),
+    /// A step exited non-zero.
+    #[error("{step} (`{command}`) failed with exit code {code}\n--- last lines of {log} ---\n{tail}--- full log: {log}")]
+    StepFailed {
+        step: String,
+        command: String,
+        code: i32,
+        tail: String,
+        log: String,
+    },
+    /// The sandbox could not be set up.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// Archiving the output tree failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// Writing the .deb failed, or its metadata is wrong.
+    #[error(transparent)]
+    Deb(#[from] DebError),
+    /// Recorded ownership could not be read back.
+    #[error(transparent)]
+    Ownership(#[from] ownership::OwnershipError),
+    /// A file operation on the build's own files failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
+    move |source| BuildError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// What a build takes besides the recipe.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// Where archives, the log and the manifest go (created if missing).
+    pub output_dir: PathBuf,
+    /// Formats overriding the recipe's `[output] formats`.
+    pub formats: Option<Vec<OutputFormat>>,
+    /// Keep the scratch directory.
+    pub keep: bool,
+    /// Start an interactive shell in the sandbox when a step fails.
+    pub shell_on_failure: bool,
+    /// Keep the host's network.
+    pub net: bool,
+    /// `$NSROOT_JOBS`.
+    pub jobs: usize,
+    /// Print the plan and each step.
+    pub verbose: bool,
+}
+
+/// What a successful build wrote.
+#[derive(Debug, Clone)]
+pub struct BuildResult {
+    /// Each output file with its sha256.
+    pub outputs: Vec<(PathBuf, String)>,
+    /// The build log.
+    pub log: PathBuf,
+    /// The manifest (JSON).
+    pub manifest: PathBuf,
+    /// The scratch directory, when kept.
+    pub kept: Option<PathBuf>,
+}
 
 /// `nsroot build`: returns the process exit status.
-pub fn run_build(_args: &BuildArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("nsroot build: not available in this build yet")
+pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
+    let opts = BuildOptions {
+        output_dir: args.output_dir.clone(),
+        formats: (!args.format.is_empty())
+            .then(|| args.format.iter().map(|f| OutputFormat::from(*f)).collect()),
+        keep: args.keep,
+        shell_on_failure: args.shell_on_failure,
+        net: args.net,
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        }),
+        verbose: args.verbose,
+    };
+    let result = build(&args.recipe, &opts)?;
+    for (path, sha) in &result.outputs {
+        println!("{}  {}", sha, path.display());
+    }
+    eprintln!(
+        "nsroot: log {}, manifest {}",
+        result.log.display(),
+        result.manifest.display()
+    );
+    if let Some(dir) = &result.kept {
+        eprintln!("nsroot: work tree kept at {}", dir.display());
+    }
+    Ok(0)
+}
+
+/// Builds the recipe at `recipe_path`.
+///
+/// Errors: [`BuildError::Recipe`] for a bad recipe or source (exit 2), [`BuildError::StepFailed`]
+/// naming the step, its exit code and the log's tail, and the sandbox's, archiver's and
+/// filesystem errors with the path concerned. On any error no archive is written.
+pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, BuildError> {
+    let recipe = Recipe::load(recipe_path)?;
+    let formats = opts
+        .formats
+        .clone()
+        .unwrap_or_else(|| recipe.output.formats.clone());
+    // Check .deb metadata before anything is built.
+    if formats.contains(&OutputFormat::Deb) {
+        deb::control_file(&recipe, 0)?;
+    }
+    std::fs::create_dir_all(&opts.output_dir).map_err(io("create", &opts.output_dir))?;
+    let out_dir = opts
+        .output_dir
+        .canonicalize()
+        .map_err(io("resolve", &opts.output_dir))?;
+
+    let scratch = Scratch::create(&recipe.package.name)?;
+    let result = build_in(&recipe, &formats, opts, &out_dir, &scratch);
+    match (&result, opts.keep) {
+        (_, true) => Ok(BuildResult {
+            kept: Some(scratch.keep()),
+            ..result?
+        }),
+        _ => {
+            drop(scratch);
+            result
+        }
+    }
+}
+
+fn build_in(
+    recipe: &Recipe,
+    formats: &[OutputFormat],
+    opts: &BuildOptions,
+    out_dir: &Path,
+    scratch: &Scratch,
+) -> Result<BuildResult, BuildError> {
+    let dir = scratch.path();
+    let source = recipe.source.materialize(dir)?;
+    let sde = recipe.source_date_epoch(&source)?;
+    let source_hash = recipe.source_hash(&source)?;
+    let layout = BuildLayout {
+        root: dir.join("root"),
+        source,
+        upper: dir.join("upper"),
+        work: dir.join("work"),
+        destdir: dir.join("destdir"),
+        net: opts.net,
+    };
+    for d in [&layout.root, &layout.upper, &layout.work, &layout.destdir] {
+        std::fs::create_dir(d).map_err(io("create", d))?;
+    }
+    // The destdir's own mode is the archive's `./` entry: make it independent of the umask.
+    std::fs::set_permissions(&layout.destdir, std::fs::Permissions::from_mode(0o755))
+        .map_err(io("chmod", &layout.destdir))?;
+
+    let (uid, gid) = sys::ids();
+    let plan = Plan::for_build(IdMap::Single { uid, gid }, &layout);
+    if opts.verbose {
+        eprint!("{plan}");
+    }
+    let stem = recipe.output_stem();
+    let log_path = out_dir.join(format!("{stem}.build.log"));
+    let log = File::create(&log_path).map_err(io("create", &log_path))?;
+
+    let steps = steps_of(recipe);
+    if opts.verbose {
+        for s in &steps {
+            eprintln!("nsroot: {}", s.name);
+        }
+    }
+    let store = Arc::new(Mutex::new(Store::new()));
+    let spec = Spec {
+        plan,
+        steps: steps.clone(),
+        on_failure: opts.shell_on_failure.then(|| Step {
+            name: "shell on failure".into(),
+            argv: vec!["/bin/sh".into(), "-i".into()],
+        }),
+        env: environment(recipe, sde, opts.jobs),
+        cwd: Some(BUILD_SRC.into()),
+        umask: Some(0o022),
+        close_fds: true,
+        stdin_null: true,
+        output: Output::To(OwnedFd::from(log)),
+        kill_between_steps: true,
+        emulation: Some(store),
+    };
+    let (outcome, records) = sandbox::run_in_child(spec)?;
+    for w in &outcome.warnings {
+        eprintln!("nsroot: warning: {w}");
+    }
+    if let Some((i, code)) = outcome.steps.iter().enumerate().find(|(_, c)| **c != 0) {
+        return Err(BuildError::StepFailed {
+            step: steps[i].name.clone(),
+            command: recipe_command(&steps[i]),
+            code: *code,
+            tail: tail(&log_path, TAIL_LINES),
+            log: log_path.display().to_string(),
+        });
+    }
+    if outcome.steps.len() != steps.len() {
+        return Err(BuildError::StepFailed {
+            step: "the build".into(),
+            command: "nsroot".into(),
+            code: outcome.code,
+            tail: tail(&log_path, TAIL_LINES),
+            log: log_path.display().to_string(),
+        });
+    }
+    let records = records.unwrap_or_default();
+    let lookup: &dyn Lookup = &records;
+
+    let mut outputs = Vec::new();
+    for format in formats {
+        let out = out_dir.join(format!("{stem}.{}", format.extension()));
+        match format.archive_format() {
+            Some(f) => {
+                let mut popts = PackOptions::new(f);
+                popts.mtime_clamp = Some(sde);
+                popts.jobs = opts.jobs.clamp(1, 8);
+                popts.xattrs = true;
+                archive::pack(
+                    &layout.destdir,
+                    &archive::Output::Path(out.clone()),
+                    &popts,
+                    Some(lookup),
+                )?;
+            }
+            None => {
+                let data = dir.join("data.tar.xz");
+                let mut popts = PackOptions::new(crate::cli::Format::TarXz);
+                popts.mtime_clamp = Some(sde);
+                archive::pack(
+                    &layout.destdir,
+                    &archive::Output::Path(data.clone()),
+                    &popts,
+                    Some(lookup),
+                )?;
+                deb::write_deb(recipe, &layout.destdir, &data, "data.tar.xz", sde, &out)?;
+            }
+        }
+        let sha = sha256_file(&out)?;
+        outputs.push((out, sha));
+    }
+
+    let manifest_path = out_dir.join(format!("{stem}.manifest.json"));
+    let manifest = Manifest {
+        recipe: recipe.file.display().to_string(),
+        recipe_sha256: recipe.recipe_sha256.clone(),
+        source_sha256: source_hash,
+        source_date_epoch: sde,
+        nsroot_version: env!("CARGO_PKG_VERSION").into(),
+        outputs: outputs
+            .iter()
+            .map(|(p, sha)| ManifestOutput {
+                file: p
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+                sha256: sha.clone(),
+            })
+            .collect(),
+    };
+    let mut text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
+    text.push('\n');
+    write_atomically(&manifest_path, text.as_bytes())?;
+    Ok(BuildResult {
+        outputs,
+        log: log_path,
+        manifest: manifest_path,
+        kept: None,
+    })
+}
+
+/// The manifest written beside the outputs.
+#[derive(Debug, serde::Serialize)]
+struct Manifest {
+    recipe: String,
+    recipe_sha256: String,
+    source_sha256: String,
+    source_date_epoch: u64,
+    nsroot_version: String,
+    outputs: Vec<ManifestOutput>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct ManifestOutput {
+    file: String,
+    sha256: String,
+}
+
+/// The recipe's steps, in order, each `sh -e -c STEP`.
+fn steps_of(recipe: &Recipe) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for (section, list) in [
+        ("[build] steps", &recipe.build.steps),
+        ("[build] check", &recipe.build.check),
+        ("[install] steps", &recipe.install.steps),
+    ] {
+        for (i, cmd) in list.iter().enumerate() {
+            steps.push(Step {
+                name: format!("step {} of {section}", i + 1),
+                argv: vec!["/bin/sh".into(), "-e".into(), "-c".into(), cmd.into()],
+            });
+        }
+    }
+    steps
+}
+
+fn recipe_command(step: &Step) -> String {
+    step.argv
+        .last()
+        .map(|a| a.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// The fixed environment of every step: nothing leaks in from the caller.
+fn environment(recipe: &Recipe, sde: u64, jobs: usize) -> Vec<OsString> {
+    let mut env: BTreeMap<String, String> = recipe.build.env.clone().into_iter().collect();
+    for (k, v) in [
+        ("PATH", BUILD_PATH.to_string()),
+        ("HOME", BUILD_HOME.to_string()),
+        ("DESTDIR", BUILD_DESTDIR.to_string()),
+        ("SOURCE_DATE_EPOCH", sde.to_string()),
+        ("TZ", "UTC".into()),
+        ("LC_ALL", "C.UTF-8".into()),
+        ("LANG", "C.UTF-8".into()),
+        ("NSROOT", "1".into()),
+        ("NSROOT_JOBS", jobs.to_string()),
+        ("TMPDIR", "/tmp".into()),
+        ("SHELL", "/bin/sh".into()),
+        ("USER", "root".into()),
+        ("LOGNAME", "root".into()),
+        ("TERM", "dumb".into()),
+    ] {
+        env.insert(k.into(), v);
+    }
+    env.into_iter()
+        .map(|(k, v)| OsString::from(format!("{k}={v}")))
+        .collect()
+}
+
+/// The last `n` lines of the log (bounded: reads at most the last 64 KiB).
+fn tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    let _ = std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(start));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = lines[lines.len().saturating_sub(n)..].join("\n");
+    if !out.is_empty() {
+        out.push('\n');
+    }
+    out
+}
+
+fn sha256_file(path: &Path) -> Result<String, BuildError> {
+    let mut f = File::open(path).map_err(io("open", path))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h).map_err(io("read", path))?;
+    Ok(hex::encode(h.finalize()))
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp =
+        tempfile::NamedTempFile::new_in(dir).map_err(io("create a temporary file in", dir))?;
+    tmp.write_all(bytes).map_err(io("write", tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io("sync", path))?;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(io("chmod", path))?;
+    tmp.persist(path).map_err(|e| BuildError::Io {
+        action: "rename into",
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
+}
+
+/// A build's private scratch directory: removed when dropped (even where the build left
+/// directories without write permission), unless kept. It holds a `pid` file, so a later
+/// build can reclaim the directory of one that was killed.
+struct Scratch {
+    path: Option<PathBuf>,
+}
+
+impl Scratch {
+    fn create(name: &str) -> Result<Scratch, BuildError> {
+        let base = std::env::temp_dir();
+        reclaim_stale(&base);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("{SCRATCH_PREFIX}{name}-"))
+            .tempdir_in(&base)
+            .map_err(io("create a scratch directory in", &base))?
+            .keep();
+        let pid = dir.join("pid");
+        std::fs::write(&pid, std::process::id().to_string()).map_err(io("write", &pid))?;
+        Ok(Scratch { path: Some(dir) })
+    }
+
+    fn path(&self) -> &Path {
+        self.path.as_deref().unwrap_or(Path::new("/nonexistent"))
+    }
+
+    fn keep(mut self) -> PathBuf {
+        let path = self.path.take().unwrap_or_default();
+        // Without its pid file a kept tree is never reclaimed.
+        let _ = std::fs::remove_file(path.join("pid"));
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Some(p) = self.path.take() {
+            remove_tree(&p);
+        }
+    }
+}
+
+/// Removes a tree the user owns, first giving back write permission on directories that a
+/// build (or overlayfs's work directory, mode 000) took away.
+fn remove_tree(path: &Path) {
+    if std::fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    for entry in walkdir::WalkDir::new(path).into_iter().filter_entry(|e| {
+        if e.file_type().is_dir() {
+            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o700));
+        }
+        true
+    }) {
+        drop(entry);
+    }
+    if let Err(e) = std::fs::remove_dir_all(path) {
+        eprintln!(
+            "nsroot: warning: cannot remove scratch directory {}: {e}",
+            path.display()
+        );
+    }
+}
+
+/// Removes scratch directories of this user's builds whose process is gone, saying so.
+fn reclaim_stale(base: &Path) {
+    let Ok(entries) = std::fs::read_dir(base) else {
+        return;
+    };
+    let (uid, _) = sys::ids();
+    for e in entries.flatten() {
+        let name = e.file_name();
+        if !name.to_string_lossy().starts_with(SCRATCH_PREFIX) {
+            continue;
+        }
+        let path = e.path();
+        let owned = std::os::unix::fs::MetadataExt::uid(&match path.symlink_metadata() {
+            Ok(m) if m.is_dir() => m,
+            _ => continue,
+        }) == uid;
+        let pid = std::fs::read_to_string(path.join("pid"))
+            .ok()
+            .and_then(|p| p.trim().parse::<i32>().ok());
+        if let (true, Some(pid)) = (owned, pid) {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                eprintln!(
+                    "nsroot: reclaimed {} left by an interrupted build (pid {pid})",
+                    path.display()
+                );
+                remove_tree(&path);
+            }
+        }
+    }
 }

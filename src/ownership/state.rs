@@ -74,6 +74,14 @@ impl Store {
         parse(&bytes).map_err(|msg| bad(path, msg))
     }
 
+    /// Parses state-file contents that came from somewhere other than a file (`origin` names
+    /// it in errors), e.g. from the sandbox's process over a pipe.
+    ///
+    /// Errors: [`OwnershipError::BadState`].
+    pub fn from_bytes(bytes: &[u8], origin: &Path) -> Result<Store, OwnershipError> {
+        parse(bytes).map_err(|msg| bad(origin, msg))
+    }
+
     /// Writes the records to `path` atomically (see the module docs for the format).
     ///
     /// Errors: [`OwnershipError::SaveState`] naming the step that failed; the previous file at

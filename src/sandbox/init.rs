@@ -55,6 +55,10 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
 
     let mut code = 0;
     for (index, step) in spec.steps.iter().enumerate() {
+        if let Output::To(fd) = &spec.output {
+            // A header per step, so the log says which output came from where.
+            let _ = sys::write_fd(fd.as_fd(), format!("==> {}\n", step.name).as_bytes());
+        }
         let (c, exec_error) = run_step(&spec, step, &sigfd, false);
         code = c;
         tx.send(&InitMsg::StepExited {

@@ -51,6 +51,9 @@ pub enum SandboxError {
     /// `--map-auto` cannot be honoured.
     #[error("--map-auto: {0}")]
     MapAuto(String),
+    /// The sandbox's process (see [`run_in_child`]) failed; the message is its whole chain.
+    #[error("{0}")]
+    Child(String),
     /// pid 1 failed to set the sandbox up.
     #[error("sandbox setup failed: {0}")]
     Setup(String),
@@ -109,7 +112,7 @@ pub struct Spec {
 }
 
 /// How a sandbox run ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Outcome {
     /// Exit status of each step that ran, in order (128+N for signal N).
     pub steps: Vec<i32>,
@@ -402,6 +405,94 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     }
     outcome.code = status;
     Ok(outcome)
+}
+
+/// Runs `spec` in a forked child and returns its outcome and, with emulation, the records it
+/// made, leaving the calling process in the host's namespaces.
+///
+/// After [`run`] a process is inside the sandbox's user namespace and can neither start
+/// threads nor fork (its pid namespace for children is dead); callers that go on working
+/// afterwards (a build packs its output on several threads) use this instead. Signals that a
+/// process (not the terminal) sends to the caller meanwhile are passed on to the child.
+pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError> {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(*s);
+    }
+    mask.add(Signal::SIGCHLD);
+    let old_mask = sys::block_signals(&mask)?;
+    let sigfd = sys::signalfd(&mask)?;
+    let (r, w) = sys::pipe()?;
+    let child = match sys::fork()? {
+        sys::Forked::Child => {
+            drop(r);
+            drop(sigfd);
+            let store = spec.emulation.clone();
+            let result = run(spec).map_err(|e| {
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg.push_str(&format!(": {s}"));
+                    src = s.source();
+                }
+                msg
+            });
+            let mut out = serde_json::to_vec(&result).unwrap_or_default();
+            out.push(b'\n');
+            if let Some(store) = store {
+                out.extend(store.lock().unwrap_or_else(|p| p.into_inner()).to_bytes());
+            }
+            let code = if sys::write_fd(w.as_fd(), &out).is_ok() {
+                0
+            } else {
+                1
+            };
+            sys::exit_now(code)
+        }
+        sys::Forked::Parent(pid) => pid,
+    };
+    drop(w);
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let ready = sys::poll_readable(&[sigfd.as_fd(), r.as_fd()], -1)?;
+        if ready[0] {
+            while let Some(si) = sys::read_signal(&sigfd)? {
+                if si.signo != Signal::SIGCHLD as i32 && !si.from_kernel {
+                    let _ = sys::kill(child, si.signo);
+                }
+            }
+        }
+        if ready[1] {
+            match sys::read_some(r.as_fd(), &mut chunk)? {
+                0 => break,
+                n => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+    let st = sys::wait(child)?;
+    sys::set_signal_mask(&old_mask)?;
+    let split = buf.iter().position(|b| *b == b'\n');
+    let (head, rest) = match split {
+        Some(i) => (&buf[..i], &buf[i + 1..]),
+        None => {
+            return Err(SandboxError::Setup(format!(
+                "the sandbox process died without a result ({st:?})"
+            )))
+        }
+    };
+    let result: Result<Outcome, String> = serde_json::from_slice(head)
+        .map_err(|e| SandboxError::Setup(format!("bad result from the sandbox process: {e}")))?;
+    let outcome = result.map_err(SandboxError::Child)?;
+    let store = if rest.is_empty() {
+        None
+    } else {
+        Some(Store::from_bytes(
+            rest,
+            std::path::Path::new("<sandbox records>"),
+        )?)
+    };
+    Ok((outcome, store))
 }
 
 /// Forks the process that runs newuidmap/newgidmap for us once we have unshared. Returns the

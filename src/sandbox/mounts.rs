@@ -21,7 +21,7 @@ pub fn execute(ops: &[MountOp]) -> Result<Vec<String>, MountError> {
     let mut warnings = Vec::new();
     for op in ops {
         apply(op, &mut warnings).map_err(|source| MountError {
-            step: format!("{op:?}"),
+            step: op.to_string(),
             source,
         })?;
     }
@@ -68,6 +68,7 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
         ),
         MountOp::Proc { target, fallback } => {
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+            mkdir_p(target, 0o555)?;
             match sys::mount(Some(Path::new("proc")), target, Some("proc"), flags, None) {
                 // KERNEL-NOTES 7: refused where the host's /proc is partly covered (some
                 // containers); the inherited /proc still works but shows host processes.
@@ -75,6 +76,16 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
                     warnings.push(format!(
                         "cannot mount a fresh /proc ({e}); using the host's /proc, which shows host processes"
                     ));
+                    if target != Path::new("/proc") {
+                        sys::mount(
+                            Some(Path::new("/proc")),
+                            target,
+                            None,
+                            MsFlags::MS_BIND | MsFlags::MS_REC,
+                            None,
+                        )?;
+                        remount_readonly(target)?;
+                    }
                     Ok(())
                 }
                 r => r,
@@ -132,22 +143,42 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
             upper,
             work,
             target,
+            fallback_copy,
         } => {
             mkdir_p(target, 0o755)?;
             // overlayfs in a user namespace needs `userxattr` (Linux 5.11, KERNEL-NOTES 11).
             let data = format!(
                 "lowerdir={},upperdir={},workdir={},userxattr",
-                lower.display(),
-                upper.display(),
-                work.display()
+                escape_overlay(lower),
+                escape_overlay(upper),
+                escape_overlay(work)
             );
-            sys::mount(
+            let mounted = sys::mount(
                 Some(Path::new("overlay")),
                 target,
                 Some("overlay"),
                 MsFlags::empty(),
                 Some(&data),
-            )
+            );
+            match mounted {
+                Err(e)
+                    if *fallback_copy
+                        && matches!(e.errno, Errno::EPERM | Errno::EINVAL | Errno::ENODEV) =>
+                {
+                    warnings.push(format!(
+                        "overlayfs refused ({e}); copying the sources instead"
+                    ));
+                    copy_tree(lower, upper)?;
+                    sys::mount(
+                        Some(upper),
+                        target,
+                        None,
+                        MsFlags::MS_BIND | MsFlags::MS_REC,
+                        None,
+                    )
+                }
+                r => r,
+            }
         }
         MountOp::Symlink { target, path } => {
             if let Some(parent) = path.parent() {
@@ -195,4 +226,53 @@ fn remount_readonly(target: &Path) -> Result<(), SysError> {
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
         None,
     )
+}
+
+/// Escapes the characters overlayfs's option parser treats specially (`\`, `,`, `:`).
+fn escape_overlay(p: &Path) -> String {
+    let mut out = String::new();
+    for c in p.to_string_lossy().chars() {
+        if matches!(c, '\\' | ',' | ':') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Copies the tree under `from` into `to` (which exists), keeping modes, symlinks and
+/// modification times: the fallback when overlayfs is unavailable.
+fn copy_tree(from: &Path, to: &Path) -> Result<(), SysError> {
+    for entry in walkdir::WalkDir::new(from).min_depth(1) {
+        let entry = entry.map_err(|e| SysError {
+            call: format!("walk {}", from.display()),
+            errno: e.io_error().map(sys::io_errno).unwrap_or(Errno::EIO),
+        })?;
+        let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
+        let dst = to.join(rel);
+        let meta = entry
+            .path()
+            .symlink_metadata()
+            .map_err(io(format!("stat {}", entry.path().display())))?;
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            mkdir_p(&dst, 0o755)?;
+        } else if ft.is_symlink() {
+            let target = std::fs::read_link(entry.path())
+                .map_err(io(format!("readlink {}", entry.path().display())))?;
+            std::os::unix::fs::symlink(&target, &dst)
+                .map_err(io(format!("symlink {}", dst.display())))?;
+            continue;
+        } else if ft.is_file() {
+            std::fs::copy(entry.path(), &dst)
+                .map_err(io(format!("copy {}", entry.path().display())))?;
+        } else {
+            continue;
+        }
+        std::fs::set_permissions(&dst, meta.permissions())
+            .map_err(io(format!("chmod {}", dst.display())))?;
+        let mtime = filetime::FileTime::from_last_modification_time(&meta);
+        filetime::set_file_mtime(&dst, mtime).map_err(io(format!("utime {}", dst.display())))?;
+    }
+    Ok(())
 }

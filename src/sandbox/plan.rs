@@ -24,7 +24,8 @@ pub enum MountOp {
     /// `mount --make-rprivate /`: nothing propagates back to the host (mount_namespaces(7)).
     MakePrivate,
     /// A fresh procfs at `target` for the new pid namespace; when `fallback` and the kernel
-    /// refuses (KERNEL-NOTES 7), keep the inherited /proc and warn.
+    /// refuses (KERNEL-NOTES 7), the host's /proc serves instead (bound read-only when
+    /// `target` is elsewhere), with a warning.
     Proc { target: PathBuf, fallback: bool },
     /// A tmpfs at `target`.
     Tmpfs {
@@ -41,12 +42,15 @@ pub enum MountOp {
         readonly: bool,
         optional: bool,
     },
-    /// An overlay of `lower` with a writable `upper` at `target`.
+    /// An overlay of `lower` with a writable `upper` at `target`; where the kernel refuses
+    /// overlayfs in a user namespace (before 5.11) and `fallback_copy`, `lower` is copied into
+    /// `upper` and that is bound at `target` instead.
     Overlay {
         lower: PathBuf,
         upper: PathBuf,
         work: PathBuf,
         target: PathBuf,
+        fallback_copy: bool,
     },
     /// Creates a symlink `path` -> `target`.
     Symlink { target: PathBuf, path: PathBuf },
@@ -58,6 +62,35 @@ pub enum MountOp {
     PivotRoot { new_root: PathBuf },
     /// Remount `target` read-only (keeping its locked flags).
     RemountReadonly { target: PathBuf },
+}
+
+/// Where the sources are built, inside the build sandbox.
+pub const BUILD_SRC: &str = "/build/src";
+/// Where the install steps write (`$DESTDIR`), inside the build sandbox.
+pub const BUILD_DESTDIR: &str = "/build/destdir";
+/// `$HOME` inside the build sandbox.
+pub const BUILD_HOME: &str = "/build/home";
+/// The hostname of every build (KERNEL-NOTES 18).
+pub const BUILD_HOSTNAME: &str = "nsroot";
+/// Host directories a build sees, read-only (or as the same symlinks).
+pub const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
+];
+
+/// Host paths of a build's scratch space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildLayout {
+    /// Mount point of the new root (an empty directory).
+    pub root: PathBuf,
+    /// The sources (never written: the overlay's lower layer).
+    pub source: PathBuf,
+    /// Overlay upper and work directories (same filesystem).
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// The output tree, bound at [`BUILD_DESTDIR`].
+    pub destdir: PathBuf,
+    /// Keep the host's network (`--net`); otherwise a network namespace with only `lo`.
+    pub net: bool,
 }
 
 /// Everything the sandbox sets up before the first command runs.
@@ -87,6 +120,113 @@ impl Plan {
                     fallback: true,
                 },
             ],
+        }
+    }
+
+    /// The plan of `nsroot build`: a new root on a tmpfs holding the host's system directories
+    /// read-only, the sources as an overlay at [`BUILD_SRC`], the output tree at
+    /// [`BUILD_DESTDIR`], private /tmp and home, a minimal /dev and a fresh /proc; then
+    /// pivot_root and the root made read-only.
+    pub fn for_build(id_map: IdMap, layout: &BuildLayout) -> Plan {
+        let root = &layout.root;
+        let inside = |p: &str| root.join(p.trim_start_matches('/'));
+        let mut m = vec![
+            MountOp::MakePrivate,
+            MountOp::Tmpfs {
+                target: root.clone(),
+                mode: 0o755,
+                size: None,
+            },
+        ];
+        // Merged-/usr systems have /bin, /lib... as symlinks into /usr: keep them symlinks.
+        for dir in SYSTEM_DIRS {
+            let host = PathBuf::from(dir);
+            match std::fs::symlink_metadata(&host) {
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    if let Ok(target) = std::fs::read_link(&host) {
+                        m.push(MountOp::Symlink {
+                            target,
+                            path: inside(dir),
+                        });
+                    }
+                }
+                Ok(meta) if meta.is_dir() => m.push(MountOp::Bind {
+                    source: host,
+                    target: inside(dir),
+                    readonly: true,
+                    optional: true,
+                }),
+                _ => {}
+            }
+        }
+        m.push(MountOp::Overlay {
+            lower: layout.source.clone(),
+            upper: layout.upper.clone(),
+            work: layout.work.clone(),
+            target: inside(BUILD_SRC),
+            fallback_copy: true,
+        });
+        m.push(MountOp::Bind {
+            source: layout.destdir.clone(),
+            target: inside(BUILD_DESTDIR),
+            readonly: false,
+            optional: false,
+        });
+        m.push(MountOp::Tmpfs {
+            target: inside("/tmp"),
+            mode: 0o1777,
+            size: None,
+        });
+        m.push(MountOp::Tmpfs {
+            target: inside(BUILD_HOME),
+            mode: 0o755,
+            size: None,
+        });
+        m.push(MountOp::Mkdir {
+            path: inside("/dev"),
+            mode: 0o755,
+        });
+        for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
+            m.push(MountOp::Device {
+                source: PathBuf::from("/dev").join(dev),
+                target: inside("/dev").join(dev),
+            });
+        }
+        m.push(MountOp::Devpts {
+            target: inside("/dev/pts"),
+        });
+        m.push(MountOp::Tmpfs {
+            target: inside("/dev/shm"),
+            mode: 0o1777,
+            size: None,
+        });
+        for (name, target) in [
+            ("ptmx", "pts/ptmx"),
+            ("fd", "/proc/self/fd"),
+            ("stdin", "/proc/self/fd/0"),
+            ("stdout", "/proc/self/fd/1"),
+            ("stderr", "/proc/self/fd/2"),
+        ] {
+            m.push(MountOp::Symlink {
+                target: target.into(),
+                path: inside("/dev").join(name),
+            });
+        }
+        // procfs must be mounted while a fully visible /proc is still in this mount
+        // namespace, i.e. before pivot_root drops the host's (mount_too_revealing()).
+        m.push(MountOp::Proc {
+            target: inside("/proc"),
+            fallback: true,
+        });
+        m.push(MountOp::PivotRoot {
+            new_root: root.clone(),
+        });
+        m.push(MountOp::RemountReadonly { target: "/".into() });
+        Plan {
+            id_map,
+            net: !layout.net,
+            hostname: Some(BUILD_HOSTNAME.into()),
+            mounts: m,
         }
     }
 
@@ -131,6 +271,12 @@ impl fmt::Display for Plan {
             writeln!(f, "mount {}: {}", i + 1, describe(m))?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Display for MountOp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&describe(self))
     }
 }
 
@@ -217,5 +363,62 @@ mod tests {
         assert!(s.contains("uid_map: 0 1000 1; gid_map: 0 100 1"), "{s}");
         assert!(s.contains("hostname: box"), "{s}");
         assert!(s.contains("mount 1: make / recursively private"), "{s}");
+    }
+
+    fn layout() -> BuildLayout {
+        BuildLayout {
+            root: "/s/root".into(),
+            source: "/home/u/src".into(),
+            upper: "/s/upper".into(),
+            work: "/s/work".into(),
+            destdir: "/s/destdir".into(),
+            net: false,
+        }
+    }
+
+    #[test]
+    fn build_plan_seals_the_root() {
+        let p = Plan::for_build(IdMap::Single { uid: 1, gid: 1 }, &layout());
+        assert_eq!(p.mounts[0], MountOp::MakePrivate);
+        assert!(p.net, "no network unless asked");
+        assert_eq!(p.hostname.as_deref(), Some(BUILD_HOSTNAME));
+        let pos = |f: &dyn Fn(&MountOp) -> bool| p.mounts.iter().position(|m| f(m)).unwrap();
+        let proc = pos(&|m| matches!(m, MountOp::Proc { .. }));
+        let pivot = pos(&|m| matches!(m, MountOp::PivotRoot { .. }));
+        let ro = pos(&|m| matches!(m, MountOp::RemountReadonly { .. }));
+        assert!(
+            proc < pivot && pivot < ro,
+            "proc before pivot, read-only root last"
+        );
+        assert_eq!(ro, p.mounts.len() - 1);
+        // The sources are only ever the overlay's lower layer, never bound writable.
+        for m in &p.mounts {
+            if let MountOp::Bind {
+                source, readonly, ..
+            } = m
+            {
+                assert!(source != &layout().source, "sources bound directly: {m:?}");
+                if source.starts_with("/usr") || source.starts_with("/etc") {
+                    assert!(readonly, "{m:?}");
+                }
+            }
+        }
+        assert!(p
+            .mounts
+            .iter()
+            .any(|m| matches!(m, MountOp::Overlay { lower, target, .. }
+            if lower == &layout().source && target == &PathBuf::from("/s/root/build/src"))));
+        assert!(p.mounts.iter().any(
+            |m| matches!(m, MountOp::Bind { source, target, readonly: false, .. }
+            if source == &layout().destdir && target == &PathBuf::from("/s/root/build/destdir"))
+        ));
+        let with_net = Plan::for_build(
+            IdMap::Single { uid: 1, gid: 1 },
+            &BuildLayout {
+                net: true,
+                ..layout()
+            },
+        );
+        assert!(!with_net.net);
     }
 }

@@ -448,6 +448,16 @@ pub fn read_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> SysResult<usize> {
     Ok(n)
 }
 
+/// One `read(2)`, retried on EINTR: 0 at end of file.
+pub fn read_some(fd: BorrowedFd<'_>, buf: &mut [u8]) -> SysResult<usize> {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map_err(err("read()")),
+        }
+    }
+}
+
 /// Writes all of `buf` to a raw descriptor.
 pub fn write_fd(fd: BorrowedFd<'_>, buf: &[u8]) -> SysResult<()> {
     let mut n = 0;
