@@ -382,7 +382,7 @@ mod tests {
         assert_eq!(p.mounts[0], MountOp::MakePrivate);
         assert!(p.net, "no network unless asked");
         assert_eq!(p.hostname.as_deref(), Some(BUILD_HOSTNAME));
-        let pos = |f: &dyn Fn(&MountOp) -> bool| p.mounts.iter().position(|m| f(m)).unwrap();
+        let pos = |f: &dyn Fn(&MountOp) -> bool| p.mounts.iter().position(f).unwrap();
         let proc = pos(&|m| matches!(m, MountOp::Proc { .. }));
         let pivot = pos(&|m| matches!(m, MountOp::PivotRoot { .. }));
         let ro = pos(&|m| matches!(m, MountOp::RemountReadonly { .. }));

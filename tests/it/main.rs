@@ -6,6 +6,7 @@
 
 mod util;
 
+mod build;
 mod deb;
 mod dpkg;
 mod ownership;
