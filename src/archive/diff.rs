@@ -346,6 +346,18 @@ impl Side {
     }
 }
 
+/// The report's order: a .deb's debian-binary (and any member holding no tar), then the
+/// control member followed by its entries, then the data member followed by its entries;
+/// paths in byte order within each.
+fn rank(key: &Key) -> (Section, bool, &[u8]) {
+    match (key.0, key.1.as_slice()) {
+        (Section::Members, b"control.tar") => (Section::Control, false, b""),
+        (Section::Members, b"data.tar") => (Section::Data, false, b""),
+        (Section::Control | Section::Data, path) => (key.0, true, path),
+        (section, path) => (section, false, path),
+    }
+}
+
 /// A content difference whose offset (and text diff) the second pass fills in.
 struct Pending {
     /// Index into the differences.
@@ -576,7 +588,7 @@ fn compare(a: &Side, b: &Side) -> (Vec<(Key, Difference)>, Vec<Pending>) {
             );
         }
     }
-    diffs.sort_by(|x, y| (&x.0, x.1).cmp(&(&y.0, y.1)));
+    diffs.sort_by(|x, y| (rank(&x.0), x.1).cmp(&(rank(&y.0), y.1)));
     let mut pending = Vec::new();
     for (key, _, chunk, small) in content {
         if let Some(index) = diffs

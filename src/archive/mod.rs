@@ -23,7 +23,7 @@ pub use diff::{diff_archives, run_diff, DiffReport, Difference, Field};
 pub use error::ArchiveError;
 pub use format::{decompress, open_archive, sniff, Compression};
 pub use list::{format_time, list, mode_string};
-pub use owner::{parse_owner, Db, Owner};
+pub use owner::{parse_owner, Db, Names, Owner};
 pub use read::{read_path, ArMember, ArchiveType, EntryKind, EntryMeta, Section, Visit};
 
 use crate::cli::{Format, ListArgs, PackArgs};

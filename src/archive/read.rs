@@ -283,7 +283,7 @@ impl<R: Read> Read for Exact<R> {
                 self.failed = true;
                 Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
-                    format!("{} bytes missing at the end of an entry", self.left),
+                    format!("the input ends {} bytes early", self.left),
                 ))
             }
             Ok(n) => {
