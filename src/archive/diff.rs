@@ -577,7 +577,9 @@ fn compare(a: &Side, b: &Side) -> (Vec<(Key, Difference)>, Vec<Pending>) {
             b"control.tar" => Section::Control,
             _ => Section::Data,
         };
-        if ra.sha != rb.sha && !changed_sections.contains(&section) {
+        // Another name is another compression, already reported: different bytes follow.
+        let renamed = ra.meta.path != rb.meta.path;
+        if ra.sha != rb.sha && !renamed && !changed_sections.contains(&section) {
             let v = |r: &Rec| format!("{} bytes, {}", r.meta.size, sha_string(&r.sha));
             push(
                 key,
@@ -739,19 +741,25 @@ fn trouble(e: ArchiveError) -> ArchiveError {
 
 /// Runs diffoscope on the two files, its report following ours; says so when it is missing.
 fn run_diffoscope(a: &Path, b: &Path) {
-    match std::process::Command::new("diffoscope")
-        .arg(a)
-        .arg(b)
-        .status()
-    {
+    // Looked up here rather than left to exec: a PATH directory this user cannot enter makes
+    // exec fail with EACCES, which would read as "cannot run" rather than "not installed".
+    let found = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("diffoscope"))
+            .find(|f| f.is_file())
+    });
+    let Some(program) = found else {
+        eprintln!(
+            "nsroot: warning: --diffoscope: diffoscope is not installed (apt-get install \
+             diffoscope); the report above is complete without it"
+        );
+        return;
+    };
+    match std::process::Command::new(&program).arg(a).arg(b).status() {
         // diffoscope exits 0 when identical and 1 when different.
         Ok(s) if matches!(s.code(), Some(0 | 1)) => {}
         Ok(s) => eprintln!("nsroot: warning: diffoscope failed ({s}); the report above stands"),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => eprintln!(
-            "nsroot: warning: --diffoscope: diffoscope is not installed (apt-get install \
-             diffoscope); the report above is complete without it"
-        ),
-        Err(e) => eprintln!("nsroot: warning: cannot run diffoscope: {e}"),
+        Err(e) => eprintln!("nsroot: warning: cannot run {}: {e}", program.display()),
     }
 }
 

@@ -7,6 +7,7 @@
 mod util;
 
 mod deb;
+mod diff;
 mod dpkg;
 mod ownership;
 mod pack;
