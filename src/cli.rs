@@ -195,7 +195,8 @@ pub struct PackArgs {
 /// `nsroot list ARCHIVE`.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
-    /// The archive to list (`-` for stdin); compression is detected from its content
+    /// The archive to list (`-` for stdin): a tar, its compression detected from its content, or a
+    /// .deb (its control fields, then its control and data members' entries)
     #[arg(value_name = "ARCHIVE")]
     pub archive: PathBuf,
 
