@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The names that select a subcommand when they are the first argument.
-pub const SUBCOMMANDS: &[&str] = &["run", "pack", "list", "build", "doctor", "help"];
+pub const SUBCOMMANDS: &[&str] = &["run", "pack", "list", "diff", "build", "doctor", "help"];
 
 /// Text shown after the run-mode help, listing the subcommands.
 const RUN_AFTER_HELP: &str = "\
@@ -20,6 +20,7 @@ Subcommands:
   run      Run a command as root in fresh namespaces (the default)
   pack     Write a directory as a deterministic, root-owned archive
   list     List an archive's entries like `tar -tv`
+  diff     Compare two archives (tar or .deb) entry by entry
   build    Build a recipe in a sealed sandbox into a root-owned archive
   doctor   Check what this kernel and host allow, with the fix for what they don't
 
@@ -119,6 +120,8 @@ pub enum Command {
     Pack(PackArgs),
     /// List an archive's entries like `tar -tv`
     List(ListArgs),
+    /// Compare two archives (tar or .deb) entry by entry; exit 0 if identical, 1 if not
+    Diff(DiffArgs),
     /// Build a recipe in a sealed sandbox into a root-owned archive
     Build(BuildArgs),
     /// Check what this kernel and host allow, with the fix for what they don't
@@ -192,13 +195,34 @@ pub struct PackArgs {
 /// `nsroot list ARCHIVE`.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
-    /// The archive to list (`-` for stdin); compression is detected from its content
+    /// The archive to list (`-` for stdin): a tar, its compression detected from its content, or a
+    /// .deb (its control fields, then its control and data members' entries)
     #[arg(value_name = "ARCHIVE")]
     pub archive: PathBuf,
 
     /// Show numeric ids instead of names
     #[arg(long)]
     pub numeric_owner: bool,
+}
+
+/// `nsroot diff A B`.
+#[derive(Debug, Clone, Args)]
+pub struct DiffArgs {
+    /// The first archive: tar (any compression nsroot reads) or .deb
+    #[arg(value_name = "A")]
+    pub a: PathBuf,
+
+    /// The second archive
+    #[arg(value_name = "B")]
+    pub b: PathBuf,
+
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also run diffoscope on the two files when they differ (if it is installed)
+    #[arg(long, conflicts_with = "json")]
+    pub diffoscope: bool,
 }
 
 /// `nsroot build RECIPE`.

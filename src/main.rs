@@ -27,6 +27,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Run(args) => nsroot::sandbox::run_command(&args),
         Command::Pack(args) => nsroot::archive::run_pack(&args),
         Command::List(args) => nsroot::archive::run_list(&args),
+        Command::Diff(args) => nsroot::archive::run_diff(&args),
         Command::Build(args) => nsroot::build::run_build(&args),
         Command::Doctor(_) => nsroot::doctor::run_doctor(),
     }

@@ -166,7 +166,10 @@ pub fn sniff(head: &[u8]) -> Compression {
 /// Wraps `input` in the decompressor its first bytes call for (gzip, zstd, xz or none).
 ///
 /// `name` is used in error messages.
-pub fn decompress(input: Box<dyn Read>, name: &Path) -> Result<Box<dyn Read>, ArchiveError> {
+pub fn decompress<'a>(
+    input: Box<dyn Read + 'a>,
+    name: &Path,
+) -> Result<Box<dyn Read + 'a>, ArchiveError> {
     let mut buf = BufReader::with_capacity(256 * 1024, input);
     // fill_buf may return fewer than 6 bytes from a pipe; the magic numbers are short enough
     // that the first read of any real archive holds them.

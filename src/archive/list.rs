@@ -4,6 +4,7 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 
 use super::error::ArchiveError;
+use super::read::{read_any, ArMember, ArchiveType, EntryKind, EntryMeta, Section, Visit};
 
 /// `ls -l`-style mode: type character then rwx triplets with s/S/t/T.
 ///
@@ -85,6 +86,10 @@ struct Columns {
 }
 
 impl Columns {
+    fn new() -> Columns {
+        Columns { ugswidth: 19 }
+    }
+
     fn line(&mut self, mode: &str, owner: &str, size: &str, time: &str, rest: &str) -> String {
         let pad = owner.len() + 1 + size.len();
         self.ugswidth = self.ugswidth.max(pad);
@@ -93,117 +98,162 @@ impl Columns {
     }
 }
 
-/// Writes one line per entry of the tar stream `input` to `out`.
+/// Writes one line per entry of the archive `input` to `out`, in `tar -tv` style.
+///
+/// A tar (any compression) lists as GNU tar does. A .deb shows its control file's fields,
+/// then the listing of its control member and of its data member, each under a heading
+/// naming the member. Returns the number of entries listed.
 ///
 /// `name` is used in errors; a malformed archive is an input error (exit 2).
 pub fn list(
-    input: Box<dyn Read>,
+    input: Box<dyn Read + '_>,
     name: &Path,
     numeric_owner: bool,
     out: &mut dyn Write,
 ) -> Result<u64, ArchiveError> {
-    let bad = |e: io::Error| match e.kind() {
-        io::ErrorKind::InvalidData | io::ErrorKind::UnexpectedEof | io::ErrorKind::Other => {
-            ArchiveError::input(
-                format!("archive {}", name.display()),
-                format!("not a valid archive: {e}"),
-            )
-        }
-        _ => ArchiveError::io("read", name, e),
+    let mut lister = Lister {
+        out,
+        numeric_owner,
+        cols: Columns::new(),
+        count: 0,
+        control_text: None,
+        control_lines: Vec::new(),
+        header_done: false,
     };
-    let werr = |e: io::Error| ArchiveError::Write {
+    let kind = read_any(input, &name.display().to_string(), &mut lister)?;
+    if kind == ArchiveType::Deb {
+        lister.deb_header()?;
+    }
+    lister.out.flush().map_err(werr)?;
+    Ok(lister.count)
+}
+
+/// The largest control file shown (dpkg itself refuses far smaller ones).
+const CONTROL_MAX: u64 = 1024 * 1024;
+
+fn werr(e: io::Error) -> ArchiveError {
+    ArchiveError::Write {
         dest: "stdout".into(),
         source: e,
-    };
-    let mut archive = tar::Archive::new(input);
-    let mut cols = Columns { ugswidth: 19 };
-    let mut count = 0;
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let mut uid = entry.header().uid().map_err(bad)?;
-        let mut gid = entry.header().gid().map_err(bad)?;
-        let mut mtime = entry.header().mtime().map_err(bad)? as i64;
-        let mut uname = entry
-            .header()
-            .username_bytes()
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default();
-        let mut gname = entry
-            .header()
-            .groupname_bytes()
-            .map(<[u8]>::to_vec)
-            .unwrap_or_default();
-        // tar-rs applies PAX path, linkpath and size itself; the rest is ours to apply.
-        if let Some(pax) = entry.pax_extensions().map_err(bad)? {
-            for ext in pax {
-                let ext = ext.map_err(bad)?;
-                let num = || {
-                    std::str::from_utf8(ext.value_bytes())
-                        .ok()?
-                        .split('.')
-                        .next()?
-                        .parse()
-                        .ok()
-                };
-                match ext.key_bytes() {
-                    b"uid" => uid = num().unwrap_or(uid),
-                    b"gid" => gid = num().unwrap_or(gid),
-                    b"mtime" => mtime = num().map(|v: u64| v as i64).unwrap_or(mtime),
-                    b"uname" => uname = ext.value_bytes().to_vec(),
-                    b"gname" => gname = ext.value_bytes().to_vec(),
-                    _ => {}
-                }
-            }
-        }
-        let header = entry.header();
-        let mode = header.mode().map_err(bad)?;
-        let kind = header.entry_type();
-        let type_char = match kind {
-            tar::EntryType::Directory => 'd',
-            tar::EntryType::Symlink => 'l',
-            tar::EntryType::Link => 'h',
-            tar::EntryType::Char => 'c',
-            tar::EntryType::Block => 'b',
-            tar::EntryType::Fifo => 'p',
-            tar::EntryType::Continuous => 'C',
-            _ => '-',
-        };
-        let size = if matches!(kind, tar::EntryType::Char | tar::EntryType::Block) {
-            let major = header.device_major().map_err(bad)?.unwrap_or(0);
-            let minor = header.device_minor().map_err(bad)?.unwrap_or(0);
-            format!("{major},{minor}")
-        } else {
-            entry.size().to_string()
-        };
+    }
+}
+
+struct Lister<'o> {
+    out: &'o mut dyn Write,
+    numeric_owner: bool,
+    cols: Columns,
+    count: u64,
+    /// A .deb's `control` file, once read.
+    control_text: Option<Vec<u8>>,
+    /// The control member's heading and listing, printed after the fields.
+    control_lines: Vec<String>,
+    /// Whether a .deb's fields and control listing were printed.
+    header_done: bool,
+}
+
+impl Lister<'_> {
+    fn line(&mut self, meta: &EntryMeta) -> String {
         let who = |name: &[u8], id: u64| {
-            if numeric_owner || name.is_empty() {
+            if self.numeric_owner || name.is_empty() {
                 id.to_string()
             } else {
                 escape_name(name)
             }
         };
-        let owner = format!("{}/{}", who(&uname, uid), who(&gname, gid));
-        let mut rest = escape_name(&entry.path_bytes());
-        let link = entry.link_name_bytes().map(|l| escape_name(&l));
-        match (kind, link) {
-            (tar::EntryType::Symlink, Some(l)) => rest = format!("{rest} -> {l}"),
-            (tar::EntryType::Link, Some(l)) => rest = format!("{rest} link to {l}"),
+        let owner = format!(
+            "{}/{}",
+            who(&meta.uname, meta.uid),
+            who(&meta.gname, meta.gid)
+        );
+        let size = if matches!(meta.kind, EntryKind::Char | EntryKind::Block) {
+            format!("{},{}", meta.dev.0, meta.dev.1)
+        } else {
+            meta.size.to_string()
+        };
+        let mut rest = escape_name(&meta.path);
+        match meta.kind {
+            EntryKind::Symlink => rest = format!("{rest} -> {}", escape_name(&meta.link)),
+            EntryKind::HardLink => rest = format!("{rest} link to {}", escape_name(&meta.link)),
             _ => {}
         }
-        let line = cols.line(
-            &mode_string(type_char, mode),
+        self.cols.line(
+            &mode_string(meta.kind.type_char(), meta.mode),
             &owner,
             &size,
-            &format_time(mtime),
+            &format_time(meta.mtime),
             &rest,
-        );
-        writeln!(out, "{line}").map_err(werr)?;
-        count += 1;
-        // Skip the content by reading it: the stream may be compressed or a pipe.
-        io::copy(&mut entry, &mut io::sink()).map_err(bad)?;
+        )
     }
-    out.flush().map_err(werr)?;
-    Ok(count)
+
+    /// Prints a .deb's control fields and control listing, once.
+    fn deb_header(&mut self) -> Result<(), ArchiveError> {
+        if self.header_done {
+            return Ok(());
+        }
+        self.header_done = true;
+        match &self.control_text {
+            Some(text) => {
+                self.out.write_all(text).map_err(werr)?;
+                if !text.ends_with(b"\n") {
+                    writeln!(self.out).map_err(werr)?;
+                }
+            }
+            None => writeln!(self.out, "(no control file)").map_err(werr)?,
+        }
+        for l in std::mem::take(&mut self.control_lines) {
+            writeln!(self.out, "{l}").map_err(werr)?;
+        }
+        Ok(())
+    }
+}
+
+impl Visit for Lister<'_> {
+    fn entry(
+        &mut self,
+        section: Section,
+        meta: &EntryMeta,
+        content: &mut dyn Read,
+    ) -> Result<(), ArchiveError> {
+        match section {
+            // debian-binary and other members show in the headings.
+            Section::Members => return Ok(()),
+            Section::Control => {
+                let is_control = matches!(&meta.path[..], b"./control" | b"control");
+                if is_control && meta.kind == EntryKind::File && meta.size <= CONTROL_MAX {
+                    let mut text = Vec::new();
+                    content
+                        .read_to_end(&mut text)
+                        .map_err(|e| ArchiveError::io("read", "control", e))?;
+                    self.control_text = Some(text);
+                }
+                let line = self.line(meta);
+                self.control_lines.push(line);
+            }
+            Section::Tar | Section::Data => {
+                let line = self.line(meta);
+                writeln!(self.out, "{line}").map_err(werr)?;
+            }
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    fn member(&mut self, member: &ArMember) -> Result<(), ArchiveError> {
+        let heading = format!("\n{}:", escape_name(&member.name));
+        match member.tar_section() {
+            Some(Section::Control) => {
+                self.cols = Columns::new();
+                self.control_lines.push(heading);
+            }
+            Some(_) => {
+                self.deb_header()?;
+                self.cols = Columns::new();
+                writeln!(self.out, "{heading}").map_err(werr)?;
+            }
+            None => {}
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

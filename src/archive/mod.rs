@@ -3,12 +3,14 @@
 //! `walk` turns DIR into entries, `header` serialises them, `format` and `pargz` compress, and
 //! `list` reads any of it back. This file holds the public API and the two commands.
 
+mod diff;
 mod error;
 mod format;
 mod header;
 mod list;
 mod owner;
 mod pargz;
+mod read;
 mod walk;
 
 use std::fs::File;
@@ -17,10 +19,12 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+pub use diff::{diff_archives, run_diff, DiffReport, Difference, Field};
 pub use error::ArchiveError;
 pub use format::{decompress, open_archive, sniff, Compression};
 pub use list::{format_time, list, mode_string};
-pub use owner::{parse_owner, Db, Owner};
+pub use owner::{parse_owner, Db, Names, Owner};
+pub use read::{read_path, ArMember, ArchiveType, EntryKind, EntryMeta, Section, Visit};
 
 use crate::cli::{Format, ListArgs, PackArgs};
 use crate::ownership::Lookup;
@@ -387,14 +391,30 @@ pub fn run_pack(args: &PackArgs) -> anyhow::Result<i32> {
 
 /// `nsroot list`: returns the process exit status.
 pub fn run_list(args: &ListArgs) -> anyhow::Result<i32> {
-    let input = if args.archive == Path::new("-") {
-        decompress(Box::new(io::stdin()), Path::new("stdin"))?
+    // Raw bytes: `list` tells a .deb from a (compressed) tar by their first bytes.
+    let input: Box<dyn io::Read> = if args.archive == Path::new("-") {
+        Box::new(io::stdin())
     } else {
-        open_archive(&args.archive)?
+        let file = File::open(&args.archive).map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                ArchiveError::input(
+                    format!("archive {}", args.archive.display()),
+                    "no such file",
+                )
+            } else {
+                ArchiveError::io("open", &args.archive, e)
+            }
+        })?;
+        Box::new(file)
+    };
+    let name = if args.archive == Path::new("-") {
+        Path::new("stdin")
+    } else {
+        args.archive.as_path()
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    list(input, &args.archive, args.numeric_owner, &mut out)?;
+    list(input, name, args.numeric_owner, &mut out)?;
     Ok(0)
 }
 

@@ -1,6 +1,8 @@
 //! The owner and group stored in every entry: `--owner`/`--group` parsing as in GNU tar.
 
-use std::path::Path;
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 
 use super::error::ArchiveError;
 
@@ -109,6 +111,68 @@ fn lookup_id(text: &str, name: &str) -> Option<u32> {
     })
 }
 
+/// Names of ids from `/etc/passwd` and `/etc/group`, each file read at most once.
+///
+/// fakeroot + GNU tar and dpkg-deb store the name the system gives a recorded id (`root/games`
+/// for 0:60); we store the same. The files are read directly rather than through
+/// getpwuid/getgrgid (NSS): the archive must not depend on what LDAP, sssd or systemd's
+/// dynamic users answer at pack time, nor load NSS modules into nsroot. The ids packages
+/// chown to are local system accounts, which live in these files, where NSS looks first.
+#[derive(Debug)]
+pub struct Names {
+    passwd: PathBuf,
+    group: PathBuf,
+    users: OnceCell<HashMap<u32, String>>,
+    groups: OnceCell<HashMap<u32, String>>,
+}
+
+impl Names {
+    /// The host's `/etc/passwd` and `/etc/group`.
+    pub fn system() -> Names {
+        Names::from_files(Db::Passwd.file(), Db::Group.file())
+    }
+
+    /// Names from other files in the same formats (a missing file knows no names).
+    pub fn from_files(passwd: &Path, group: &Path) -> Names {
+        Names {
+            passwd: passwd.to_path_buf(),
+            group: group.to_path_buf(),
+            users: OnceCell::new(),
+            groups: OnceCell::new(),
+        }
+    }
+
+    /// The name of `id` in `db`, if the file has one.
+    pub fn name(&self, db: Db, id: u32) -> Option<&str> {
+        let (cell, file) = match db {
+            Db::Passwd => (&self.users, &self.passwd),
+            Db::Group => (&self.groups, &self.group),
+        };
+        cell.get_or_init(|| parse_names(&std::fs::read_to_string(file).unwrap_or_default()))
+            .get(&id)
+            .map(String::as_str)
+    }
+}
+
+/// id -> name from passwd/group-format `text`; the first line for an id wins, as getpwuid
+/// reading the files answers. Comments, NIS `+`/`-` lines and malformed lines are skipped.
+fn parse_names(text: &str) -> HashMap<u32, String> {
+    let mut map = HashMap::new();
+    for line in text.lines() {
+        let mut f = line.split(':');
+        let (Some(name), Some(_), Some(id)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        if name.is_empty() || name.starts_with(['#', '+', '-']) {
+            continue;
+        }
+        if let Ok(id) = id.parse::<u32>() {
+            map.entry(id).or_insert_with(|| name.to_string());
+        }
+    }
+    map
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,5 +222,29 @@ mod tests {
         let text = "root:x:0:0:root:/root:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n";
         assert_eq!(lookup_id(text, "bob"), Some(1001));
         assert_eq!(lookup_id(text, "bo"), None);
+    }
+
+    #[test]
+    fn names_first_line_wins_and_junk_is_skipped() {
+        let text = "# comment\n+nis::0:0\nroot:x:0:0::/:/bin/sh\ngames:x:60:\n\
+                    other:x:60:\nbad:x:notanid:\n:x:7:\n";
+        let m = parse_names(text);
+        assert_eq!(m.get(&0).map(String::as_str), Some("root"));
+        assert_eq!(m.get(&60).map(String::as_str), Some("games"));
+        assert_eq!(m.len(), 2);
+    }
+
+    #[test]
+    fn names_come_from_the_given_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (p, g) = (dir.path().join("passwd"), dir.path().join("group"));
+        std::fs::write(&p, "builder:x:1000:1000::/home/b:/bin/sh\n").unwrap();
+        std::fs::write(&g, "games:x:60:\n").unwrap();
+        let names = Names::from_files(&p, &g);
+        assert_eq!(names.name(Db::Passwd, 1000), Some("builder"));
+        assert_eq!(names.name(Db::Group, 60), Some("games"));
+        assert_eq!(names.name(Db::Group, 1000), None);
+        let none = Names::from_files(&dir.path().join("x"), &dir.path().join("y"));
+        assert_eq!(none.name(Db::Passwd, 0), None);
     }
 }

@@ -155,9 +155,14 @@ fn fake_lookup_turns_a_file_into_a_char_device() {
     );
     let ping = got.iter().find(|l| l.path == b"./bin/ping").unwrap();
     assert_eq!(ping.kind, tar::EntryType::Regular);
+    // A recorded id is stored with the name the host's /etc/passwd gives it, if any.
+    let name_1000 = Names::system()
+        .name(Db::Passwd, 1000)
+        .unwrap_or_default()
+        .to_string();
     assert_eq!(
         (ping.mode, ping.uid, ping.uname.as_str(), ping.size),
-        (0o4755, 1000, "", 4)
+        (0o4755, 1000, name_1000.as_str(), 4)
     );
     assert_eq!(
         ping.xattrs,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use super::error::ArchiveError;
 use super::header::{EntryHeader, Kind, TarWriter, Xattrs};
+use super::owner::{Db, Names};
 use super::{PackOptions, PackSummary};
 use crate::ownership::{Lookup, Record};
 use crate::sys::archive::InterruptGuard;
@@ -59,6 +60,7 @@ pub(crate) fn write_tree<W: Write>(
         summary: PackSummary::default(),
         buf: vec![0u8; CHUNK],
         progress: Progress::new(opts.progress),
+        names: Names::system(),
     };
     let walk = walkdir::WalkDir::new(dir)
         .follow_links(false)
@@ -93,6 +95,8 @@ struct Packer<'a, W: Write> {
     summary: PackSummary,
     buf: Vec<u8>,
     progress: Progress,
+    /// Names for recorded ids, read from the host's files on first use.
+    names: Names,
 }
 
 impl<W: Write> Packer<'_, W> {
@@ -223,8 +227,9 @@ impl<W: Write> Packer<'_, W> {
         let opts = self.opts;
         let uid = record.uid.unwrap_or(opts.owner.id);
         let gid = record.gid.unwrap_or(opts.group.id);
-        // A recorded id other than the default has no name we could know: store it numeric.
-        let name_of = |id: u32, default: &super::Owner| {
+        // A recorded id other than the default gets the name /etc/passwd or /etc/group give it,
+        // as fakeroot + GNU tar and dpkg-deb store; numeric only when it has none.
+        let name_of = |id: u32, default: &super::Owner, db: Db| {
             if opts.numeric_owner {
                 String::new()
             } else if id == default.id {
@@ -232,7 +237,7 @@ impl<W: Write> Packer<'_, W> {
             } else if id == 0 {
                 "root".to_string()
             } else {
-                String::new()
+                self.names.name(db, id).unwrap_or_default().to_string()
             }
         };
         let mtime = meta.mtime().max(0) as u64;
@@ -248,8 +253,8 @@ impl<W: Write> Packer<'_, W> {
             mode,
             uid: u64::from(uid),
             gid: u64::from(gid),
-            uname: name_of(uid, &opts.owner),
-            gname: name_of(gid, &opts.group),
+            uname: name_of(uid, &opts.owner, Db::Passwd),
+            gname: name_of(gid, &opts.group, Db::Group),
             mtime,
             xattrs,
         })

@@ -8,6 +8,7 @@ mod util;
 
 mod build;
 mod deb;
+mod diff;
 mod dpkg;
 mod ownership;
 mod pack;

@@ -499,3 +499,60 @@ fn sigint_removes_the_partial_output() {
         .collect();
     assert_eq!(names, vec![std::ffi::OsString::from("tree")], "left behind");
 }
+
+/// A recorded id is stored with the name /etc/passwd or /etc/group gives it (`root/games`), as
+/// fakeroot + GNU tar store it, not as a bare number.
+#[test]
+fn recorded_ids_get_their_names_as_with_fakeroot_and_gnu_tar() {
+    if util::no_userns() || util::missing_tool("tar") {
+        return;
+    }
+    let s = Scratch::new();
+    let chown = "chown 0:60 tree/f && chown 1:1 tree/g";
+    assert_ok(&s.sh("mkdir tree && echo a > tree/f && echo b > tree/g"));
+    assert_ok(&s.nsroot(["-s", "state", "--", "sh", "-c", chown]));
+    assert_ok(&s.nsroot(["pack", "-i", "state", "tree", "-o", "ours.tar"]));
+    let listing = gnu_tar(s.path(), &["-tvf", "ours.tar"]);
+    let owners: Vec<&str> = listing
+        .lines()
+        .map(|l| l.split_whitespace().nth(1).unwrap())
+        .collect();
+    // The names this host gives ids 60 (group) and 1 (user and group), as tar would show.
+    let group_60 = gnu_tar_name(&s, "--group", "60");
+    let user_1 = gnu_tar_name(&s, "--owner", "1");
+    let group_1 = gnu_tar_name(&s, "--group", "1");
+    assert_eq!(
+        owners,
+        [
+            "root/root".to_string(),
+            format!("root/{group_60}"),
+            format!("{user_1}/{group_1}")
+        ],
+        "{listing}"
+    );
+    assert!(
+        listing.contains("root/games"),
+        "Debian's games group: {listing}"
+    );
+    // fakeroot + GNU tar give the very same archive entries.
+    if util::missing_tool("fakeroot") {
+        return;
+    }
+    assert_ok(&s.sh(&format!(
+        "fakeroot sh -c '{chown} && tar --sort=name -C tree -cf theirs.tar .'"
+    )));
+    let o = s.nsroot(["diff", "theirs.tar", "ours.tar"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+}
+
+/// The name GNU tar stores for a bare numeric `--owner`/`--group` id (looked up in the host's
+/// files); the id itself when there is none.
+fn gnu_tar_name(s: &Scratch, flag: &str, id: &str) -> String {
+    let o = s.sh(&format!(
+        "echo x > n.$$ && tar {flag}={id} -cf - n.$$ | tar -tvf - ; rm -f n.$$"
+    ));
+    assert_ok(&o);
+    let owner = stdout(&o).split_whitespace().nth(1).unwrap().to_string();
+    let (u, g) = owner.split_once('/').unwrap();
+    if flag == "--owner" { u } else { g }.to_string()
+}
