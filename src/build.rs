@@ -466,30 +466,8 @@ impl Scratch {
 impl Drop for Scratch {
     fn drop(&mut self) {
         if let Some(p) = self.path.take() {
-            remove_tree(&p);
+            crate::fsutil::remove_tree(&p);
         }
-    }
-}
-
-/// Removes a tree the user owns, first giving back write permission on directories that a
-/// build (or overlayfs's work directory, mode 000) took away.
-fn remove_tree(path: &Path) {
-    if std::fs::remove_dir_all(path).is_ok() {
-        return;
-    }
-    for entry in walkdir::WalkDir::new(path).into_iter().filter_entry(|e| {
-        if e.file_type().is_dir() {
-            let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o700));
-        }
-        true
-    }) {
-        drop(entry);
-    }
-    if let Err(e) = std::fs::remove_dir_all(path) {
-        eprintln!(
-            "nsroot: warning: cannot remove scratch directory {}: {e}",
-            path.display()
-        );
     }
 }
 
@@ -518,7 +496,7 @@ fn reclaim_stale(base: &Path) {
                     "nsroot: reclaimed {} left by an interrupted build (pid {pid})",
                     path.display()
                 );
-                remove_tree(&path);
+                crate::fsutil::remove_tree(&path);
             }
         }
     }

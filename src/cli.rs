@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The names that select a subcommand when they are the first argument.
-pub const SUBCOMMANDS: &[&str] = &["run", "pack", "list", "diff", "build", "doctor", "help"];
+pub const SUBCOMMANDS: &[&str] = &[
+    "run", "pack", "list", "diff", "repro", "build", "doctor", "help",
+];
 
 /// Text shown after the run-mode help, listing the subcommands.
 const RUN_AFTER_HELP: &str = "\
@@ -21,6 +23,7 @@ Subcommands:
   pack     Write a directory as a deterministic, root-owned archive
   list     List an archive's entries like `tar -tv`
   diff     Compare two archives (tar or .deb) entry by entry
+  repro    Build a recipe twice under varied conditions and compare the outputs
   build    Build a recipe in a sealed sandbox into a root-owned archive
   doctor   Check what this kernel and host allow, with the fix for what they don't
 
@@ -122,6 +125,8 @@ pub enum Command {
     List(ListArgs),
     /// Compare two archives (tar or .deb) entry by entry; exit 0 if identical, 1 if not
     Diff(DiffArgs),
+    /// Build a recipe twice under varied conditions and compare the outputs
+    Repro(ReproArgs),
     /// Build a recipe in a sealed sandbox into a root-owned archive
     Build(BuildArgs),
     /// Check what this kernel and host allow, with the fix for what they don't
@@ -269,3 +274,23 @@ pub struct BuildArgs {
 /// `nsroot doctor`.
 #[derive(Debug, Clone, Args)]
 pub struct DoctorArgs {}
+
+/// `nsroot repro RECIPE`.
+#[derive(Debug, Clone, Args)]
+pub struct ReproArgs {
+    /// The recipe file
+    #[arg(value_name = "RECIPE")]
+    pub recipe: PathBuf,
+
+    /// How many builds to compare (at least 2)
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u32).range(2..=16))]
+    pub runs: u32,
+
+    /// Keep each run's outputs under this directory (default: a temporary one, removed)
+    #[arg(short = 'o', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Print the comparison as JSON
+    #[arg(long)]
+    pub json: bool,
+}

@@ -28,6 +28,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Pack(args) => nsroot::archive::run_pack(&args),
         Command::List(args) => nsroot::archive::run_list(&args),
         Command::Diff(args) => nsroot::archive::run_diff(&args),
+        Command::Repro(args) => nsroot::repro::run_repro(&args),
         Command::Build(args) => nsroot::build::run_build(&args),
         Command::Doctor(_) => nsroot::doctor::run_doctor(),
     }

@@ -168,7 +168,10 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
                     warnings.push(format!(
                         "overlayfs refused ({e}); copying the sources instead"
                     ));
-                    copy_tree(lower, upper)?;
+                    crate::fsutil::copy_tree(lower, upper).map_err(|e| SysError {
+                        call: format!("copy {} to {}", lower.display(), upper.display()),
+                        errno: sys::io_errno(&e),
+                    })?;
                     sys::mount(
                         Some(upper),
                         target,
@@ -238,41 +241,4 @@ fn escape_overlay(p: &Path) -> String {
         out.push(c);
     }
     out
-}
-
-/// Copies the tree under `from` into `to` (which exists), keeping modes, symlinks and
-/// modification times: the fallback when overlayfs is unavailable.
-fn copy_tree(from: &Path, to: &Path) -> Result<(), SysError> {
-    for entry in walkdir::WalkDir::new(from).min_depth(1) {
-        let entry = entry.map_err(|e| SysError {
-            call: format!("walk {}", from.display()),
-            errno: e.io_error().map(sys::io_errno).unwrap_or(Errno::EIO),
-        })?;
-        let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
-        let dst = to.join(rel);
-        let meta = entry
-            .path()
-            .symlink_metadata()
-            .map_err(io(format!("stat {}", entry.path().display())))?;
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            mkdir_p(&dst, 0o755)?;
-        } else if ft.is_symlink() {
-            let target = std::fs::read_link(entry.path())
-                .map_err(io(format!("readlink {}", entry.path().display())))?;
-            std::os::unix::fs::symlink(&target, &dst)
-                .map_err(io(format!("symlink {}", dst.display())))?;
-            continue;
-        } else if ft.is_file() {
-            std::fs::copy(entry.path(), &dst)
-                .map_err(io(format!("copy {}", entry.path().display())))?;
-        } else {
-            continue;
-        }
-        std::fs::set_permissions(&dst, meta.permissions())
-            .map_err(io(format!("chmod {}", dst.display())))?;
-        let mtime = filetime::FileTime::from_last_modification_time(&meta);
-        filetime::set_file_mtime(&dst, mtime).map_err(io(format!("utime {}", dst.display())))?;
-    }
-    Ok(())
 }

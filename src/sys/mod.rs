@@ -402,6 +402,18 @@ pub fn isatty(fd: BorrowedFd<'_>) -> bool {
     nix::unistd::isatty(fd).unwrap_or(false)
 }
 
+/// Makes `cmd`'s child set its umask to `mask` before exec.
+pub fn set_umask_in_child(cmd: &mut std::process::Command, mask: u32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the hook calls only umask(2), which is async-signal-safe and cannot fail.
+    unsafe {
+        cmd.pre_exec(move || {
+            nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
+            Ok(())
+        });
+    }
+}
+
 /// `umask(2)`: sets the mask.
 pub fn set_umask(mask: u32) {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));

@@ -13,4 +13,5 @@ mod dpkg;
 mod ownership;
 mod pack;
 mod recipe;
+mod repro;
 mod run;
