@@ -39,6 +39,17 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
         }
         Err(e) => fail(&mut tx, format!("{e:#}")),
     }
+    // Look every command up on PATH now, before the filter: each stat after it would be a
+    // round trip to the supervisor.
+    let paths: Vec<Option<OsString>> = spec
+        .steps
+        .iter()
+        .map(|s| resolve(&s.argv[0], &spec.env))
+        .collect();
+    let shell_path = spec
+        .on_failure
+        .as_ref()
+        .and_then(|s| resolve(&s.argv[0], &spec.env));
     // Ownership emulation covers pid 1 and so every step: the filter goes on last, after the
     // mounts, and its listener to the outer process's supervisor.
     if let Some(sock) = listener_sock {
@@ -59,7 +70,7 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
             // A header per step, so the log says which output came from where.
             let _ = sys::write_fd(fd.as_fd(), format!("==> {}\n", step.name).as_bytes());
         }
-        let (c, exec_error) = run_step(&spec, step, &sigfd, false);
+        let (c, exec_error) = run_step(&spec, step, paths[index].as_deref(), &sigfd, false);
         code = c;
         tx.send(&InitMsg::StepExited {
             index,
@@ -71,7 +82,7 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
         }
         if code != 0 {
             if let Some(shell) = &spec.on_failure {
-                let _ = run_step(&spec, shell, &sigfd, true);
+                let _ = run_step(&spec, shell, shell_path.as_deref(), &sigfd, true);
             }
             break;
         }
@@ -98,6 +109,7 @@ fn kill_all_but_me() {
 fn run_step(
     spec: &Spec,
     step: &Step,
+    path: Option<&OsStr>,
     sigfd: &sys::SignalFd,
     interactive: bool,
 ) -> (i32, Option<String>) {
@@ -109,7 +121,7 @@ fn run_step(
     let child = match sys::fork() {
         Ok(sys::Forked::Child) => {
             drop(err_r);
-            let errno = exec_child(spec, step, interactive);
+            let errno = exec_child(spec, step, path, interactive);
             let _ = sys::write_fd(err_w.as_fd(), &(errno as i32).to_ne_bytes());
             sys::exit_now(if matches!(errno, Errno::ENOENT) {
                 127
@@ -158,7 +170,7 @@ fn run_step(
 
 /// The command's side of the fork: clean signal state, stdio, cwd, umask, then exec.
 /// Returns only if exec failed, with the errno.
-fn exec_child(spec: &Spec, step: &Step, interactive: bool) -> Errno {
+fn exec_child(spec: &Spec, step: &Step, path: Option<&OsStr>, interactive: bool) -> Errno {
     sys::reset_signal_dispositions();
     if sys::set_signal_mask(&SigSet::empty()).is_err() {
         return Errno::EINVAL;
@@ -198,8 +210,8 @@ fn exec_child(spec: &Spec, step: &Step, interactive: bool) -> Errno {
         }
     }
     let mut argv = step.argv.clone();
-    match resolve(&argv[0], &spec.env) {
-        Some(path) => argv[0] = path,
+    match path {
+        Some(path) => argv[0] = path.to_owned(),
         None => return Errno::ENOENT,
     }
     // execvp on a path with a slash is a plain execv, plus /bin/sh for scripts without a #!
