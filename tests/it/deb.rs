@@ -645,7 +645,7 @@ fn install_and_query(s: &util::Scratch, b: &Bundled, deb: &Path, as_root: bool) 
         ]);
         c
     };
-    // The fresh root has no libc6 and no awk: dependencies cannot be met there.
+    // The fresh root has no libc6: the dependencies of the compiled programs cannot be met.
     let out = cmd
         .env("HOME", s.path())
         .arg(format!("--root={}", root.display()))
