@@ -258,6 +258,10 @@ fn build_in(
     let records = records.unwrap_or_default();
     let lookup: &dyn Lookup = &records;
 
+    // Check the .deb metadata against the installed tree before any archive is written.
+    if formats.contains(&OutputFormat::Deb) {
+        deb::check_tree(recipe, &layout.destdir)?;
+    }
     let mut outputs = Vec::new();
     for format in formats {
         let out = out_dir.join(format!("{stem}.{}", format.extension()));

@@ -277,6 +277,25 @@ pub fn control_file(recipe: &Recipe, installed_size: u64) -> Result<String, DebE
     Ok(c)
 }
 
+/// Checks the recipe's `[deb]` metadata against the installed tree `destdir`: every conffile
+/// must be a regular file there (not a directory, a symlink or missing). `nsroot build` calls
+/// it before it writes any archive, so a bad conffile leaves no output at all.
+///
+/// Errors: [`DebError::Invalid`] naming the recipe file and the conffile.
+pub fn check_tree(recipe: &Recipe, destdir: &Path) -> Result<(), DebError> {
+    let conffiles: &[String] = recipe.deb.as_ref().map_or(&[], |m| &m.conffiles);
+    for c in conffiles {
+        let path = destdir.join(c.trim_start_matches('/'));
+        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+            return Err(invalid(
+                &recipe.file,
+                format!("[deb] conffiles: {c:?} is not a regular file in the installed tree"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// `md5sums`: one `<md5>  <path>` line per regular file of `destdir` except conffiles (as
 /// dh_md5sums), in byte order of the path.
 fn md5sums(destdir: &Path, conffiles: &[String]) -> Result<String, DebError> {
@@ -307,15 +326,7 @@ fn md5sums(destdir: &Path, conffiles: &[String]) -> Result<String, DebError> {
 fn control_tar_xz(recipe: &Recipe, destdir: &Path, mtime: u64) -> Result<Vec<u8>, DebError> {
     let meta = recipe.deb.as_ref();
     let conffiles: &[String] = meta.map_or(&[], |m| &m.conffiles);
-    for c in conffiles {
-        let path = destdir.join(c.trim_start_matches('/'));
-        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
-            return Err(invalid(
-                &recipe.file,
-                format!("[deb] conffiles: {c:?} is not a regular file in the installed tree"),
-            ));
-        }
-    }
+    check_tree(recipe, destdir)?;
     let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
     files.push((
         "control".into(),

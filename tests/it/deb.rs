@@ -3,7 +3,7 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use nsroot::deb::write_deb;
 use nsroot::error::{exit_code_of, EXIT_INPUT};
@@ -519,5 +519,508 @@ fn hello_recipe_deb_is_reproducible_and_passes_lintian() {
     assert!(
         !text.lines().any(|l| l.starts_with("E: ")),
         "lintian errors:\n{text}"
+    );
+}
+
+// ---- The bundled recipes, built with `nsroot build` as the unprivileged test user ----
+
+/// What one bundled recipe's .deb must hold.
+struct Bundled {
+    /// The recipe's directory under recipes/.
+    dir: &'static str,
+    package: &'static str,
+    /// `version-release`.
+    version: &'static str,
+    /// `arch = "all"`; otherwise the host's architecture.
+    arch_all: bool,
+    /// Entries `dpkg-deb --contents` must list, as "mode owner/group path".
+    entries: &'static [&'static str],
+    conffiles: &'static [&'static str],
+}
+
+const BUNDLED: &[Bundled] = &[
+    Bundled {
+        dir: "hello",
+        package: "hello",
+        version: "1.0-1",
+        arch_all: false,
+        entries: &[
+            "-rwxr-xr-x root/root ./usr/bin/hello",
+            "-rw-r--r-- root/root ./usr/share/man/man1/hello.1.gz",
+            "-rw-r--r-- root/root ./usr/share/doc/hello/copyright",
+            "-rw-r--r-- root/root ./usr/share/doc/hello/changelog.Debian.gz",
+        ],
+        conffiles: &[],
+    },
+    Bundled {
+        dir: "scripts",
+        package: "sysinfo",
+        version: "2.1-1",
+        arch_all: true,
+        entries: &[
+            "-rwxr-xr-x root/root ./usr/bin/sysinfo",
+            "-rw-r--r-- root/root ./etc/sysinfo.conf",
+            "-rw-r--r-- root/root ./usr/share/doc/sysinfo/copyright",
+        ],
+        conffiles: &["/etc/sysinfo.conf"],
+    },
+    Bundled {
+        dir: "suidtool",
+        package: "scoreboard",
+        version: "0.3-1",
+        arch_all: false,
+        // The install steps' chgrp and chmod, recorded in the sandbox, reach data.tar.
+        entries: &[
+            "-rwxr-sr-x root/games ./usr/games/scoreboard",
+            "-rwsr-xr-x root/root ./usr/lib/scoreboard/whoami-helper",
+            "drwxrwsr-x root/games ./var/games/scoreboard/",
+            "-rw-rw-r-- root/games ./var/games/scoreboard/scores",
+            "-rw-r--r-- root/root ./usr/share/doc/scoreboard/copyright",
+        ],
+        conffiles: &[],
+    },
+    Bundled {
+        dir: "tarball",
+        package: "tinywc",
+        version: "1.2-1",
+        arch_all: false,
+        entries: &[
+            "-rwxr-xr-x root/root ./usr/bin/tinywc",
+            "-rw-r--r-- root/root ./usr/share/doc/tinywc/copyright",
+            "-rw-r--r-- root/root ./usr/share/doc/tinywc/changelog.Debian.gz",
+        ],
+        conffiles: &[],
+    },
+];
+
+/// Copies the repository's recipes/ into the scratch dir (as the test user's).
+fn copy_recipes(s: &util::Scratch) -> PathBuf {
+    run(Command::new("cp")
+        .arg("-a")
+        .arg(util::repo().join("recipes"))
+        .arg(s.path()));
+    s.chown_all();
+    s.path().join("recipes")
+}
+
+/// `dpkg-deb --contents` as "mode owner/group path" lines.
+fn deb_listing(deb: &Path) -> Vec<String> {
+    run(Command::new("dpkg-deb").arg("--contents").arg(deb))
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            format!("{} {} {}", f[0], f[1], f[5..].join(" "))
+        })
+        .collect()
+}
+
+fn geteuid() -> u32 {
+    // SAFETY: geteuid(2) cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Installs `deb` into a fresh root with dpkg and checks what dpkg-query and the disk say.
+/// `as_root`: dpkg runs as root (`dpkg --root=DIR -i`) and the installed owners are checked
+/// too; otherwise it runs as the unprivileged test user with `--force-not-root` (files then
+/// belong to that user, and only modes are checked).
+fn install_and_query(s: &util::Scratch, b: &Bundled, deb: &Path, as_root: bool) {
+    let root = s.path().join(if as_root {
+        "root-as-root"
+    } else {
+        "root-as-user"
+    });
+    let mut cmd = if as_root {
+        Command::new("dpkg")
+    } else {
+        for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "var/log"] {
+            fs::create_dir_all(root.join(d)).unwrap();
+        }
+        fs::write(root.join("var/lib/dpkg/status"), "").unwrap();
+        s.chown_all();
+        let mut c = util::env().command("dpkg");
+        c.args([
+            "--force-not-root",
+            "--force-script-chrootless",
+            "--force-bad-path",
+        ]);
+        c
+    };
+    // The fresh root has no libc6: the dependencies of the compiled programs cannot be met.
+    let out = cmd
+        .env("HOME", s.path())
+        .arg(format!("--root={}", root.display()))
+        .args(["--force-depends", "-i"])
+        .arg(deb)
+        .output()
+        .unwrap();
+    util::assert_ok(&out);
+
+    let query = |args: &[&str]| {
+        run(util::env()
+            .command("dpkg-query")
+            .arg(format!("--root={}", root.display()))
+            .args(args)
+            .arg(b.package))
+    };
+    let status = query(&["-W", "-f", "${Status} ${Version}\n${Conffiles}\n"]);
+    assert!(
+        status.starts_with(&format!("install ok installed {}\n", b.version)),
+        "{}: {status}",
+        b.package
+    );
+    for c in b.conffiles {
+        assert!(
+            status
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("{c} "))),
+            "{}: conffile {c} not registered:\n{status}",
+            b.package
+        );
+    }
+    let files = query(&["-L"]);
+    for e in b.entries {
+        let (mode, rest) = e.split_once(' ').unwrap();
+        let (owner, path) = rest.split_once(' ').unwrap();
+        let path = path.trim_start_matches('.').trim_end_matches('/');
+        assert!(
+            files.lines().any(|l| l == path),
+            "{}: dpkg-query -L does not list {path}:\n{files}",
+            b.package
+        );
+        let on_disk = run(Command::new("stat")
+            .args(["-c", "%A %U/%G"])
+            .arg(root.join(path.trim_start_matches('/'))));
+        let (disk_mode, disk_owner) = on_disk.trim().split_once(' ').unwrap();
+        assert_eq!(disk_mode, mode, "{}: mode of installed {path}", b.package);
+        if as_root {
+            assert_eq!(
+                disk_owner, owner,
+                "{}: owner of installed {path}",
+                b.package
+            );
+        }
+    }
+}
+
+/// Runs lintian on `deb`: no `E:` lines, exit status 0.
+///
+/// Warnings the bundled packages keep, on purpose:
+/// - `initial-upload-closes-no-bugs` (all four): their changelogs close no Debian bug.
+/// - `elevated-privileges 4755 root/root` (scoreboard): the setuid helper is the point of the
+///   recipe (the setgid games binary, 2755 root/games, is a standard mode and not reported).
+/// - `no-manual-page` (tinywc): the upstream tarball has no man page.
+fn lintian_no_errors(deb: &Path) {
+    let out = Command::new("lintian")
+        .arg("--no-cfg")
+        .arg(deb)
+        .output()
+        .unwrap();
+    let text = util::stdout(&out) + &util::stderr(&out);
+    eprintln!("lintian {}:\n{text}", deb.display());
+    assert!(
+        !text.lines().any(|l| l.starts_with("E: ")),
+        "lintian errors in {}:\n{text}",
+        deb.display()
+    );
+    assert!(out.status.success(), "lintian failed:\n{text}");
+}
+
+/// Builds a bundled recipe twice with `nsroot build` and checks its .deb with dpkg-deb, dpkg,
+/// dpkg-query and lintian.
+fn check_bundled(dir: &str) {
+    let b = BUNDLED.iter().find(|b| b.dir == dir).unwrap();
+    if util::no_userns() {
+        return;
+    }
+    for tool in ["dpkg-deb", "dpkg", "dpkg-query", "lintian"] {
+        if util::missing_tool(tool) {
+            return;
+        }
+    }
+    let s = util::Scratch::new();
+    let recipe = copy_recipes(&s).join(dir).join("recipe.toml");
+    let arch = if b.arch_all {
+        "all"
+    } else {
+        nsroot::recipe::host_arch()
+    };
+    let name = format!("{}_{}_{arch}.deb", b.package, b.version);
+    let build = |out: &str| {
+        let o = s.nsroot([
+            "build".as_ref(),
+            recipe.as_os_str(),
+            "-o".as_ref(),
+            out.as_ref(),
+        ]);
+        util::assert_ok(&o);
+        let deb = s.path().join(out).join(&name);
+        assert!(
+            util::stdout(&o).contains(&deb.display().to_string()),
+            "{}",
+            util::stdout(&o)
+        );
+        deb
+    };
+    let deb = build("out-1");
+
+    let fields = run(Command::new("dpkg-deb").arg("--field").arg(&deb).args([
+        "Package",
+        "Version",
+        "Architecture",
+    ]));
+    assert_eq!(
+        fields,
+        format!(
+            "Package: {}\nVersion: {}\nArchitecture: {arch}\n",
+            b.package, b.version
+        )
+    );
+    let info = run(Command::new("dpkg-deb").arg("--info").arg(&deb));
+    for member in ["control", "md5sums"]
+        .into_iter()
+        .chain((!b.conffiles.is_empty()).then_some("conffiles"))
+    {
+        assert!(
+            info.lines()
+                .any(|l| l.contains(" bytes,") && l.split_whitespace().any(|w| w == member)),
+            "{name}: no {member} in:\n{info}"
+        );
+    }
+    if !b.conffiles.is_empty() {
+        let listed = run(Command::new("dpkg-deb")
+            .arg("--info")
+            .arg(&deb)
+            .arg("conffiles"));
+        assert_eq!(listed, b.conffiles.join("\n") + "\n");
+    }
+
+    let listing = deb_listing(&deb);
+    for e in b.entries {
+        assert!(
+            listing.iter().any(|l| l == e),
+            "{name}: no {e:?} in {listing:#?}"
+        );
+    }
+    for l in &listing {
+        let owner = l.split(' ').nth(1).unwrap();
+        assert!(owner.starts_with("root/"), "{name}: not root-owned: {l}");
+    }
+
+    install_and_query(&s, b, &deb, false);
+    if geteuid() == 0 {
+        install_and_query(&s, b, &deb, true);
+    }
+    lintian_no_errors(&deb);
+
+    let again = build("out-2");
+    assert!(
+        fs::read(&deb).unwrap() == fs::read(&again).unwrap(),
+        "{name}: two builds differ"
+    );
+}
+
+#[test]
+fn deb_every_bundled_recipe_has_deb_output() {
+    let mut dirs: Vec<String> = fs::read_dir(util::repo().join("recipes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("recipe.toml").is_file())
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    let mut covered: Vec<&str> = BUNDLED.iter().map(|b| b.dir).collect();
+    covered.sort();
+    assert_eq!(
+        dirs, covered,
+        "every bundled recipe needs a deb_recipe_* test"
+    );
+    for dir in &dirs {
+        let r = Recipe::load(&util::repo().join("recipes").join(dir).join("recipe.toml"))
+            .unwrap_or_else(|e| panic!("{dir}: {:#}", anyhow::Error::from(e)));
+        assert!(
+            r.output
+                .formats
+                .contains(&nsroot::recipe::OutputFormat::Deb),
+            "{dir}: no deb in [output] formats"
+        );
+        assert!(
+            r.output.formats.len() > 1,
+            "{dir}: the tar formats must stay"
+        );
+        nsroot::deb::control_file(&r, 0)
+            .unwrap_or_else(|e| panic!("{dir}: {:#}", anyhow::Error::from(e)));
+    }
+}
+
+#[test]
+fn deb_recipe_hello() {
+    check_bundled("hello");
+}
+
+#[test]
+fn deb_recipe_scripts_with_a_conffile() {
+    check_bundled("scripts");
+}
+
+#[test]
+fn deb_recipe_suidtool_keeps_group_games_and_setuid_setgid() {
+    check_bundled("suidtool");
+}
+
+#[test]
+fn deb_recipe_tarball() {
+    check_bundled("tarball");
+}
+
+// ---- Bad [deb] metadata through `nsroot build` ----
+
+const GOOD_DEB: &str = "[deb]\nmaintainer = \"nsroot maintainers <nsroot@example.org>\"\n\
+    [output]\nformats = [\"tar.gz\", \"deb\"]\n";
+
+/// Writes recipe `dir` (its `[package]` table and `rest`) and runs `nsroot build` on it.
+fn build_bad(s: &util::Scratch, dir: &str, package: &str, rest: &str) -> (PathBuf, Output) {
+    s.write(&format!("{dir}/src/.keep"), "");
+    let r = s.write(
+        &format!("{dir}/recipe.toml"),
+        &format!(
+            "[package]\n{package}summary = \"test\"\nsource_date_epoch = 1700000000\n\n\
+             [source]\npath = \"src\"\n\n\
+             [install]\nsteps = ['mkdir -p \"$DESTDIR/etc\"; echo x=1 > \"$DESTDIR/etc/present.conf\"']\n\n\
+             {rest}"
+        ),
+    );
+    let o = s.nsroot([
+        "build".as_ref(),
+        r.as_os_str(),
+        "-o".as_ref(),
+        "out".as_ref(),
+    ]);
+    (r, o)
+}
+
+/// Exit 2 with one line naming the recipe file and containing each of `needles`; nothing
+/// built (the output directory, made before the first step, does not exist).
+#[track_caller]
+fn assert_refused_before_build(s: &util::Scratch, r: &Path, o: &Output, needles: &[&str]) {
+    let err = util::stderr(o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(&r.display().to_string()), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "no {n:?} in: {err}");
+    }
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!s.path().join("out").exists(), "something was built: {err}");
+}
+
+#[test]
+fn deb_uppercase_package_name_is_refused_before_building() {
+    let s = util::Scratch::new();
+    let (r, o) = build_bad(
+        &s,
+        "upper",
+        "name = \"Hello\"\nversion = \"1.0\"\n",
+        GOOD_DEB,
+    );
+    assert_refused_before_build(&s, &r, &o, &["recipe.toml:2:", "name = \"Hello\""]);
+    let (r, o) = build_bad(
+        &s,
+        "spaces",
+        "name = \"my tool\"\nversion = \"1.0\"\n",
+        GOOD_DEB,
+    );
+    assert_refused_before_build(&s, &r, &o, &["recipe.toml:2:", "name = \"my tool\""]);
+}
+
+#[test]
+fn deb_invalid_version_is_refused_before_building() {
+    let s = util::Scratch::new();
+    let (r, o) = build_bad(
+        &s,
+        "ver",
+        "name = \"ver\"\nversion = \"beta-1.0\"\n",
+        GOOD_DEB,
+    );
+    assert_refused_before_build(&s, &r, &o, &["recipe.toml:3:", "version = \"beta-1.0\""]);
+    // A version in a relation is checked as strictly.
+    let (r, o) = build_bad(
+        &s,
+        "relver",
+        "name = \"relver\"\nversion = \"1.0\"\n",
+        "[deb]\nmaintainer = \"nsroot maintainers <nsroot@example.org>\"\n\
+         depends = [\"libc6 (>= 2..34)\"]\n[output]\nformats = [\"deb\"]\n",
+    );
+    assert_refused_before_build(
+        &s,
+        &r,
+        &o,
+        &["recipe.toml:15:", "[deb] depends[0] = \"libc6 (>= 2..34)\""],
+    );
+}
+
+#[test]
+fn deb_output_without_a_maintainer_is_refused_before_building() {
+    let s = util::Scratch::new();
+    let (r, o) = build_bad(
+        &s,
+        "nomaint",
+        "name = \"nomaint\"\nversion = \"1.0\"\n",
+        "[deb]\nsection = \"utils\"\n[output]\nformats = [\"tar.gz\", \"deb\"]\n",
+    );
+    assert_refused_before_build(&s, &r, &o, &["formats includes \"deb\"", "maintainer"]);
+}
+
+#[test]
+fn deb_conffile_missing_from_the_tree_fails_the_build_and_writes_nothing() {
+    if util::no_userns() {
+        return;
+    }
+    let s = util::Scratch::new();
+    let (r, o) = build_bad(
+        &s,
+        "conf",
+        "name = \"conf\"\nversion = \"1.0\"\n",
+        "[deb]\nmaintainer = \"nsroot maintainers <nsroot@example.org>\"\n\
+         conffiles = [\"/etc/present.conf\", \"/etc/missing.conf\"]\n\
+         [output]\nformats = [\"tar.gz\", \"deb\"]\n",
+    );
+    let err = util::stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: [deb] conffiles: \"/etc/missing.conf\" is not a regular file in the installed tree",
+            r.display()
+        )),
+        "{err}"
+    );
+    // The steps ran (the check needs the installed tree), but no package, archive or
+    // manifest was written.
+    let written: Vec<String> = fs::read_dir(s.path().join("out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        written,
+        [format!(
+            "conf_1.0-1_{}.build.log",
+            nsroot::recipe::host_arch()
+        )],
+        "{err}"
+    );
+    // A directory in place of a conffile is refused the same way.
+    let (r, o) = build_bad(
+        &s,
+        "confdir",
+        "name = \"confdir\"\nversion = \"1.0\"\n",
+        "[deb]\nmaintainer = \"nsroot maintainers <nsroot@example.org>\"\n\
+         conffiles = [\"/etc\"]\n[output]\nformats = [\"deb\"]\n",
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", util::stderr(&o));
+    assert!(
+        util::stderr(&o).contains(&format!(
+            "{}: [deb] conffiles: \"/etc\" is not a regular file",
+            r.display()
+        )),
+        "{}",
+        util::stderr(&o)
     );
 }
