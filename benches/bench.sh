@@ -22,6 +22,8 @@ echo
 status=0
 benches/startup.sh "$bin" || status=1
 echo
+benches/build.sh "$bin" || status=1
+echo
 if [ -f benches/pack.sh ]; then
     sh benches/pack.sh "$bin" || status=1
 else
