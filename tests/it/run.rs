@@ -569,3 +569,69 @@ fn doctor_reports_every_feature_and_passes_here() {
         "{out}"
     );
 }
+
+#[test]
+fn run_interactive_shell_has_job_control() {
+    if util::no_userns() || util::missing_tool("script") || util::missing_tool("bash") {
+        return;
+    }
+    let s = Scratch::new();
+    let mut child = env()
+        .command("script")
+        .args(["-q", "-c", &env().bin.display().to_string(), "/dev/null"])
+        .env("SHELL", "/bin/bash")
+        .env("HOME", s.path())
+        .current_dir(s.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&out);
+    let mut stdout_pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut stdout_pipe, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    // Sends `input` (again, as a user would, if script dropped it) until `marker` shows up.
+    let send_until = |stdin: &mut std::process::ChildStdin, input: &[u8], marker: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !out.lock().unwrap().contains(marker) {
+            assert!(
+                Instant::now() < deadline,
+                "no {marker:?} in {:?}",
+                out.lock().unwrap()
+            );
+            stdin.write_all(input).unwrap();
+            stdin.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(400));
+        }
+    };
+    send_until(&mut stdin, b"", "# ");
+    send_until(&mut stdin, b"echo uid=$(id -u)\n", "uid=0");
+    stdin.write_all(b"sleep 600\n").unwrap();
+    stdin.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // Ctrl-Z stops the foreground job and gives the prompt back.
+    send_until(&mut stdin, b"\x1a", "Stopped");
+    send_until(&mut stdin, b"jobs -l; echo jobs-listed\n", "jobs-listed");
+    send_until(
+        &mut stdin,
+        b"kill -9 %1; sleep 0.2; echo killed-ok\n",
+        "killed-ok",
+    );
+    stdin.write_all(b"exit\n").ok();
+    drop(stdin);
+    child.wait().unwrap();
+    reader.join().unwrap();
+    let text = out.lock().unwrap().clone();
+    assert!(text.contains("sleep 600"), "{text}");
+}
