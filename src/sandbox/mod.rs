@@ -39,6 +39,16 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGWINCH,
 ];
 
+/// [`FORWARDED`] and SIGCHLD: what the outer processes block and read from a signalfd.
+fn forwarded_mask() -> SigSet {
+    let mut mask = SigSet::empty();
+    for s in FORWARDED {
+        mask.add(*s);
+    }
+    mask.add(Signal::SIGCHLD);
+    mask
+}
+
 /// Errors of the sandbox.
 #[derive(Debug, thiserror::Error)]
 pub enum SandboxError {
@@ -279,11 +289,7 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     // Block the signals we forward (and SIGCHLD) before any thread or fork, so none is lost
     // and none lands on the supervisor thread; pid 1 inherits the mask and the command gets a
     // clean one.
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(*s);
-    }
-    mask.add(Signal::SIGCHLD);
+    let mask = forwarded_mask();
     let old_mask = sys::block_signals(&mask)?;
     let sigfd = sys::signalfd(&mask)?;
     let (tx, mut rx) = channel::pair()?;
@@ -415,11 +421,7 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
 /// afterwards (a build packs its output on several threads) use this instead. Signals that a
 /// process (not the terminal) sends to the caller meanwhile are passed on to the child.
 pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError> {
-    let mut mask = SigSet::empty();
-    for s in FORWARDED {
-        mask.add(*s);
-    }
-    mask.add(Signal::SIGCHLD);
+    let mask = forwarded_mask();
     let old_mask = sys::block_signals(&mask)?;
     let sigfd = sys::signalfd(&mask)?;
     let (r, w) = sys::pipe()?;
