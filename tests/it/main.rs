@@ -10,6 +10,7 @@ mod build;
 mod deb;
 mod diff;
 mod dpkg;
+mod faults;
 mod ownership;
 mod pack;
 mod recipe;
