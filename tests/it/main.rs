@@ -11,6 +11,7 @@ mod deb;
 mod diff;
 mod dpkg;
 mod faults;
+mod isolation;
 mod ownership;
 mod pack;
 mod recipe;
