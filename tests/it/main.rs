@@ -12,6 +12,7 @@ mod diff;
 mod dpkg;
 mod faults;
 mod isolation;
+mod load;
 mod ownership;
 mod pack;
 mod recipe;
