@@ -1,0 +1,532 @@
+//! Isolation of build mode (issue 8): each escape attempt made from inside a build step, and
+//! each refusal asserted positively (from the host where the host can tell, otherwise from
+//! the step's own report: `refused:LABEL` when the attempt failed, `ESCAPED:LABEL` when not).
+
+use std::os::fd::RawFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use crate::faults::{
+    host_processes, marker, names, private_tmpdir, signal, wait_bounded, wait_for_text,
+    wait_no_processes, write_recipe,
+};
+use crate::util::{self, assert_ok, env, stderr, stdout, Scratch};
+
+/// One step that tries each `(label, shell condition)` and reports `refused:` or `ESCAPED:`.
+fn attempts(list: &[(&str, String)]) -> String {
+    list.iter()
+        .map(|(label, cond)| {
+            format!("if {cond}; then echo ESCAPED:{label}; else echo refused:{label}; fi\n")
+        })
+        .collect()
+}
+
+/// A recipe `pkg` whose steps are the given shell scripts (TOML multi-line literals).
+fn recipe_of(s: &Scratch, pkg: &str, steps: &[String]) -> PathBuf {
+    let body: String = steps
+        .iter()
+        .map(|st| {
+            assert!(!st.contains("'''"));
+            format!("'''\n{st}''',\n")
+        })
+        .collect();
+    write_recipe(s, pkg, pkg, &format!("[build]\nsteps = [\n{body}]\n"))
+}
+
+/// Builds `pkg` to completion; returns nsroot's output and the build log.
+fn build(s: &Scratch, pkg: &str, steps: &[String]) -> (Output, String) {
+    let recipe = recipe_of(s, pkg, steps);
+    let tmp = private_tmpdir(s, "tmp");
+    let out = s.path().join("out");
+    let o = env()
+        .nsroot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(&out)
+        .env("TMPDIR", &tmp)
+        .current_dir(s.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(out.join(format!("{pkg}_1.0-1_amd64.build.log")))
+        .unwrap_or_default();
+    assert!(names(&tmp).is_empty(), "scratch left: {:?}", names(&tmp));
+    (o, log)
+}
+
+/// Asserts the build succeeded and every attempt reported a refusal.
+#[track_caller]
+fn assert_all_refused(o: &Output, log: &str, labels: &[&str]) {
+    assert_ok(o);
+    assert!(!log.contains("ESCAPED:"), "{log}");
+    for l in labels {
+        assert!(
+            log.contains(&format!("refused:{l}\n")),
+            "no refusal of {l}:\n{log}"
+        );
+    }
+}
+
+/// The test user's home directory (from the passwd database).
+fn home_of_test_user() -> PathBuf {
+    let o = Command::new("getent")
+        .arg("passwd")
+        .arg(env().uid.to_string())
+        .output()
+        .unwrap();
+    PathBuf::from(
+        stdout(&o)
+            .trim()
+            .split(':')
+            .nth(5)
+            .unwrap_or("/nonexistent"),
+    )
+}
+
+/// Starts `<marker>-sleep 600` outside any sandbox, as the test user.
+fn host_sleeper(s: &Scratch, mark: &str) -> (Child, String) {
+    let link = s.path().join(format!("{mark}-sleep"));
+    std::os::unix::fs::symlink("/bin/sleep", &link).unwrap();
+    let child = env().command(&link).arg("600").spawn().unwrap();
+    (child, format!("{mark}-sleep 600"))
+}
+
+#[test]
+fn isolation_build_cannot_write_to_the_host() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("write");
+    std::fs::create_dir_all(s.path().join("sibling")).unwrap();
+    s.chown_all();
+    // Host directories the test user may write to, outside the build's output.
+    let mut dirs: Vec<PathBuf> = vec![
+        home_of_test_user(),
+        PathBuf::from("/tmp"),
+        PathBuf::from("/var/tmp"),
+        PathBuf::from("/dev/shm"),
+        s.path().to_path_buf(),
+        s.path().join("isowrite"),
+        s.path().join("isowrite/src"),
+        s.path().join("sibling"),
+    ];
+    dirs.retain(|d| d.starts_with(s.path()) || writable_by_test_user(d));
+    let mut script = String::from("set +e\n");
+    for d in &dirs {
+        for via in ["", "/proc/self/root", "/proc/1/root", "/proc/1/cwd"] {
+            script.push_str(&format!(
+                "touch {via}{d}/{mark} 2>/dev/null; mkdir -p {via}{d}/{mark}.d 2>/dev/null\n",
+                d = d.display()
+            ));
+        }
+    }
+    script.push_str("echo attempted\n");
+    let (o, log) = build(&s, "isowrite", &[script]);
+    assert_ok(&o);
+    assert!(log.contains("attempted"), "{log}");
+    for d in &dirs {
+        for name in [mark.clone(), format!("{mark}.d")] {
+            let p = d.join(&name);
+            let there = p.exists();
+            let _ = std::fs::remove_file(&p);
+            let _ = std::fs::remove_dir(&p);
+            assert!(!there, "the build wrote {} on the host", p.display());
+        }
+    }
+    eprintln!("{} host directories tried, 4 ways each", dirs.len());
+}
+
+fn writable_by_test_user(d: &Path) -> bool {
+    env()
+        .command("test")
+        .arg("-w")
+        .arg(d)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+#[test]
+fn isolation_build_cannot_read_the_users_home() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("home");
+    let home = home_of_test_user();
+    if !writable_by_test_user(&home) && util::skip("the test user has no writable home") {
+        return;
+    }
+    let secret = home.join(format!(".{mark}"));
+    let content = format!("secret-{mark}-content");
+    let o = env()
+        .command("sh")
+        .arg("-c")
+        .arg(format!(
+            "umask 077 && echo {content} > {0} && cat {0}",
+            secret.display()
+        ))
+        .output()
+        .unwrap();
+    // Control: the user can read it outside.
+    assert_eq!(stdout(&o).trim(), content, "{}", stderr(&o));
+    let h = home.display();
+    let list = [
+        ("home-path", format!("cat {}", secret.display())),
+        (
+            "home-proc1",
+            format!("cat /proc/1/root{}", secret.display()),
+        ),
+        (
+            "home-self",
+            format!("cat /proc/self/root{}", secret.display()),
+        ),
+        ("home-listing", format!("ls -A {h} | grep -q {mark}")),
+        (
+            "home-anywhere",
+            format!("find / -xdev -name '.{mark}' 2>/dev/null | grep -q ."),
+        ),
+    ];
+    let labels: Vec<&str> = list.iter().map(|(l, _)| *l).collect();
+    let (o, log) = build(&s, "isohome", &[attempts(&list)]);
+    let _ = std::fs::remove_file(&secret);
+    assert_all_refused(&o, &log, &labels);
+    assert!(!log.contains(&content), "{log}");
+}
+
+#[test]
+fn isolation_build_cannot_see_signal_or_trace_host_processes() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("proc");
+    let (mut sleeper, needle) = host_sleeper(&s, &mark);
+    let pid = sleeper.id();
+    let mut list = vec![
+        ("see-pid", format!("test -e /proc/{pid}")),
+        (
+            "see-cmdline",
+            format!(
+                "cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q '{mark}-[s]leep'"
+            ),
+        ),
+        ("kill0-pid", format!("kill -0 {pid} 2>/dev/null")),
+        ("kill-pid", format!("kill -TERM {pid} 2>/dev/null")),
+        (
+            "killall-name",
+            format!("n={mark}-; killall -q \"${{n}}sleep\""),
+        ),
+        ("pkill-name", format!("pkill -f '{mark}-[s]leep'")),
+        ("mem-read", format!("head -c 1 /proc/{pid}/mem 2>/dev/null")),
+    ];
+    for (tool, cmd) in [
+        (
+            "strace",
+            format!("timeout 10 strace -qq -p {pid} -e trace=none"),
+        ),
+        (
+            "gdb",
+            format!("timeout 20 gdb -q -batch -p {pid} -ex 'kill'"),
+        ),
+    ] {
+        if !util::missing_tool(tool) {
+            list.push((tool, format!("{cmd} >/dev/null 2>&1")));
+        }
+    }
+    let labels: Vec<&str> = list.iter().map(|(l, _)| *l).collect();
+    let (o, log) = build(&s, "isoproc", &[attempts(&list)]);
+    // Still running, untraced.
+    let alive = sleeper.try_wait().unwrap().is_none();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert!(alive, "the build killed a host process");
+    assert!(status.contains("TracerPid:\t0\n"), "{status}");
+    assert!(host_processes(&needle).is_empty());
+    assert_all_refused(&o, &log, &labels);
+}
+
+#[test]
+fn isolation_build_mounts_do_not_reach_the_host() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("mount");
+    let script = format!(
+        "mount -t tmpfs tmpfs /usr/share && touch /usr/share/{mark}\n\
+         mount -t tmpfs tmpfs /etc && touch /etc/{mark}\n\
+         echo mounted-{mark}; exec sleep 60\n"
+    );
+    let recipe = recipe_of(&s, "isomount", &[script]);
+    let tmp = private_tmpdir(&s, "tmp");
+    let out = s.path().join("out");
+    let mountinfo = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let before = mountinfo();
+    let mut c = env()
+        .nsroot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(&out)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // While the step holds its mounts, the host (and the test user) sees none of them.
+    wait_for_text(
+        &out.join("isomount_1.0-1_amd64.build.log"),
+        &format!("mounted-{mark}"),
+        Duration::from_secs(30),
+    );
+    let during = mountinfo();
+    let seen_usr = Path::new("/usr/share").join(&mark).exists();
+    let seen_etc = Path::new("/etc").join(&mark).exists();
+    let user_view = env()
+        .command("sh")
+        .arg("-c")
+        .arg(format!(
+            "ls /usr/share/{mark} /etc/{mark} 2>/dev/null; cat /proc/self/mountinfo"
+        ))
+        .output()
+        .unwrap();
+    signal(c.id(), libc::SIGTERM);
+    wait_bounded(&mut c, Duration::from_secs(30), "the mounting build");
+    assert!(!seen_usr && !seen_etc, "a mount inside reached the host");
+    assert_eq!(before, during, "the host's mount table changed");
+    assert!(!stdout(&user_view).contains(&mark));
+    assert_eq!(
+        stdout(&user_view)
+            .lines()
+            .filter(|l| l.contains(" /usr/share "))
+            .count(),
+        before
+            .lines()
+            .filter(|l| l.contains(" /usr/share "))
+            .count()
+    );
+}
+
+#[test]
+fn isolation_build_device_nodes_do_not_work() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let dev = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata("/").unwrap());
+    let (maj, min) = (libc::major(dev), libc::minor(dev));
+    let read = |node: &str, kind: &str, m: u32, n: u32| {
+        format!(
+            "mknod /tmp/{node} {kind} {m} {n} && test -{kind} /tmp/{node} && \
+             test \"$(head -c 512 /tmp/{node} | wc -c)\" != 0"
+        )
+    };
+    let list = [
+        ("dev-zero", read("zero", "c", 1, 5)),
+        ("dev-mem", read("mem", "c", 1, 1)),
+        ("dev-kmsg", read("kmsg", "c", 1, 11)),
+        ("dev-rootdisk", read("disk", "b", maj, min)),
+        (
+            "dev-existing-disk",
+            format!("test \"$(head -c 512 /dev/block/{maj}:{min} 2>/dev/null | wc -c)\" != 0"),
+        ),
+    ];
+    let labels: Vec<&str> = list.iter().map(|(l, _)| *l).collect();
+    // Control: the recorded nodes look like devices to stat (mknod "worked").
+    let control = "mknod /tmp/n c 1 5 && test -c /tmp/n && echo control-ok\n".to_string();
+    let (o, log) = build(&s, "isodev", &[control, attempts(&list)]);
+    assert!(log.contains("control-ok"), "{log}");
+    assert_all_refused(&o, &log, &labels);
+}
+
+#[test]
+fn isolation_build_sees_no_network_interface_but_lo() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let host_addr = Command::new("hostname")
+        .arg("-I")
+        .output()
+        .map(|o| {
+            stdout(&o)
+                .split_whitespace()
+                .next()
+                .unwrap_or("")
+                .to_string()
+        })
+        .unwrap_or_default();
+    let mut list = vec![
+        (
+            "proc-net-dev",
+            "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | grep -qvx lo".to_string(),
+        ),
+        (
+            "sys-class-net",
+            "ls /sys/class/net 2>/dev/null | grep -qvx lo".to_string(),
+        ),
+        (
+            "ip-link",
+            "ip -o link 2>/dev/null | cut -d: -f2 | tr -d ' ' | grep -qvx lo".to_string(),
+        ),
+        (
+            "route",
+            "tail -n +2 /proc/net/route | grep -q .".to_string(),
+        ),
+    ];
+    if !host_addr.is_empty() && !host_addr.contains(':') {
+        list.push((
+            "connect-host",
+            format!("timeout 5 bash -c 'exec 3<>/dev/tcp/{host_addr}/22' 2>/dev/null"),
+        ));
+    }
+    let labels: Vec<&str> = list.iter().map(|(l, _)| *l).collect();
+    let control = "tail -n +3 /proc/net/dev | grep -q '^ *lo:' && echo lo-present\n".to_string();
+    let (o, log) = build(&s, "isonet", &[control, attempts(&list)]);
+    assert!(log.contains("lo-present"), "{log}");
+    assert_all_refused(&o, &log, &labels);
+    eprintln!(
+        "host has {} interfaces; {} attempts",
+        host_ifaces.lines().count().saturating_sub(2),
+        labels.len()
+    );
+}
+
+#[test]
+fn isolation_build_cannot_change_the_host_hostname() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("uts");
+    let read = || std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let before = read();
+    let script = format!(
+        "(echo {mark} > /proc/sys/kernel/hostname) 2>/dev/null || hostname {mark}\n\
+         echo inside=$(cat /proc/sys/kernel/hostname)\n"
+    );
+    let (o, log) = build(&s, "isouts", &[script]);
+    let after = read();
+    assert_ok(&o);
+    // The attempt took effect in the build's own UTS namespace...
+    assert!(log.contains(&format!("inside={mark}")), "{log}");
+    // ...and not on the host.
+    assert_eq!(before, after);
+    assert!(!after.contains(&mark));
+}
+
+#[test]
+fn isolation_build_leaves_no_process_alive() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("daemon");
+    let daemon = format!(
+        "ln -sf /bin/sleep /tmp/{mark}-sleep\n\
+         setsid nohup sh -c \"trap '' HUP TERM INT; (/tmp/{mark}-sleep 600 &) ; \
+         /tmp/{mark}-sleep 600\" </dev/null >/dev/null 2>&1 &\n\
+         i=0; until cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q '{mark}-sleep 600'; do \
+         i=$((i+1)); [ $i -lt 200 ] || exit 9; sleep 0.05; done; echo daemon-running\n"
+    );
+    let (o, log) = build(&s, "isodaemon", &[daemon.clone(), daemon]);
+    assert_ok(&o);
+    assert_eq!(log.matches("daemon-running").count(), 2, "{log}");
+    let left = wait_no_processes(&format!("{mark}-sleep"), Duration::from_secs(5));
+    for p in &left {
+        signal(p.split(':').next().unwrap().parse().unwrap(), libc::SIGKILL);
+    }
+    assert!(left.is_empty(), "alive after the build: {left:?}");
+}
+
+#[test]
+fn isolation_build_inherits_no_descriptor_from_nsroot() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("fd");
+    let file = s.write(&format!("{mark}.txt"), "leak\n");
+    let path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: open(2) without O_CLOEXEC, then F_DUPFD to a high number (also without
+    // CLOEXEC): every child we spawn inherits it, as a careless caller's would.
+    let fd: RawFd = unsafe {
+        let low = libc::open(path.as_ptr(), libc::O_RDONLY);
+        assert!(low >= 0);
+        let high = libc::fcntl(low, libc::F_DUPFD, 70);
+        libc::close(low);
+        high
+    };
+    // Control: run mode keeps descriptors (make's jobserver needs them): it is there.
+    let control = s.nsroot(["sh", "-c", &format!("readlink /proc/self/fd/{fd}")]);
+    let script = format!(
+        "echo fds-begin; ls /proc/$$/fd; echo fds-end\n\
+         if test -e /proc/self/fd/{fd}; then echo ESCAPED:fd; else echo refused:fd; fi\n\
+         if ls -l /proc/$$/fd/ | grep -q {mark}; then echo ESCAPED:fd-path; else echo refused:fd-path; fi\n"
+    );
+    let (o, log) = build(&s, "isofd", &[script]);
+    // SAFETY: closes the descriptor this test opened.
+    unsafe { libc::close(fd) };
+    assert!(
+        stdout(&control).contains(&mark),
+        "control: {}",
+        stderr(&control)
+    );
+    assert_all_refused(&o, &log, &["fd", "fd-path"]);
+    // What the step's shell had open from its exec: exactly stdin, stdout and stderr.
+    let fds: Vec<&str> = log
+        .lines()
+        .skip_while(|l| *l != "fds-begin")
+        .skip(1)
+        .take_while(|l| *l != "fds-end")
+        .collect();
+    assert_eq!(fds, ["0", "1", "2"], "{log}");
+}
+
+#[test]
+fn isolation_build_proc_root_and_cwd_show_the_sandbox() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("root");
+    // A marker on the host's root (when we may write there) and one in the scratch dir.
+    let mut markers = vec![s.write(&format!("{mark}.host"), "x")];
+    if env().drop_to.is_some() {
+        let p = PathBuf::from("/").join(format!("{mark}.hostroot"));
+        std::fs::write(&p, "x").unwrap();
+        markers.push(p);
+    }
+    let mut list = Vec::new();
+    let mut controls = String::new();
+    for via in [
+        "/proc/self/root",
+        "/proc/1/root",
+        "/proc/1/cwd",
+        "/proc/self/root/proc/1/root",
+        "/proc/self/cwd/../../../..",
+    ] {
+        // What the path shows is the sandbox's root: /build/src is there...
+        controls.push_str(&format!("test -d {via}/build/src && echo sandbox:{via}\n"));
+        // ...and no host file is.
+        for m in &markers {
+            list.push((via, format!("test -e {via}{}", m.display())));
+        }
+    }
+    let labels: Vec<&str> = list.iter().map(|(l, _)| *l).collect();
+    let (o, log) = build(&s, "isoroot", &[controls, attempts(&list)]);
+    for m in &markers {
+        let _ = std::fs::remove_file(m);
+    }
+    for via in &labels {
+        assert!(log.contains(&format!("sandbox:{via}\n")), "{via}: {log}");
+    }
+    assert_all_refused(&o, &log, &labels);
+    assert_eq!(log.matches("refused:").count(), list.len(), "{log}");
+}
