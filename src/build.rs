@@ -19,11 +19,13 @@ use sha2::{Digest, Sha256};
 use crate::archive::{self, ArchiveError, PackOptions};
 use crate::cli::BuildArgs;
 use crate::deb::{self, DebError};
+use crate::fsutil::AtomicFile;
 use crate::ownership::{self, Lookup, Store};
 use crate::recipe::{OutputFormat, Recipe, RecipeError};
 use crate::sandbox::plan::{BuildLayout, IdMap, Plan, BUILD_DESTDIR, BUILD_HOME, BUILD_SRC};
 use crate::sandbox::{self, Output, SandboxError, Spec, Step};
 use crate::sys;
+use crate::sys::archive::InterruptGuard;
 
 /// The PATH of every build step.
 pub const BUILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -59,6 +61,12 @@ pub enum BuildError {
     /// Recorded ownership could not be read back.
     #[error(transparent)]
     Ownership(#[from] ownership::OwnershipError),
+    /// A signal (SIGINT, SIGTERM, SIGHUP) stopped the build; scratch space is removed.
+    #[error("interrupted by signal {signal}")]
+    Interrupted { signal: i32 },
+    /// nsroot build was started inside another nsroot session that emulates ownership.
+    #[error("nsroot build cannot run inside an nsroot session that records ownership (its supervisor would get this build's records); run the outer nsroot with --no-emulate, or build outside it")]
+    Nested,
     /// A file operation on the build's own files failed.
     #[error("{action} {}: {source}", path.display())]
     Io {
@@ -125,7 +133,16 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
         }),
         verbose: args.verbose,
     };
-    let result = build(&args.recipe, &opts)?;
+    let result = match build(&args.recipe, &opts) {
+        Ok(r) => r,
+        Err(BuildError::Interrupted { signal })
+        | Err(BuildError::Archive(ArchiveError::Interrupted { signal })) => {
+            // Everything is cleaned up: now die by the signal, as the shell expects.
+            crate::sys::archive::die_by_signal(signal);
+            return Err(BuildError::Interrupted { signal }.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     for (path, sha) in &result.outputs {
         println!("{}  {}", sha, path.display());
     }
@@ -146,6 +163,14 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
 /// naming the step, its exit code and the log's tail, and the sandbox's, archiver's and
 /// filesystem errors with the path concerned. On any error no archive is written.
 pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, BuildError> {
+    // Until the build returns, SIGINT/SIGTERM/SIGHUP set a flag checked between phases, so
+    // the scratch directory is always removed and no output is half-written. (While the
+    // steps run, the signals are blocked and passed on to them instead.)
+    let guard =
+        InterruptGuard::install().map_err(io("install signal handlers for", recipe_path))?;
+    if ownership::inside_session() {
+        return Err(BuildError::Nested);
+    }
     let recipe = Recipe::load(recipe_path)?;
     let formats = opts
         .formats
@@ -162,7 +187,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, Bui
         .map_err(io("resolve", &opts.output_dir))?;
 
     let scratch = Scratch::create(&recipe.package.name)?;
-    let result = build_in(&recipe, &formats, opts, &out_dir, &scratch);
+    let result = build_in(&recipe, &formats, opts, &out_dir, &scratch, &guard);
     match (&result, opts.keep) {
         (_, true) => Ok(BuildResult {
             kept: Some(scratch.keep()),
@@ -181,9 +206,15 @@ fn build_in(
     opts: &BuildOptions,
     out_dir: &Path,
     scratch: &Scratch,
+    guard: &InterruptGuard,
 ) -> Result<BuildResult, BuildError> {
+    let check = || match guard.interrupted() {
+        Some(signal) => Err(BuildError::Interrupted { signal }),
+        None => Ok(()),
+    };
     let dir = scratch.path();
     let source = recipe.source.materialize(dir)?;
+    check()?;
     let sde = recipe.source_date_epoch(&source)?;
     let source_hash = recipe.source_hash(&source)?;
     let layout = BuildLayout {
@@ -234,6 +265,7 @@ fn build_in(
         emulation: Some(store),
     };
     let (outcome, records) = sandbox::run_in_child(spec)?;
+    check()?;
     for w in &outcome.warnings {
         eprintln!("nsroot: warning: {w}");
     }
@@ -264,6 +296,7 @@ fn build_in(
     }
     let mut outputs = Vec::new();
     for format in formats {
+        check()?;
         let out = out_dir.join(format!("{stem}.{}", format.extension()));
         match format.archive_format() {
             Some(f) => {
@@ -313,6 +346,7 @@ fn build_in(
             })
             .collect(),
     };
+    check()?;
     let mut text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
     text.push('\n');
     write_atomically(&manifest_path, text.as_bytes())?;
@@ -419,26 +453,18 @@ fn sha256_file(path: &Path) -> Result<String, BuildError> {
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp =
-        tempfile::NamedTempFile::new_in(dir).map_err(io("create a temporary file in", dir))?;
-    tmp.write_all(bytes).map_err(io("write", tmp.path()))?;
-    tmp.as_file().sync_all().map_err(io("sync", path))?;
-    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(io("chmod", path))?;
-    tmp.persist(path).map_err(|e| BuildError::Io {
-        action: "rename into",
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+    let tmp = AtomicFile::create(path, 0o644).map_err(io("create a temporary file for", path))?;
+    tmp.file().write_all(bytes).map_err(io("write", path))?;
+    tmp.commit().map_err(io("put in place", path))
 }
 
 /// A build's private scratch directory: removed when dropped (even where the build left
-/// directories without write permission), unless kept. It holds a `pid` file, so a later
-/// build can reclaim the directory of one that was killed.
+/// directories without write permission), unless kept. Its `pid` file stays locked
+/// (`flock`) while the build lives, so a later build reclaims the directory of one that was
+/// killed, and never one that runs (whatever pid namespace either is in).
 struct Scratch {
     path: Option<PathBuf>,
+    _lock: Option<sys::FileLock>,
 }
 
 impl Scratch {
@@ -450,9 +476,21 @@ impl Scratch {
             .tempdir_in(&base)
             .map_err(io("create a scratch directory in", &base))?
             .keep();
-        let pid = dir.join("pid");
-        std::fs::write(&pid, std::process::id().to_string()).map_err(io("write", &pid))?;
-        Ok(Scratch { path: Some(dir) })
+        // Locked before it gets the name reclaim_stale looks for, so no other build can ever
+        // see it unlocked while this one lives.
+        let (new, pid) = (dir.join("pid.new"), dir.join("pid"));
+        std::fs::write(&new, std::process::id().to_string()).map_err(io("write", &new))?;
+        let file = File::open(&new).map_err(io("open", &new))?;
+        let lock = sys::try_lock(file).map_err(|e| BuildError::Io {
+            action: "lock",
+            path: new.clone(),
+            source: std::io::Error::from(e.errno),
+        })?;
+        std::fs::rename(&new, &pid).map_err(io("rename", &new))?;
+        Ok(Scratch {
+            path: Some(dir),
+            _lock: lock,
+        })
     }
 
     fn path(&self) -> &Path {
@@ -475,33 +513,34 @@ impl Drop for Scratch {
     }
 }
 
-/// Removes scratch directories of this user's builds whose process is gone, saying so.
+/// Removes scratch directories of this user's builds that no build holds any more (their
+/// `pid` file is not locked), saying so.
 fn reclaim_stale(base: &Path) {
     let Ok(entries) = std::fs::read_dir(base) else {
         return;
     };
     let (uid, _) = sys::ids();
     for e in entries.flatten() {
-        let name = e.file_name();
-        if !name.to_string_lossy().starts_with(SCRATCH_PREFIX) {
+        if !e.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
             continue;
         }
         let path = e.path();
-        let owned = std::os::unix::fs::MetadataExt::uid(&match path.symlink_metadata() {
-            Ok(m) if m.is_dir() => m,
+        match path.symlink_metadata() {
+            Ok(m) if m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == uid => {}
             _ => continue,
-        }) == uid;
-        let pid = std::fs::read_to_string(path.join("pid"))
-            .ok()
-            .and_then(|p| p.trim().parse::<i32>().ok());
-        if let (true, Some(pid)) = (owned, pid) {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                eprintln!(
-                    "nsroot: reclaimed {} left by an interrupted build (pid {pid})",
-                    path.display()
-                );
-                crate::fsutil::remove_tree(&path);
-            }
+        }
+        // No pid file: a kept tree (`--keep` removes it) or one being created right now.
+        let Ok(file) = File::open(path.join("pid")) else {
+            continue;
+        };
+        let pid = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
+        if let Ok(Some(_lock)) = sys::try_lock(file) {
+            eprintln!(
+                "nsroot: reclaimed {} left by an interrupted build (pid {})",
+                path.display(),
+                pid.trim()
+            );
+            crate::fsutil::remove_tree(&path);
         }
     }
 }

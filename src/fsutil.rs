@@ -1,8 +1,116 @@
 //! Whole-tree file operations shared by the sandbox, builds and repro: copy, remove.
 
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// An output file that appears at its path complete or not at all.
+///
+/// It is written unnamed (`O_TMPFILE`), so not even SIGKILL can leave a partial file behind,
+/// then linked under a temporary name beside the target and renamed over it (rename(2) is
+/// atomic), and the directory is synced. Where the filesystem has no `O_TMPFILE` a named
+/// temporary file beside the target serves instead, removed on drop. Dropping an
+/// `AtomicFile` without [`AtomicFile::commit`] leaves the target as it was.
+pub struct AtomicFile {
+    file: File,
+    target: PathBuf,
+    dir: PathBuf,
+    named: Option<tempfile::TempPath>,
+}
+
+impl AtomicFile {
+    /// Starts writing `target` with permission bits `mode` (before the umask).
+    ///
+    /// Errors: the target's directory is missing or not writable.
+    pub fn create(target: &Path, mode: u32) -> io::Result<AtomicFile> {
+        let dir = match target.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let unnamed = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .mode(mode)
+            .custom_flags(libc::O_TMPFILE)
+            .open(&dir);
+        match unnamed {
+            Ok(file) => Ok(AtomicFile {
+                file,
+                target: target.to_path_buf(),
+                dir,
+                named: None,
+            }),
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+                ) =>
+            {
+                let tmp = tempfile::Builder::new()
+                    .prefix(&temp_name(target))
+                    .permissions(std::fs::Permissions::from_mode(mode))
+                    .tempfile_in(&dir)?;
+                let (file, path) = tmp.into_parts();
+                Ok(AtomicFile {
+                    file,
+                    target: target.to_path_buf(),
+                    dir,
+                    named: Some(path),
+                })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The file being written.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The file being written, mutably.
+    pub fn file_mut(&mut self) -> &mut File {
+        &mut self.file
+    }
+
+    /// Syncs the data, puts the file at its path and syncs the directory.
+    ///
+    /// Errors: the step that failed; the target is then unchanged.
+    pub fn commit(self) -> io::Result<()> {
+        self.file.sync_all()?;
+        let tmp = match &self.named {
+            Some(path) => path.to_path_buf(),
+            None => {
+                let tmp = self.dir.join(temp_name(&self.target));
+                crate::sys::link_unnamed(&self.file, &tmp)?;
+                tmp
+            }
+        };
+        if let Err(e) = std::fs::rename(&tmp, &self.target) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        if let Some(path) = self.named {
+            // Renamed away: nothing left to remove.
+            let _ = path.keep();
+        }
+        File::open(&self.dir)?.sync_all()
+    }
+}
+
+fn temp_name(target: &Path) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!(
+        ".{name}.{}-{}.tmp",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
 
 /// Copies the tree under `from` into `to` (created if missing), keeping modes, symlinks and
 /// modification times; other file types (fifos, sockets, devices) are skipped.
@@ -97,6 +205,35 @@ pub fn remove_tree(path: &Path) {
 mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn atomic_file_appears_only_on_commit() {
+        let t = tempfile::tempdir().unwrap();
+        let target = t.path().join("out.bin");
+        std::fs::write(&target, "old").unwrap();
+        let f = AtomicFile::create(&target, 0o644).unwrap();
+        std::io::Write::write_all(&mut f.file(), b"new").unwrap();
+        drop(f);
+        assert_eq!(
+            std::fs::read(&target).unwrap(),
+            b"old",
+            "dropped: target untouched"
+        );
+        let f = AtomicFile::create(&target, 0o644).unwrap();
+        std::io::Write::write_all(&mut f.file(), b"new").unwrap();
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            1,
+            "nothing named while writing"
+        );
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"new");
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            1,
+            "no temporary left"
+        );
+    }
 
     #[test]
     fn copy_keeps_modes_links_and_mtimes_and_remove_handles_read_only_dirs() {

@@ -13,10 +13,12 @@ mod pargz;
 mod read;
 mod walk;
 
+use crate::fsutil::AtomicFile;
+use crate::sys::archive::InterruptGuard;
 use std::fs::File;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::os::fd::AsFd;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 pub use diff::{diff_archives, run_diff, DiffReport, Difference, Field};
@@ -254,40 +256,34 @@ fn pack_to_file(
             format!("directory {} does not exist", parent.display()),
         ));
     }
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // 0666 before the umask, as any newly created file; tempfile's default would be 0600.
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".tmp")
-        .permissions(std::fs::Permissions::from_mode(0o666))
-        .tempfile_in(parent)
+    // Held until the output is in place: a signal at any point (walk, compressor, sync,
+    // rename) ends in a clean error, never in the default action with a file half-made.
+    let guard = InterruptGuard::install()
+        .map_err(|e| ArchiveError::io("install signal handlers for", path, e))?;
+    // 0666 before the umask, as any newly created file. Unnamed until complete, so even
+    // SIGKILL leaves nothing behind.
+    let tmp = AtomicFile::create(path, 0o666)
         .map_err(|e| ArchiveError::io("create a temporary file in", parent, e))?;
     let tmp_meta = tmp
-        .as_file()
+        .file()
         .metadata()
-        .map_err(|e| ArchiveError::io("stat", tmp.path(), e))?;
+        .map_err(|e| ArchiveError::io("stat the temporary file for", path, e))?;
     let mut exclude = vec![(tmp_meta.dev(), tmp_meta.ino())];
     if let Some(m) = &existing {
         exclude.push((m.dev(), m.ino()));
     }
-    let w = BufWriter::with_capacity(OUT_BUF, tmp.as_file());
-    // On any error below, `tmp` drops and deletes the partial file.
+    let w = BufWriter::with_capacity(OUT_BUF, tmp.file());
+    // On any error below, `tmp` drops and the partial file is gone.
     let (summary, w) = pack_stream(dir, w, opts, records, &exclude, path)?;
-    let file = w.into_inner().map_err(|e| ArchiveError::Write {
+    w.into_inner().map_err(|e| ArchiveError::Write {
         dest: path.into(),
         source: e.into_error(),
     })?;
-    file.sync_all()
-        .map_err(|e| ArchiveError::io("sync", tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| ArchiveError::io("rename a temporary file to", path, e.error))?;
-    // The rename is durable only once the directory is synced.
-    File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| ArchiveError::io("sync directory", parent, e))?;
+    if let Some(signal) = guard.interrupted() {
+        return Err(ArchiveError::Interrupted { signal });
+    }
+    tmp.commit()
+        .map_err(|e| ArchiveError::io("put in place", path, e))?;
     Ok(summary)
 }
 

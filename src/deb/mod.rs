@@ -5,6 +5,7 @@
 //! Every byte is a function of its inputs: members and tar entries carry
 //! SOURCE_DATE_EPOCH, root ownership and fixed modes, and tar entries are sorted.
 
+use crate::fsutil::AtomicFile;
 use std::fs::{self, File};
 use std::io::{self, BufReader, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -116,12 +117,9 @@ pub fn write_deb(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".nsroot-deb-")
-        .tempfile_in(dir)
-        .map_err(io_err("create a temporary file in", dir))?;
+    let tmp = AtomicFile::create(out, 0o644).map_err(io_err("create a temporary file in", dir))?;
     {
-        let file = io::BufWriter::new(tmp.as_file_mut());
+        let file = io::BufWriter::new(tmp.file());
         let mut ar = ar::Builder::new(file);
         let member = |name: &str, size: u64| {
             let mut h = ar::Header::new(name.as_bytes().to_vec(), size);
@@ -146,18 +144,10 @@ pub fn write_deb(
             .flush()
             .map_err(io_err("write", out))?;
     }
-    tmp.as_file()
+    tmp.file()
         .set_permissions(fs::Permissions::from_mode(0o644))
-        .map_err(io_err("chmod", tmp.path()))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(io_err("sync", tmp.path()))?;
-    tmp.persist(out).map_err(|e| DebError::Io {
-        action: "rename into",
-        path: out.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
+        .map_err(io_err("chmod", out))?;
+    tmp.commit().map_err(io_err("put in place", out))
 }
 
 fn read_head(f: &mut File, buf: &mut [u8]) -> io::Result<usize> {

@@ -34,7 +34,7 @@
 use std::ffi::OsString;
 use std::io::Write;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::store::{Btime, FileId, Store};
 use super::{OwnershipError, Record};
@@ -288,7 +288,7 @@ fn parse_record(line: &str) -> Result<(FileId, Option<Btime>, Record), String> {
     ))
 }
 
-/// Writes `path` through a temporary file beside it: write, fsync, rename, fsync the directory.
+/// Writes `path` atomically: an unnamed file, fsync, link and rename, fsync the directory.
 pub(crate) fn write_atomically(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
@@ -298,31 +298,13 @@ pub(crate) fn write_atomically(
         what,
         source,
     };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    let mut prefix = OsString::from(".");
-    prefix.push(&name);
-    prefix.push(".");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .tempfile_in(&dir)
+    // Unnamed until complete (gone on any early return, even SIGKILL), then renamed over the
+    // target and the directory synced (crate::fsutil::AtomicFile).
+    let mut tmp = crate::fsutil::AtomicFile::create(path, 0o600)
         .map_err(|e| err("create a temporary file beside it", e))?;
-    // The temporary file is deleted on every early return below (NamedTempFile's Drop).
-    write(tmp.as_file_mut()).map_err(|e| err("write", e))?;
-    tmp.as_file().sync_all().map_err(|e| err("fsync", e))?;
-    tmp.persist(path)
-        .map_err(|e| err("rename the temporary file over it", e.error))?;
-    // The rename is durable only once the directory is synced (fsync(2), NOTES).
-    std::fs::File::open(&dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| err("fsync its directory", e))
+    write(tmp.file_mut()).map_err(|e| err("write", e))?;
+    tmp.commit()
+        .map_err(|e| err("put the new file in place over it", e))
 }
 
 #[cfg(test)]

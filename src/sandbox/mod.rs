@@ -425,10 +425,17 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
     let old_mask = sys::block_signals(&mask)?;
     let sigfd = sys::signalfd(&mask)?;
     let (r, w) = sys::pipe()?;
+    let parent = sys::getpid();
     let child = match sys::fork()? {
         sys::Forked::Child => {
             drop(r);
             drop(sigfd);
+            // Die with the caller (and pid 1, and so the whole sandbox, with us): a build
+            // killed by SIGKILL must not leave its steps running. If the caller is already
+            // gone, the prctl came too late: leave.
+            if sys::set_parent_death_signal(Signal::SIGKILL).is_err() || sys::getppid() != parent {
+                sys::exit_now(1);
+            }
             let store = spec.emulation.clone();
             let result = run(spec).map_err(|e| {
                 let mut msg = e.to_string();

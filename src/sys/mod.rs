@@ -402,6 +402,46 @@ pub fn isatty(fd: BorrowedFd<'_>) -> bool {
     nix::unistd::isatty(fd).unwrap_or(false)
 }
 
+/// Gives an unnamed (`O_TMPFILE`) file the name `path`: `linkat` of `/proc/self/fd/N` with
+/// AT_SYMLINK_FOLLOW (open(2), O_TMPFILE).
+pub fn link_unnamed(file: &std::fs::File, path: &Path) -> std::io::Result<()> {
+    let fd_path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    nix::unistd::linkat(
+        nix::fcntl::AT_FDCWD,
+        fd_path.as_str(),
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+    )
+    .map_err(|e| {
+        std::io::Error::new(
+            std::io::Error::from(e).kind(),
+            format!("linkat({fd_path}, {}): {e}", path.display()),
+        )
+    })
+}
+
+/// An exclusive `flock(2)` held until dropped.
+pub type FileLock = nix::fcntl::Flock<std::fs::File>;
+
+/// Takes an exclusive `flock(2)` on `file` without waiting: None when another open file
+/// description holds it.
+pub fn try_lock(file: std::fs::File) -> SysResult<Option<FileLock>> {
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+        Err((_, e)) => Err(SysError {
+            call: "flock(LOCK_EX|LOCK_NB)".into(),
+            errno: e,
+        }),
+    }
+}
+
+/// The parent's pid (`getppid(2)`).
+pub fn getppid() -> Pid {
+    nix::unistd::getppid()
+}
+
 /// Makes `cmd`'s child set its umask to `mask` before exec.
 pub fn set_umask_in_child(cmd: &mut std::process::Command, mask: u32) {
     use std::os::unix::process::CommandExt;

@@ -304,17 +304,17 @@ fn build_killed_at_random_points(sig: i32, n: usize, seed: u64) {
 }
 
 #[test]
-fn faults_build_sigint_at_random_points_loses_nothing_bug() {
+fn faults_build_sigint_at_random_points_loses_nothing() {
     build_killed_at_random_points(libc::SIGINT, BUILD_KILLS, 0x5eed_0001);
 }
 
 #[test]
-fn faults_build_sigterm_at_random_points_loses_nothing_bug() {
+fn faults_build_sigterm_at_random_points_loses_nothing() {
     build_killed_at_random_points(libc::SIGTERM, BUILD_KILLS, 0x5eed_0002);
 }
 
 #[test]
-fn faults_build_sigkill_at_random_points_loses_nothing_bug() {
+fn faults_build_sigkill_at_random_points_loses_nothing() {
     build_killed_at_random_points(libc::SIGKILL, BUILD_KILLS, 0x5eed_0003);
 }
 
@@ -428,17 +428,17 @@ fn pack_killed_at_random_points(sig: i32, n: usize, seed: u64) {
 }
 
 #[test]
-fn faults_pack_sigint_at_random_points_keeps_the_earlier_archive_bug() {
+fn faults_pack_sigint_at_random_points_keeps_the_earlier_archive() {
     pack_killed_at_random_points(libc::SIGINT, PACK_KILLS, 0x5eed_0011);
 }
 
 #[test]
-fn faults_pack_sigterm_at_random_points_keeps_the_earlier_archive_bug() {
+fn faults_pack_sigterm_at_random_points_keeps_the_earlier_archive() {
     pack_killed_at_random_points(libc::SIGTERM, PACK_KILLS, 0x5eed_0012);
 }
 
 #[test]
-fn faults_pack_sigkill_at_random_points_keeps_the_earlier_archive_bug() {
+fn faults_pack_sigkill_at_random_points_keeps_the_earlier_archive() {
     pack_killed_at_random_points(libc::SIGKILL, PACK_KILLS, 0x5eed_0013);
 }
 
@@ -459,7 +459,7 @@ pub(crate) fn wait_for_text(path: &Path, needle: &str, timeout: Duration) {
 }
 
 #[test]
-fn faults_build_sigkill_during_a_step_kills_the_whole_build_bug() {
+fn faults_build_sigkill_during_a_step_kills_the_whole_build() {
     if util::no_userns() {
         return;
     }
