@@ -465,11 +465,20 @@ fn sigint_removes_the_partial_output() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the temporary output exists, so the signal surely lands mid-pack.
+    // Wait until the (unnamed, O_TMPFILE) output is open, so the signal surely lands
+    // mid-pack: /proc shows it as "<dir>/#<inode> (deleted)".
+    let fd_dir = std::path::PathBuf::from(format!("/proc/{}/fd", child.id()));
     let tmp_exists = || {
-        fs::read_dir(s.path())
-            .unwrap()
-            .any(|e| e.unwrap().file_name().as_bytes().ends_with(b".tmp"))
+        fs::read_dir(&fd_dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                fs::read_link(e.path()).is_ok_and(|l| {
+                    let l = l.to_string_lossy().into_owned();
+                    l.starts_with(&s.path().display().to_string()) && l.contains("/#")
+                })
+            })
     };
     let start = std::time::Instant::now();
     while !tmp_exists() {

@@ -195,12 +195,14 @@ fn run_leaves_no_process_behind() {
         return;
     }
     let s = Scratch::new();
-    let needle = "sleep 611.25";
-    let o = s.nsroot([
-        "sh",
-        "-c",
-        "setsid sleep 611.25 & sleep 611.25 & (sleep 611.25 &) ; nohup sleep 611.25 >/dev/null 2>&1 & echo started",
-    ]);
+    let secs = format!("611.{}", std::process::id());
+    let needle = format!("sleep {secs}");
+    let needle = needle.as_str();
+    let script = format!(
+        "setsid sleep {secs} & sleep {secs} & (sleep {secs} &) ; nohup sleep {secs} >/dev/null 2>&1 & \
+         while [ \"$(pgrep -cx sleep)\" -lt 4 ]; do sleep 0.01; done; echo started"
+    );
+    let o = s.nsroot(["sh", "-c", &script]);
     assert_ok(&o);
     assert_eq!(stdout(&o).trim(), "started");
     let left = wait_gone(needle);
@@ -273,13 +275,16 @@ fn run_killing_nsroot_kills_the_whole_tree() {
         return;
     }
     let s = Scratch::new();
-    let needle = "sleep 622.75";
+    // Unique to this run of the suite, so nothing left by another run can match.
+    let secs = format!("622.{}", std::process::id());
+    let needle = format!("sleep {secs}");
+    let needle = needle.as_str();
     let mut child = env()
         .nsroot()
         .args([
             "sh",
             "-c",
-            "sleep 622.75 & setsid sleep 622.75 & echo ready; wait",
+            &format!("sleep {secs} & setsid sleep {secs} & echo ready; wait"),
         ])
         .current_dir(s.path())
         .stdout(Stdio::piped())
@@ -295,13 +300,10 @@ fn run_killing_nsroot_kills_the_whole_tree() {
     while host_processes(needle).len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert_eq!(
-        host_processes(needle).len(),
-        2,
-        "both sleeps run before the kill"
-    );
+    let before = host_processes(needle).len();
     signal(child.id(), libc::SIGKILL);
     child.wait().unwrap();
+    assert_eq!(before, 2, "both sleeps run before the kill");
     let left = wait_gone(needle);
     assert!(left.is_empty(), "survived SIGKILL of nsroot: {left:?}");
 }
