@@ -1,7 +1,6 @@
 //! Tests of `nsroot pack` and `nsroot list` (issue 3), checked against GNU tar and gzip.
 
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
