@@ -120,8 +120,11 @@ fn serve(
     proc: OwnedFd,
     store: Arc<Mutex<Store>>,
 ) -> Result<SupervisorStats, OwnershipError> {
-    // An optimisation only: kernels before 6.6 refuse the flag and work as before.
-    let _ = sys::notif_set_sync_wakeup(listener.as_fd());
+    // From 6.6 the kernel switches straight between target and supervisor (SYNC_WAKE_UP), and
+    // a receiver blocked in NOTIF_RECV is woken when the last task leaves the filter: we then
+    // wait in the ioctl alone, one system call per notification fewer than poll + recv. Older
+    // kernels refuse the flag and never wake a blocked receiver: poll first there.
+    let poll_first = sys::notif_set_sync_wakeup(listener.as_fd()).is_err();
     let euid = sys::euid();
     let mut ctx = Ctx {
         store,
@@ -139,14 +142,25 @@ fn serve(
     };
     let mut n = sys::notif_zeroed();
     loop {
-        match sys::listener_wait(ctx.listener.as_fd()).map_err(OwnershipError::Supervisor)? {
-            sys::ListenerState::Hangup => return Ok(ctx.stats),
-            sys::ListenerState::Ready => {}
+        if poll_first {
+            match sys::listener_wait(ctx.listener.as_fd(), -1).map_err(OwnershipError::Supervisor)? {
+                Some(sys::ListenerState::Hangup) => return Ok(ctx.stats),
+                Some(sys::ListenerState::Ready) | None => {}
+            }
         }
         match sys::notif_recv(ctx.listener.as_fd(), &mut n) {
             Ok(()) => {}
-            // The target died, or was killed, between poll and recv.
-            Err(Errno::ENOENT) | Err(Errno::EINTR) => continue,
+            // The target died, or was killed, before we took its call; or (blocking, 6.6+) no
+            // task is left under the filter, which poll reports as a hangup.
+            Err(Errno::ENOENT) => {
+                let state = sys::listener_wait(ctx.listener.as_fd(), 0)
+                    .map_err(OwnershipError::Supervisor)?;
+                if state == Some(sys::ListenerState::Hangup) {
+                    return Ok(ctx.stats);
+                }
+                continue;
+            }
+            Err(Errno::EINTR) => continue,
             Err(errno) => {
                 return Err(OwnershipError::Supervisor(sys::CallError {
                     call: "ioctl(SECCOMP_IOCTL_NOTIF_RECV)",
@@ -306,8 +320,11 @@ impl Ctx {
         }
         let mut a = addr;
         loop {
+            // A short first read: most paths are short, and copying to the end of the page
+            // costs more than a second call for the rare long one.
             let room = 4096 - (a % 4096) as usize;
-            let want = room.min(max + 1 - buf.len());
+            let chunk = if buf.is_empty() { room.min(256) } else { room };
+            let want = chunk.min(max + 1 - buf.len());
             let start = buf.len();
             buf.resize(start + want, 0);
             let got = match sys::read_remote(pid, a, &mut buf[start..]) {

@@ -302,8 +302,12 @@ pub enum ListenerState {
     Hangup,
 }
 
-/// Waits until the listener has a notification or no targets are left.
-pub fn listener_wait(listener: BorrowedFd<'_>) -> Result<ListenerState, CallError> {
+/// Waits until the listener has a notification or no targets are left; `timeout_ms` -1
+/// waits for ever, 0 only looks. None when the timeout passed with neither.
+pub fn listener_wait(
+    listener: BorrowedFd<'_>,
+    timeout_ms: i32,
+) -> Result<Option<ListenerState>, CallError> {
     let mut p = libc::pollfd {
         fd: listener.as_raw_fd(),
         events: libc::POLLIN,
@@ -311,7 +315,7 @@ pub fn listener_wait(listener: BorrowedFd<'_>) -> Result<ListenerState, CallErro
     };
     loop {
         // SAFETY: one pollfd on the stack.
-        let n = unsafe { libc::poll(&mut p, 1, -1) };
+        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
         if n < 0 {
             if Errno::last() == Errno::EINTR {
                 continue;
@@ -319,15 +323,21 @@ pub fn listener_wait(listener: BorrowedFd<'_>) -> Result<ListenerState, CallErro
             return Err(CallError::last("poll(seccomp listener)"));
         }
         if p.revents & libc::POLLIN != 0 {
-            return Ok(ListenerState::Ready);
+            return Ok(Some(ListenerState::Ready));
         }
         if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            return Ok(ListenerState::Hangup);
+            return Ok(Some(ListenerState::Hangup));
+        }
+        if n == 0 {
+            return Ok(None);
         }
     }
 }
 
-/// SECCOMP_IOCTL_NOTIF_RECV. ENOENT means the target died before we took its call.
+/// SECCOMP_IOCTL_NOTIF_RECV, which blocks until a call arrives. ENOENT means the target died
+/// before we took its call or, from Linux 6.6 (which wakes a blocked receiver when the filter
+/// loses its last task), that no task uses the filter any more: [`listener_wait`] with timeout
+/// 0 tells which.
 pub fn notif_recv(listener: BorrowedFd<'_>, n: &mut Notif) -> Result<(), Errno> {
     *n = notif_zeroed();
     // SAFETY: the ioctl writes one seccomp_notif into `n`, which we own.
