@@ -144,6 +144,19 @@ fn emulation_is_available() {
 }
 
 #[test]
+fn doctor_reports_ownership_emulation() {
+    let out = Scratch::new().nsroot(["doctor"]);
+    let stdout = util::stdout(&out);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("ownership emulation (seccomp user notification)"));
+    assert!(
+        line.is_some_and(|l| l.starts_with("ok ")),
+        "doctor: {stdout}"
+    );
+}
+
+#[test]
 fn chown_then_stat_ls_find_show_recorded_owner() {
     let sc = Scratch::new();
     let s = ok_session(
