@@ -672,8 +672,9 @@ impl Ctx {
         self.answer_xattr(n, out, size, &value)
     }
 
-    /// The recorded xattrs of the file `t` names, by key; Continue when nothing is recorded
-    /// for it (or the call fails the same way natively), Gone when the target left.
+    /// The store key of the file `t` names and whether its path stands for an fd (see
+    /// [`Ctx::resolve`]); Err(Continue) when it cannot be resolved, as the kernel's own call
+    /// will then fail the same way.
     fn recorded_key(
         &mut self,
         n: &sys::Notif,
