@@ -181,6 +181,17 @@ pub fn checks() -> Vec<Check> {
         },
         required: false,
     });
+    out.push(Check {
+        name: "ownership emulation (seccomp user notification)",
+        // In a child: it starts a supervisor thread, and this process stays single-threaded.
+        result: probe(crate::ownership::emulation_available).map_err(|e| {
+            format!(
+                "{e}; without it chown to other ids fails as in a plain user namespace: \
+                 run `nsroot --no-emulate`, which works without it"
+            )
+        }),
+        required: false,
+    });
     out
 }
 

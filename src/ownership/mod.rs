@@ -161,7 +161,8 @@ pub fn run_supervised(cmd: &mut Command, store: Store) -> Result<(Output, Store)
 }
 
 /// Whether ownership emulation works here, for `nsroot doctor`: runs `true` under the filter
-/// with a supervisor. The error says what failed and what to do.
+/// with a supervisor. The error says what failed and what the kernel and runtime need
+/// (`nsroot doctor` adds that `--no-emulate` runs without it).
 pub fn emulation_available() -> Result<(), String> {
     let mut cmd = Command::new("true");
     cmd.stdin(std::process::Stdio::null());
@@ -181,7 +182,7 @@ pub fn emulation_available() -> Result<(), String> {
             }
             Err(format!(
                 "{msg}; seccomp user notification needs Linux 5.5 or later with CONFIG_SECCOMP_FILTER, \
-                 and a container runtime that allows seccomp(2) (or run with --no-emulate)"
+                 and a container runtime that allows seccomp(2)"
             ))
         }
     }

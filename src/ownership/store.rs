@@ -175,6 +175,22 @@ impl Store {
         self.any_xattrs = true;
     }
 
+    /// Forgets a recorded xattr; false when there was none of that name. A record left with
+    /// nothing in it is dropped.
+    pub fn remove_xattr(&mut self, id: FileId, btime: Option<Btime>, name: &[u8]) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(e) = self.map.get_mut(&id).filter(|e| e.btime == btime) else {
+            return false;
+        };
+        let before = e.record.xattrs.len();
+        e.record.xattrs.retain(|(n, _)| n.as_bytes() != name);
+        let removed = e.record.xattrs.len() != before;
+        if e.record == Record::default() {
+            self.map.remove(&id);
+        }
+        removed
+    }
+
     /// A recorded xattr value.
     pub fn xattr(&self, id: FileId, btime: Option<Btime>, name: &[u8]) -> Option<&[u8]> {
         use std::os::unix::ffi::OsStrExt;
@@ -311,6 +327,27 @@ mod tests {
         assert!(s.has_xattrs());
         assert_eq!(s.xattr(id(3), B1, b"security.capability"), Some(&b"bb"[..]));
         assert_eq!(s.get(id(3), B1).unwrap().xattrs.len(), 1);
+    }
+
+    #[test]
+    fn xattr_remove_drops_an_emptied_record() {
+        let mut s = Store::new();
+        s.set_xattr(id(4), B1, OsStr::new("security.capability"), b"a");
+        s.set_xattr(id(4), B1, OsStr::new("trusted.x"), b"b");
+        s.set_owner(id(5), B1, Some(1), None);
+        s.set_xattr(id(5), B1, OsStr::new("trusted.x"), b"b");
+        assert!(!s.remove_xattr(id(4), B2, b"trusted.x"), "stale inode");
+        assert!(!s.remove_xattr(id(4), B1, b"trusted.y"));
+        assert!(s.remove_xattr(id(4), B1, b"trusted.x"));
+        assert_eq!(s.xattr(id(4), B1, b"security.capability"), Some(&b"a"[..]));
+        assert!(s.remove_xattr(id(4), B1, b"security.capability"));
+        assert!(s.get(id(4), B1).is_none(), "an empty record stays");
+        assert!(s.remove_xattr(id(5), B1, b"trusted.x"));
+        assert_eq!(
+            s.get(id(5), B1).unwrap().uid,
+            Some(1),
+            "the owner went with the xattr"
+        );
     }
 
     #[test]

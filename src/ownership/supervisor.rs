@@ -16,7 +16,7 @@
 use std::ffi::{CStr, OsStr};
 use std::io::Read;
 use std::io::Write;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,6 +37,8 @@ const PATH_MAX: usize = 4096;
 /// XATTR_NAME_MAX and XATTR_SIZE_MAX (linux/limits.h).
 const XATTR_NAME_MAX: usize = 255;
 const XATTR_SIZE_MAX: usize = 65536;
+/// XATTR_LIST_MAX (linux/limits.h): the longest name list listxattr(2) returns.
+const XATTR_LIST_MAX: usize = 65536;
 const XATTR_CREATE: u64 = 1;
 const XATTR_REPLACE: u64 = 2;
 
@@ -120,8 +122,11 @@ fn serve(
     proc: OwnedFd,
     store: Arc<Mutex<Store>>,
 ) -> Result<SupervisorStats, OwnershipError> {
-    // An optimisation only: kernels before 6.6 refuse the flag and work as before.
-    let _ = sys::notif_set_sync_wakeup(listener.as_fd());
+    // From 6.6 the kernel switches straight between target and supervisor (SYNC_WAKE_UP), and
+    // a receiver blocked in NOTIF_RECV is woken when the last task leaves the filter: we then
+    // wait in the ioctl alone, one system call per notification fewer than poll + recv. Older
+    // kernels refuse the flag and never wake a blocked receiver: poll first there.
+    let poll_first = sys::notif_set_sync_wakeup(listener.as_fd()).is_err();
     let euid = sys::euid();
     let mut ctx = Ctx {
         store,
@@ -139,14 +144,27 @@ fn serve(
     };
     let mut n = sys::notif_zeroed();
     loop {
-        match sys::listener_wait(ctx.listener.as_fd()).map_err(OwnershipError::Supervisor)? {
-            sys::ListenerState::Hangup => return Ok(ctx.stats),
-            sys::ListenerState::Ready => {}
+        if poll_first {
+            match sys::listener_wait(ctx.listener.as_fd(), -1)
+                .map_err(OwnershipError::Supervisor)?
+            {
+                Some(sys::ListenerState::Hangup) => return Ok(ctx.stats),
+                Some(sys::ListenerState::Ready) | None => {}
+            }
         }
         match sys::notif_recv(ctx.listener.as_fd(), &mut n) {
             Ok(()) => {}
-            // The target died, or was killed, between poll and recv.
-            Err(Errno::ENOENT) | Err(Errno::EINTR) => continue,
+            // The target died, or was killed, before we took its call; or (blocking, 6.6+) no
+            // task is left under the filter, which poll reports as a hangup.
+            Err(Errno::ENOENT) => {
+                let state = sys::listener_wait(ctx.listener.as_fd(), 0)
+                    .map_err(OwnershipError::Supervisor)?;
+                if state == Some(sys::ListenerState::Hangup) {
+                    return Ok(ctx.stats);
+                }
+                continue;
+            }
+            Err(Errno::EINTR) => continue,
             Err(errno) => {
                 return Err(OwnershipError::Supervisor(sys::CallError {
                     call: "ioctl(SECCOMP_IOCTL_NOTIF_RECV)",
@@ -286,6 +304,12 @@ impl Ctx {
             libc::SYS_getxattr => self.getxattr(n, cwd(a[0]), 0),
             libc::SYS_lgetxattr => self.getxattr(n, cwd(a[0]), nofollow),
             libc::SYS_fgetxattr => self.getxattr(n, Target::Fd(a[0] as i32), 0),
+            libc::SYS_listxattr => self.listxattr(n, cwd(a[0]), 0),
+            libc::SYS_llistxattr => self.listxattr(n, cwd(a[0]), nofollow),
+            libc::SYS_flistxattr => self.listxattr(n, Target::Fd(a[0] as i32), 0),
+            libc::SYS_removexattr => self.removexattr(n, cwd(a[0]), 0),
+            libc::SYS_lremovexattr => self.removexattr(n, cwd(a[0]), nofollow),
+            libc::SYS_fremovexattr => self.removexattr(n, Target::Fd(a[0] as i32), 0),
             _ => Reply::Continue,
         }
     }
@@ -306,8 +330,11 @@ impl Ctx {
         }
         let mut a = addr;
         loop {
+            // A short first read: most paths are short, and copying to the end of the page
+            // costs more than a second call for the rare long one.
             let room = 4096 - (a % 4096) as usize;
-            let want = room.min(max + 1 - buf.len());
+            let chunk = if buf.is_empty() { room.min(256) } else { room };
+            let want = chunk.min(max + 1 - buf.len());
             let start = buf.len();
             buf.resize(start + want, 0);
             let got = match sys::read_remote(pid, a, &mut buf[start..]) {
@@ -643,6 +670,113 @@ impl Ctx {
             return Reply::Gone;
         }
         self.answer_xattr(n, out, size, &value)
+    }
+
+    /// The store key of the file `t` names and whether its path stands for an fd (see
+    /// [`Ctx::resolve`]); Err(Continue) when it cannot be resolved, as the kernel's own call
+    /// will then fail the same way.
+    fn recorded_key(
+        &mut self,
+        n: &sys::Notif,
+        t: Target,
+        flags: i32,
+    ) -> Result<(FileId, Option<Btime>, bool), Reply> {
+        let follow_anyway = self.resolve(n.pid, t, flags).map_err(|_| Reply::Continue)?;
+        let mut buf = sys::StatxBuf([0; 256]);
+        self.statx_full(flags, follow_anyway, 0, &mut buf)
+            .map_err(|_| Reply::Continue)?;
+        let (id, btime) = key_of_statx(&buf.0);
+        Ok((id, btime, follow_anyway))
+    }
+
+    /// listxattr(2): the names on disk plus the recorded ones (which the kernel refused to
+    /// store), so that `cp -a`, `tar --xattrs` and `getfattr -d` carry them.
+    fn listxattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
+        let a = n.data.args;
+        let (out, size) = (a[1], a[2] as usize);
+        if !lock(&self.store).has_xattrs() {
+            return Reply::Continue;
+        }
+        let (id, btime, follow_anyway) = match self.recorded_key(n, t, flags) {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        let recorded: Vec<Vec<u8>> = match lock(&self.store).get(id, btime) {
+            Some(r) if !r.xattrs.is_empty() => r
+                .xattrs
+                .iter()
+                .map(|(name, _)| name.as_bytes().to_vec())
+                .collect(),
+            _ => return Reply::Continue,
+        };
+        let path = self.abs_path();
+        let mut disk = vec![0u8; XATTR_LIST_MAX];
+        let follow = follow_anyway || flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+        let len = match sys::listxattr(&path, &mut disk, follow) {
+            Ok(len) => len,
+            // A filesystem without xattrs has only the recorded ones.
+            Err(Errno::ENOTSUP) => 0,
+            Err(_) => return Reply::Continue,
+        };
+        disk.truncate(len);
+        let mut list = Vec::with_capacity(len + 64);
+        for name in disk.split(|&b| b == 0).filter(|s| !s.is_empty()) {
+            if !recorded.iter().any(|r| r == name) {
+                list.extend_from_slice(name);
+                list.push(0);
+            }
+        }
+        for name in &recorded {
+            list.extend_from_slice(name);
+            list.push(0);
+        }
+        if list.len() > XATTR_LIST_MAX {
+            return Errno::E2BIG.into();
+        }
+        if !self.valid(n) {
+            return Reply::Gone;
+        }
+        self.answer_xattr(n, out, size, &list)
+    }
+
+    /// removexattr(2) of a recorded name forgets it. A security.* or trusted.* name that is
+    /// neither recorded nor on disk is ENODATA, as for root (the kernel would say EPERM to
+    /// trusted.* in a user namespace); other cases the kernel handles.
+    fn removexattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
+        if self.read_name(n).is_err() || !Self::recorded_namespace(&self.name) {
+            return Reply::Continue;
+        }
+        let (id, btime, follow_anyway) = match self.recorded_key(n, t, flags) {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        if !self.valid(n) {
+            return Reply::Gone;
+        }
+        if lock(&self.store).remove_xattr(id, btime, &self.name) {
+            return Reply::Value(0);
+        }
+        let path = self.abs_path();
+        let follow = follow_anyway || flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+        let mut name = self.name.clone();
+        name.push(0);
+        let Ok(name) = CStr::from_bytes_with_nul(&name) else {
+            return Reply::Continue;
+        };
+        match sys::getxattr(&path, name, &mut [], follow) {
+            Err(Errno::ENODATA) => Errno::ENODATA.into(),
+            _ => Reply::Continue,
+        }
+    }
+
+    /// `self.full` as an absolute path through our /proc dirfd (`/proc/self/fd/<proc>/<pid>/..`),
+    /// for the calls that take no dirfd (listxattr, getxattr).
+    fn abs_path(&self) -> std::ffi::CString {
+        let mut path = Vec::with_capacity(self.full.len() + 32);
+        let _ = write!(path, "/proc/self/fd/{}/", self.proc.as_raw_fd());
+        // `full` ends with its only NUL.
+        path.extend_from_slice(&self.full[..self.full.len().saturating_sub(1)]);
+        std::ffi::CString::new(path).unwrap_or_default()
     }
 
     /// getxattr(2)'s answer: the size when asked with size 0, ERANGE when it does not fit.

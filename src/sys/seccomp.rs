@@ -1,7 +1,7 @@
 //! seccomp user notification (seccomp_unotify(2)): the filter, listener ioctls, target memory,
 //! fd passing, and the file calls the supervisor makes on the target's behalf.
 //!
-//! The BPF program is hand-built here rather than through libseccomp: it is 27 instructions,
+//! The BPF program is hand-built here rather than through libseccomp: it is 35 instructions,
 //! libc already has every constant and struct, it lives in a `static` (so installing it after
 //! fork allocates nothing, which a `pre_exec` hook in a multithreaded parent needs), and nsroot
 //! keeps building with no C library, pkg-config or `libseccomp-dev` on the machine.
@@ -44,9 +44,13 @@ pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 pub const SYS_SETXATTRAT: u32 = 463;
 /// See [`SYS_SETXATTRAT`].
 pub const SYS_GETXATTRAT: u32 = 464;
+/// See [`SYS_SETXATTRAT`].
+pub const SYS_LISTXATTRAT: u32 = 465;
+/// See [`SYS_SETXATTRAT`].
+pub const SYS_REMOVEXATTRAT: u32 = 466;
 
 /// Calls sent to the supervisor (x86_64 numbers), the stat family first as the hottest.
-pub const NOTIFIED: [u32; 17] = [
+pub const NOTIFIED: [u32; 23] = [
     libc::SYS_newfstatat as u32,
     libc::SYS_statx as u32,
     libc::SYS_fstat as u32,
@@ -64,8 +68,19 @@ pub const NOTIFIED: [u32; 17] = [
     libc::SYS_setxattr as u32,
     libc::SYS_lsetxattr as u32,
     libc::SYS_fsetxattr as u32,
+    libc::SYS_listxattr as u32,
+    libc::SYS_llistxattr as u32,
+    libc::SYS_flistxattr as u32,
+    libc::SYS_removexattr as u32,
+    libc::SYS_lremovexattr as u32,
+    libc::SYS_fremovexattr as u32,
 ];
-const ENOSYS_CALLS: [u32; 2] = [SYS_SETXATTRAT, SYS_GETXATTRAT];
+const ENOSYS_CALLS: [u32; 4] = [
+    SYS_SETXATTRAT,
+    SYS_GETXATTRAT,
+    SYS_LISTXATTRAT,
+    SYS_REMOVEXATTRAT,
+];
 
 const HEAD: usize = 5;
 const FILTER_LEN: usize = HEAD + NOTIFIED.len() + ENOSYS_CALLS.len() + 3;
@@ -302,8 +317,12 @@ pub enum ListenerState {
     Hangup,
 }
 
-/// Waits until the listener has a notification or no targets are left.
-pub fn listener_wait(listener: BorrowedFd<'_>) -> Result<ListenerState, CallError> {
+/// Waits until the listener has a notification or no targets are left; `timeout_ms` -1
+/// waits for ever, 0 only looks. None when the timeout passed with neither.
+pub fn listener_wait(
+    listener: BorrowedFd<'_>,
+    timeout_ms: i32,
+) -> Result<Option<ListenerState>, CallError> {
     let mut p = libc::pollfd {
         fd: listener.as_raw_fd(),
         events: libc::POLLIN,
@@ -311,7 +330,7 @@ pub fn listener_wait(listener: BorrowedFd<'_>) -> Result<ListenerState, CallErro
     };
     loop {
         // SAFETY: one pollfd on the stack.
-        let n = unsafe { libc::poll(&mut p, 1, -1) };
+        let n = unsafe { libc::poll(&mut p, 1, timeout_ms) };
         if n < 0 {
             if Errno::last() == Errno::EINTR {
                 continue;
@@ -319,15 +338,21 @@ pub fn listener_wait(listener: BorrowedFd<'_>) -> Result<ListenerState, CallErro
             return Err(CallError::last("poll(seccomp listener)"));
         }
         if p.revents & libc::POLLIN != 0 {
-            return Ok(ListenerState::Ready);
+            return Ok(Some(ListenerState::Ready));
         }
         if p.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
-            return Ok(ListenerState::Hangup);
+            return Ok(Some(ListenerState::Hangup));
+        }
+        if n == 0 {
+            return Ok(None);
         }
     }
 }
 
-/// SECCOMP_IOCTL_NOTIF_RECV. ENOENT means the target died before we took its call.
+/// SECCOMP_IOCTL_NOTIF_RECV, which blocks until a call arrives. ENOENT means the target died
+/// before we took its call or, from Linux 6.6 (which wakes a blocked receiver when the filter
+/// loses its last task), that no task uses the filter any more: [`listener_wait`] with timeout
+/// 0 tells which.
 pub fn notif_recv(listener: BorrowedFd<'_>, n: &mut Notif) -> Result<(), Errno> {
     *n = notif_zeroed();
     // SAFETY: the ioctl writes one seccomp_notif into `n`, which we own.
@@ -480,6 +505,28 @@ pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8], follow: bool) -> Resul
             libc::getxattr(p, n, b, len)
         } else {
             libc::lgetxattr(p, n, b, len)
+        }
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// listxattr(2) (`follow`) or llistxattr(2) into `buf`; an empty buf asks for the size.
+pub fn listxattr(path: &CStr, buf: &mut [u8], follow: bool) -> Result<usize, Errno> {
+    let (p, b, len) = (
+        path.as_ptr(),
+        buf.as_mut_ptr().cast::<libc::c_char>(),
+        buf.len(),
+    );
+    // SAFETY: path is NUL-terminated; buf is `len` writable bytes.
+    let r = unsafe {
+        if follow {
+            libc::listxattr(p, b, len)
+        } else {
+            libc::llistxattr(p, b, len)
         }
     };
     if r < 0 {

@@ -144,6 +144,19 @@ fn emulation_is_available() {
 }
 
 #[test]
+fn doctor_reports_ownership_emulation() {
+    let out = Scratch::new().nsroot(["doctor"]);
+    let stdout = util::stdout(&out);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("ownership emulation (seccomp user notification)"));
+    assert!(
+        line.is_some_and(|l| l.starts_with("ok ")),
+        "doctor: {stdout}"
+    );
+}
+
+#[test]
 fn chown_then_stat_ls_find_show_recorded_owner() {
     let sc = Scratch::new();
     let s = ok_session(
@@ -464,6 +477,169 @@ fn setcap_and_getcap_work_inside() {
     let r = s.store.lookup(&sc.path().join("f"), &meta).unwrap();
     assert_eq!(r.xattrs.len(), 1);
     assert_eq!(r.xattrs[0].0, "security.capability");
+}
+
+/// Raw list/remove xattr calls (issue 5: recorded security.* and trusted.* attributes are
+/// listed next to those on disk and can be removed), built static and dynamic.
+const XATTR_PROBE_C: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+static void show(const char *what, const char *buf, long n) {
+    printf("%s %ld", what, n);
+    for (long i = 0; i < n; i += strlen(buf + i) + 1) printf(" %s", buf + i);
+    printf("\n");
+}
+int main(void) {
+    char buf[256];
+    int fd = open("f", O_CREAT | O_RDWR, 0644);
+    if (fd < 0) return 10;
+    if (syscall(SYS_setxattr, "f", "trusted.a", "1", 1, 0)) return 11;
+    if (syscall(SYS_fsetxattr, fd, "security.b", "22", 2, 0)) return 12;
+    if (syscall(SYS_setxattr, "f", "user.c", "3", 1, 0) && errno != ENOTSUP) return 13;
+    long need = syscall(SYS_listxattr, "f", NULL, 0);
+    long n = syscall(SYS_listxattr, "f", buf, sizeof buf);
+    if (need != n) return 14;
+    show("list", buf, n);
+    if (syscall(SYS_listxattr, "f", buf, 3) != -1 || errno != ERANGE) return 15;
+    if (symlink("f", "l")) return 16;
+    n = syscall(SYS_llistxattr, "l", buf, sizeof buf);
+    show("llist-link", buf, n);
+    n = syscall(SYS_flistxattr, fd, buf, sizeof buf);
+    show("flist", buf, n);
+    if (syscall(SYS_removexattr, "f", "trusted.a")) return 17;
+    if (syscall(SYS_removexattr, "f", "trusted.a") != -1 || errno != ENODATA) return 18;
+    if (syscall(SYS_getxattr, "f", "trusted.a", buf, sizeof buf) != -1 || errno != ENODATA)
+        return 19;
+    n = syscall(SYS_listxattr, "f", buf, sizeof buf);
+    show("after-remove", buf, n);
+    if (syscall(SYS_fremovexattr, fd, "security.b")) return 20;
+    if (syscall(SYS_lsetxattr, "f", "trusted.d", "4", 1, 0)) return 21;
+    if (syscall(SYS_lremovexattr, "f", "trusted.d")) return 22;
+    n = syscall(SYS_flistxattr, fd, buf, sizeof buf);
+    show("after-all", buf, n);
+    /* listxattrat and removexattrat (Linux 6.13) answer ENOSYS: callers fall back. */
+    if (syscall(465, AT_FDCWD, "f", 0, buf, sizeof buf) != -1 || errno != ENOSYS) return 23;
+    if (syscall(466, AT_FDCWD, "f", 0, "trusted.a") != -1 || errno != ENOSYS) return 24;
+    return 0;
+}
+"#;
+
+fn xattr_probe_test(static_link: bool) {
+    if util::missing_tool("gcc") {
+        return;
+    }
+    let sc = Scratch::new();
+    let src = sc.write("xprobe.c", XATTR_PROBE_C);
+    let mut gcc = Command::new("gcc");
+    if static_link {
+        gcc.arg("-static");
+    }
+    let out = gcc
+        .args(["-O1", "-o"])
+        .arg(sc.path().join("xprobe"))
+        .arg(&src)
+        .output()
+        .unwrap();
+    util::assert_ok(&out);
+    sc.chown_all();
+    let s = ok_session(sc.path(), "./xprobe", &Store::new());
+    // user.c is on disk where the filesystem takes user.* xattrs (it comes first: disk names,
+    // then recorded ones); the symlink has none of its own.
+    let user = if s.stdout.contains("user.c") {
+        " user.c"
+    } else {
+        ""
+    };
+    let ulen = if user.is_empty() { 0 } else { 7 };
+    let expected = format!(
+        "list {} {user} trusted.a security.b\nllist-link 0\nflist {} {user} trusted.a security.b\n\
+         after-remove {}{user} security.b\nafter-all {}{user}\n",
+        21 + ulen,
+        21 + ulen,
+        11 + ulen,
+        ulen
+    )
+    .replace("  ", " ")
+    .replace(" \n", "\n");
+    assert_eq!(s.stdout, expected, "stderr: {}", s.stderr);
+    let meta = std::fs::symlink_metadata(sc.path().join("f")).unwrap();
+    assert!(
+        s.store.lookup(&sc.path().join("f"), &meta).is_none(),
+        "removing the last recorded xattr leaves no record"
+    );
+}
+
+#[test]
+fn list_and_remove_recorded_xattrs_for_a_dynamic_program() {
+    xattr_probe_test(false);
+}
+
+#[test]
+fn list_and_remove_recorded_xattrs_for_a_static_program() {
+    xattr_probe_test(true);
+}
+
+#[test]
+fn cp_a_and_tar_xattrs_carry_recorded_capabilities() {
+    for tool in ["setcap", "getcap", "tar"] {
+        if util::missing_tool(tool) {
+            return;
+        }
+    }
+    if util::no_userns() {
+        return;
+    }
+    let sc = Scratch::new();
+    // setcap raises CAP_SETFCAP in its own set first: give it one, as nsroot's namespace root.
+    let s = ok_session(
+        sc.path(),
+        "touch f && unshare --user --map-root-user sh -c '\
+           setcap cap_net_raw+ep f && cp -a f g && cp -r f h && getcap f g h && \
+           tar --xattrs -cf t.tar f && mkdir x && \
+           tar --xattrs --xattrs-include=\"*\" -C x -xf t.tar && getcap x/f && \
+           setcap -r g && getcap g && echo removed'",
+        &Store::new(),
+    );
+    assert_eq!(
+        s.stdout, "f cap_net_raw=ep\ng cap_net_raw=ep\nx/f cap_net_raw=ep\nremoved\n",
+        "stderr: {}",
+        s.stderr
+    );
+    let tar = std::fs::read(sc.path().join("t.tar")).unwrap();
+    assert!(
+        tar.windows(32)
+            .any(|w| w == b"SCHILY.xattr.security.capability"),
+        "the archive has no security.capability header"
+    );
+}
+
+#[test]
+fn setcap_getcap_cp_a_under_nsroot_run() {
+    for tool in ["setcap", "getcap"] {
+        if util::missing_tool(tool) {
+            return;
+        }
+    }
+    if util::no_userns() {
+        return;
+    }
+    let sc = Scratch::new();
+    let out = sc.nsroot([
+        "sh",
+        "-c",
+        "touch f && setcap cap_net_raw+ep f && getcap f && cp -a f g && getcap g \
+         && setcap -r f && getcap f && echo done",
+    ]);
+    util::assert_ok(&out);
+    assert_eq!(
+        util::stdout(&out),
+        "f cap_net_raw=ep\ng cap_net_raw=ep\ndone\n"
+    );
 }
 
 #[test]
