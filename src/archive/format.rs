@@ -192,6 +192,12 @@ pub fn decompress<'a>(
 ///
 /// Errors name the path: an input error (exit 2) when it does not exist.
 pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ArchiveError> {
+    if path.is_dir() {
+        return Err(ArchiveError::input(
+            format!("archive {}", path.display()),
+            "is a directory",
+        ));
+    }
     let file = File::open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             ArchiveError::input(format!("archive {}", path.display()), "no such file")

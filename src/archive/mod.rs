@@ -368,6 +368,16 @@ pub fn run_pack(args: &PackArgs) -> anyhow::Result<i32> {
     };
     let opts = PackOptions::from_args(args)?;
     let out = Output::from_arg(&args.output);
+    if let (Some(state), Output::Path(p)) = (&args.load_file, &out) {
+        // Replacing the records with the archive would lose them.
+        if same_file(state, p) {
+            return Err(crate::error::InputError::new(format!(
+                "output {} is the state file given with -i",
+                p.display()
+            ))
+            .into());
+        }
+    }
     let lookup = records.as_ref().map(|r| r as &dyn crate::ownership::Lookup);
     match pack(&args.dir, &out, &opts, lookup) {
         Ok(summary) => {
@@ -382,6 +392,14 @@ pub fn run_pack(args: &PackArgs) -> anyhow::Result<i32> {
             Err(ArchiveError::Interrupted { signal }.into())
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+/// True when both paths name the same existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
     }
 }
 

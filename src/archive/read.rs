@@ -242,10 +242,164 @@ pub fn read_any<'a>(
 
 /// The input error for a stream that failed while being read: corrupt or truncated.
 fn corrupt(name: &str, e: io::Error) -> ArchiveError {
+    // tar-rs quotes header bytes in its messages: keep the error on one printable line.
+    let msg: String = e
+        .to_string()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
     ArchiveError::input(
         format!("archive {name}"),
-        format!("corrupt or truncated: {e}"),
+        format!("corrupt or truncated: {msg}"),
     )
+}
+
+/// The largest extended header (PAX records, GNU long name or link) read; tar-rs would
+/// otherwise buffer whatever size a header claims.
+const MAX_EXTENSION: u64 = 1 << 20;
+
+/// Follows the tar stream's headers as the bytes pass and refuses an extended header larger
+/// than [`MAX_EXTENSION`] before tar-rs allocates it, so a crafted archive cannot make a
+/// reader use gigabytes. PAX `size` records are honoured to find the next header; inside GNU
+/// sparse entries it stops looking (passes everything through).
+struct HeaderGuard<R> {
+    inner: R,
+    header: [u8; 512],
+    filled: usize,
+    /// Bytes of entry data (padded to a block) still to pass before the next header.
+    skip: u64,
+    /// The data of a PAX header being collected, and its real length.
+    pax: Option<(Vec<u8>, usize)>,
+    /// A PAX `size` that replaces the next header's size field.
+    next_size: Option<u64>,
+    off: bool,
+}
+
+impl<R> HeaderGuard<R> {
+    fn new(inner: R) -> Self {
+        HeaderGuard {
+            inner,
+            header: [0; 512],
+            filled: 0,
+            skip: 0,
+            pax: None,
+            next_size: None,
+            off: false,
+        }
+    }
+
+    fn inspect(&mut self, mut data: &[u8]) -> io::Result<()> {
+        while !data.is_empty() && !self.off {
+            if self.skip > 0 {
+                let k = (self.skip.min(data.len() as u64)) as usize;
+                if let Some((buf, len)) = &mut self.pax {
+                    let want = len.saturating_sub(buf.len()).min(k);
+                    buf.extend_from_slice(&data[..want]);
+                }
+                self.skip -= k as u64;
+                data = &data[k..];
+                if self.skip == 0 {
+                    if let Some((buf, _)) = self.pax.take() {
+                        self.next_size = pax_size(&buf).or(self.next_size);
+                    }
+                }
+                continue;
+            }
+            let k = (512 - self.filled).min(data.len());
+            self.header[self.filled..self.filled + k].copy_from_slice(&data[..k]);
+            self.filled += k;
+            data = &data[k..];
+            if self.filled == 512 {
+                self.filled = 0;
+                self.on_header()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_header(&mut self) -> io::Result<()> {
+        let h = &self.header;
+        if h.iter().all(|b| *b == 0) {
+            return Ok(());
+        }
+        let kind = h[156];
+        let field = tar_number(&h[124..136]);
+        let size = match kind {
+            b'x' | b'g' | b'L' | b'K' => {
+                let size = field.unwrap_or(u64::MAX);
+                if size > MAX_EXTENSION {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "an extended header claims {size} bytes (more than {MAX_EXTENSION})"
+                        ),
+                    ));
+                }
+                if kind == b'x' {
+                    self.pax = Some((Vec::with_capacity(size as usize), size as usize));
+                }
+                size
+            }
+            // GNU sparse entries carry extension blocks of their own: stop following.
+            b'S' => {
+                self.off = true;
+                return Ok(());
+            }
+            // Links, directories, devices and fifos have no data whatever the field says.
+            b'1' | b'2' | b'3' | b'4' | b'5' | b'6' => {
+                self.next_size = None;
+                0
+            }
+            _ => match self.next_size.take().or(field) {
+                Some(s) => s,
+                None => {
+                    self.off = true;
+                    return Ok(());
+                }
+            },
+        };
+        self.skip = size.next_multiple_of(512);
+        if self.skip == 0 {
+            if let Some((buf, _)) = self.pax.take() {
+                self.next_size = pax_size(&buf).or(self.next_size);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for HeaderGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.inspect(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// A tar numeric field: octal digits (NUL/space padded) or GNU base-256.
+fn tar_number(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        let mut v: u64 = u64::from(field[0] & 0x7f);
+        for b in &field[1..] {
+            v = v.checked_mul(256)?.checked_add(u64::from(*b))?;
+        }
+        return Some(v);
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if digits.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(digits, 8).ok()
+}
+
+/// The `size` record of PAX extended header data, if any.
+fn pax_size(data: &[u8]) -> Option<u64> {
+    let text = std::str::from_utf8(data).ok()?;
+    text.lines().find_map(|rec| {
+        let (_, kv) = rec.split_once(' ')?;
+        kv.strip_prefix("size=")?.parse().ok()
+    })
 }
 
 /// Counts the bytes read through it into a shared cell.
@@ -337,7 +491,7 @@ fn read_tar(
 ) -> Result<(), ArchiveError> {
     let count = Rc::new(Cell::new(0u64));
     let mut archive = tar::Archive::new(Counting {
-        inner: input,
+        inner: HeaderGuard::new(input),
         count: Rc::clone(&count),
     });
     // End of the last entry's content, rounded up to a block.

@@ -64,6 +64,9 @@ impl Store {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(bad(path, "the file does not exist".into()));
             }
+            Err(e) if e.raw_os_error() == Some(libc::EISDIR) => {
+                return Err(bad(path, "is a directory, not a state file".into()));
+            }
             Err(e) => {
                 return Err(OwnershipError::ReadState {
                     path: path.to_path_buf(),

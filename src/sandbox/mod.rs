@@ -214,6 +214,10 @@ fn session_store(args: &RunArgs) -> anyhow::Result<Option<Arc<Mutex<Store>>>> {
         }
         return Ok(None);
     }
+    if let Some(path) = &args.save_file {
+        // Found only after the command ran, a bad path would lose the whole session's records.
+        check_writable(path)?;
+    }
     let store = match &args.load_file {
         // fakeroot -i on a missing file is an error too.
         Some(path) => Store::load(path)?,
@@ -246,6 +250,26 @@ fn reject_fakeroot_only_options(args: &RunArgs) -> Result<(), InputError> {
         ))),
         None => Ok(()),
     }
+}
+
+/// Refuses a `-s` path that cannot be written: a directory, or in a missing or read-only
+/// directory.
+fn check_writable(path: &std::path::Path) -> Result<(), InputError> {
+    let bad = |why: &str| InputError::new(format!("-s {}: {why}", path.display()));
+    if path.is_dir() {
+        return Err(bad("is a directory"));
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(bad(&format!("directory {} does not exist", dir.display())));
+    }
+    if !sys::can_write(dir) {
+        return Err(bad(&format!("directory {} is not writable", dir.display())));
+    }
+    Ok(())
 }
 
 /// Runs `spec`: creates the namespaces, runs the steps, returns how they ended.

@@ -437,6 +437,15 @@ pub fn try_lock(file: std::fs::File) -> SysResult<Option<FileLock>> {
     }
 }
 
+/// True when this process may create files in `dir` (`access(2)` with W_OK|X_OK).
+pub fn can_write(dir: &Path) -> bool {
+    nix::unistd::access(
+        dir,
+        nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK,
+    )
+    .is_ok()
+}
+
 /// The parent's pid (`getppid(2)`).
 pub fn getppid() -> Pid {
     nix::unistd::getppid()
