@@ -8,6 +8,7 @@ mod util;
 
 mod deb;
 mod dpkg;
+mod hardening;
 mod ownership;
 mod pack;
 mod recipe;
