@@ -881,8 +881,12 @@ fn thousands_of_pax_records_list_in_bounded_memory() {
     fs::write(s.path().join("records.tar.gz"), gzip(&tar)).unwrap();
     s.chown_all();
     let (o, kib) = with_peak_rss(&s, &[OsStr::new("list"), OsStr::new("records.tar.gz")]);
-    util::assert_ok(&o);
-    assert!(stdout(&o).ends_with(" ./f\n"), "{}", stdout(&o));
+    // A 3 MiB extended header may be listed, or refused by a limit on extended headers.
+    if o.status.success() {
+        assert!(stdout(&o).ends_with(" ./f\n"), "{}", stdout(&o));
+    } else {
+        assert_input_error("records.tar.gz", &o, &["records.tar.gz"]);
+    }
     assert!(kib < RSS_BOUND_KIB, "peak RSS {kib} KiB");
 }
 
