@@ -25,7 +25,8 @@ echo
 benches/build.sh "$bin" || status=1
 echo
 if [ -f benches/pack.sh ]; then
-    sh benches/pack.sh "$bin" || status=1
+    # A bash script whose argument is the run count; it takes the binary from $NSROOT.
+    NSROOT="$bin" bash benches/pack.sh || status=1
 else
     echo "## pack: benches/pack.sh is not there yet, skipped"
 fi

@@ -2,9 +2,9 @@
 //! `$(FAKEROOT)` in a Makefile, each checked against what fakeroot gives (issues 2 and 6).
 //!
 //! The Debian source packages live under tests/fixtures/debian/; each one's debian/rules
-//! appends `uid=<id -u> nsroot=<$NSROOT> fakerootkey=<set if $FAKEROOTKEY>` to
-//! `../gain-root.log` during the binary target, so a test can tell which gain-root command (if
-//! any) ran it.
+//! appends `uid=<id -u> nsroot=<$NSROOT> fakerootkey=<set if FAKEROOTKEY is set, even empty>`
+//! to `../gain-root.log` during the binary target, so a test can tell which gain-root command
+//! (if any) ran it.
 
 use std::ffi::OsString;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -155,7 +155,8 @@ impl DebBuild {
     }
 }
 
-/// The line debian/rules records when nsroot ran the binary target.
+/// The line debian/rules records when nsroot ran the binary target: uid 0, NSROOT=1 and
+/// FAKEROOTKEY unset (not merely empty), so no fakeroot is involved anywhere in the chain.
 const UNDER_NSROOT: &str = "uid=0 nsroot=1 fakerootkey=\n";
 /// The line debian/rules records when fakeroot ran the binary target.
 const UNDER_FAKEROOT: &str = "uid=0 nsroot= fakerootkey=set\n";

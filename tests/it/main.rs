@@ -11,6 +11,7 @@ mod deb;
 mod diff;
 mod dpkg;
 mod faults;
+mod hardening;
 mod isolation;
 mod load;
 mod ownership;
