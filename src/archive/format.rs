@@ -192,12 +192,11 @@ pub fn decompress<'a>(
 ///
 /// Errors name the path: an input error (exit 2) when it does not exist.
 pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ArchiveError> {
-    if path.is_dir() {
-        return Err(ArchiveError::input(
-            format!("archive {}", path.display()),
-            "is a directory",
-        ));
-    }
+    decompress(Box::new(open_file(path)?), path)
+}
+
+/// Opens an archive file for reading; a missing path or a directory is an input error.
+pub fn open_file(path: &Path) -> Result<File, ArchiveError> {
     let file = File::open(path).map_err(|e| {
         if e.kind() == io::ErrorKind::NotFound {
             ArchiveError::input(format!("archive {}", path.display()), "no such file")
@@ -205,7 +204,13 @@ pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ArchiveError> {
             ArchiveError::io("open", path, e)
         }
     })?;
-    decompress(Box::new(file), path)
+    if file.metadata().is_ok_and(|m| m.is_dir()) {
+        return Err(ArchiveError::input(
+            format!("archive {}", path.display()),
+            "is a directory",
+        ));
+    }
+    Ok(file)
 }
 
 #[cfg(test)]

@@ -409,17 +409,7 @@ pub fn run_list(args: &ListArgs) -> anyhow::Result<i32> {
     let input: Box<dyn io::Read> = if args.archive == Path::new("-") {
         Box::new(io::stdin())
     } else {
-        let file = File::open(&args.archive).map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                ArchiveError::input(
-                    format!("archive {}", args.archive.display()),
-                    "no such file",
-                )
-            } else {
-                ArchiveError::io("open", &args.archive, e)
-            }
-        })?;
-        Box::new(file)
+        Box::new(format::open_file(&args.archive)?)
     };
     let name = if args.archive == Path::new("-") {
         Path::new("stdin")

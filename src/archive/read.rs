@@ -6,7 +6,6 @@
 //! error naming the file (and the member of a .deb), never a silently shorter archive.
 
 use std::cell::Cell;
-use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 use std::rc::Rc;
@@ -204,19 +203,7 @@ pub enum ArchiveType {
 /// Errors name the path: an input error (exit 2) when it does not exist, is not an archive,
 /// or is corrupt or truncated.
 pub fn read_path(path: &Path, visit: &mut dyn Visit) -> Result<ArchiveType, ArchiveError> {
-    let file = File::open(path).map_err(|e| {
-        if e.kind() == io::ErrorKind::NotFound {
-            ArchiveError::input(format!("archive {}", path.display()), "no such file")
-        } else {
-            ArchiveError::io("open", path, e)
-        }
-    })?;
-    if file.metadata().is_ok_and(|m| m.is_dir()) {
-        return Err(ArchiveError::input(
-            format!("archive {}", path.display()),
-            "is a directory",
-        ));
-    }
+    let file = super::format::open_file(path)?;
     read_any(Box::new(file), &path.display().to_string(), visit)
 }
 

@@ -469,7 +469,7 @@ fn conflicting_and_impossible_options_are_refused() {
 }
 
 #[test]
-fn pack_output_over_its_own_state_file_is_refused_bug() {
+fn pack_output_over_its_own_state_file_is_refused() {
     // `-o st` with `-i st` would replace the recorded ownership with the archive.
     let s = cli_scratch();
     refused(
@@ -480,13 +480,13 @@ fn pack_output_over_its_own_state_file_is_refused_bug() {
 }
 
 #[test]
-fn list_of_a_directory_is_an_input_error_bug() {
+fn list_of_a_directory_is_an_input_error() {
     let s = cli_scratch();
     refused(&s, &["list", "tree"], &["tree"]);
 }
 
 #[test]
-fn save_file_that_cannot_be_written_is_refused_before_running_bug() {
+fn save_file_that_cannot_be_written_is_refused_before_running() {
     if util::no_userns() {
         return;
     }
@@ -598,7 +598,7 @@ fn bad_state_files_are_refused_before_running() {
 }
 
 #[test]
-fn state_file_that_is_a_directory_is_an_input_error_bug() {
+fn state_file_that_is_a_directory_is_an_input_error() {
     let s = cli_scratch();
     refused(
         &s,
@@ -733,7 +733,7 @@ fn broken_archives_are_refused_by_list() {
 }
 
 #[test]
-fn compressed_stream_checksum_is_verified_bug() {
+fn compressed_stream_checksum_is_verified() {
     // The tar end blocks come before the compressor's trailer: `list` must still read on to
     // it, or a gzip CRC mismatch goes unnoticed.
     let s = Scratch::new();
@@ -744,7 +744,7 @@ fn compressed_stream_checksum_is_verified_bug() {
 }
 
 #[test]
-fn garbage_archive_is_refused_in_one_line_bug() {
+fn garbage_archive_is_refused_in_one_line() {
     // tar-rs quotes the header's bytes in its error; newlines in them must not reach the user
     // raw.
     let s = Scratch::new();
@@ -846,7 +846,7 @@ fn bomb_refused(s: &Scratch, name: &str) {
 }
 
 #[test]
-fn extended_header_bombs_are_refused_in_bounded_memory_bug() {
+fn extended_header_bombs_are_refused_in_bounded_memory() {
     if cannot_time() {
         return;
     }
