@@ -1,7 +1,7 @@
 //! Issue 8's standing battery of bad input: recipes, options, state files, archives and
 //! adversarial trees. Each case must give a clear one-line error naming the file, key or path
 //! (exit 2 for usage and input errors), never a panic, and write nothing; trees that can be
-//! archived faithfully must be. Tests named `*_bug` show a defect in src/ that is still open.
+//! archived faithfully must be. Tests for the defects it found stay as regression tests.
 //!
 //! TESTING.md counts the cases and says how to run them.
 
