@@ -49,7 +49,8 @@ for cmd in "$nsroot true" "unshare --user --map-root-user --mount --pid --ipc --
     as_user $cmd || { echo "startup.sh: \`$cmd\` fails as $user" >&2; exit 1; }
 done
 
-# measure PIN: prints the three medians in milliseconds, nsroot unshare fakeroot.
+# measure PIN: prints the four medians in milliseconds: nsroot, unshare, fakeroot and
+# nsroot --no-emulate.
 # PIN is "taskset -c 0" or empty; the pinning applies to the runner and so to its children.
 measure() {
     if [ "$RUNNER" = hyperfine ]; then
@@ -59,13 +60,14 @@ measure() {
             --export-json "$json" \
             "$nsroot true" \
             "unshare --user --map-root-user --mount --pid --ipc --fork true" \
-            "fakeroot true" >/dev/null 2>"$work/hyperfine.err" ||
+            "fakeroot true" \
+            "$nsroot --no-emulate true" >/dev/null 2>"$work/hyperfine.err" ||
             { cat "$work/hyperfine.err" >&2; exit 1; }
         # hyperfine writes one "median" line per command, in command order, in seconds.
         grep -o '"median": *[0-9.eE+-]*' "$json" | sed 's/.*: *//' |
             awk '{ printf "%s%.3f", (NR > 1 ? " " : ""), $1 * 1000 } END { print "" }'
     else
-        for cmd in "$nsroot true" "unshare --user --map-root-user --mount --pid --ipc --fork true" "fakeroot true"; do
+        for cmd in "$nsroot true" "unshare --user --map-root-user --mount --pid --ipc --fork true" "fakeroot true" "$nsroot --no-emulate true"; do
             # shellcheck disable=SC2086
             as_user $1 sh -c '
                 cmd=$1 runs=$2 warmup=$3 i=0
@@ -87,15 +89,16 @@ runner=hyperfine
 echo "## startup: median of $RUNS runs after $WARMUP warm-up, as uid $uid ($user), runner: $runner"
 echo "$(uname -sr), $(nproc) CPUs, nsroot $($nsroot --version 2>/dev/null | awk '{ print $NF }')"
 echo "load average before: $(cut -d" " -f1-3 /proc/loadavg)"
-printf '%-9s %10s %10s %10s %15s %16s\n' cpus "nsroot ms" "unshare ms" "fakeroot ms" \
-    nsroot/unshare fakeroot/nsroot
+printf '%-9s %10s %10s %10s %15s %16s %18s %22s\n' cpus "nsroot ms" "unshare ms" "fakeroot ms" \
+    nsroot/unshare fakeroot/nsroot "no-emulate ms" "no-emulate/unshare"
 for pin in unpinned pinned; do
     [ $pin = pinned ] && pinner="taskset -c 0" || pinner=""
     medians=$(measure "$pinner") || exit 1
     # shellcheck disable=SC2086
     set -- $medians
-    printf '%-9s %10s %10s %11s %15s %16s\n' "$pin" "$1" "$2" "$3" \
+    printf '%-9s %10s %10s %11s %15s %16s %18s %22s\n' "$pin" "$1" "$2" "$3" \
         "$(awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }')" \
-        "$(awk -v a="$3" -v b="$1" 'BEGIN { printf "%.1fx", a / b }')"
+        "$(awk -v a="$3" -v b="$1" 'BEGIN { printf "%.1fx", a / b }')" "$4" \
+        "$(awk -v a="$4" -v b="$2" 'BEGIN { printf "%.2fx", a / b }')"
 done
 echo "targets: nsroot/unshare <= 1.20x, fakeroot/nsroot >= 10x"
