@@ -26,7 +26,9 @@ pub use error::ArchiveError;
 pub use format::{decompress, open_archive, sniff, Compression};
 pub use list::{format_time, list, mode_string};
 pub use owner::{parse_owner, Db, Names, Owner};
-pub use read::{read_path, ArMember, ArchiveType, EntryKind, EntryMeta, Section, Visit};
+pub use read::{
+    read_path, ArMember, ArchiveType, EntryKind, EntryMeta, HeaderGuard, Section, Visit,
+};
 
 use crate::cli::{Format, ListArgs, PackArgs};
 use crate::ownership::Lookup;

@@ -249,7 +249,7 @@ const MAX_EXTENSION: u64 = 1 << 20;
 /// than [`MAX_EXTENSION`] before tar-rs allocates it, so a crafted archive cannot make a
 /// reader use gigabytes. PAX `size` records are honoured to find the next header; inside GNU
 /// sparse entries it stops looking (passes everything through).
-struct HeaderGuard<R> {
+pub struct HeaderGuard<R> {
     inner: R,
     header: [u8; 512],
     filled: usize,
@@ -263,7 +263,8 @@ struct HeaderGuard<R> {
 }
 
 impl<R> HeaderGuard<R> {
-    fn new(inner: R) -> Self {
+    /// Wraps a reader of a tar stream.
+    pub fn new(inner: R) -> Self {
         HeaderGuard {
             inner,
             header: [0; 512],

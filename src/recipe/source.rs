@@ -220,7 +220,8 @@ fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
     let reader = compression
         .reader(BufReader::new(f))
         .map_err(|e| RecipeError::io("read", archive, e))?;
-    let mut tar = tar::Archive::new(reader);
+    // Bounded: a crafted extended header cannot make the extraction buffer gigabytes.
+    let mut tar = tar::Archive::new(crate::archive::HeaderGuard::new(reader));
     let read_err = |e| RecipeError::io("read", archive, e);
     let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
     for entry in tar.entries().map_err(read_err)? {
