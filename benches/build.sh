@@ -9,14 +9,8 @@ set -eu
 
 RUNS=${RUNS:-30}
 bin=${1:-target/release/nsroot}
-[ -x "$bin" ] || { echo "build.sh: no nsroot binary at $bin (cargo build --release)" >&2; exit 1; }
-command -v hyperfine >/dev/null || { echo "build.sh: hyperfine is not installed" >&2; exit 1; }
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/nsroot-buildbench.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-chmod 755 "$work"
-cp "$bin" "$work/nsroot"
-chmod 755 "$work/nsroot"
+. "$(dirname "$0")/common.sh"
+bench_setup buildbench "$bin" "${TMPDIR:-/tmp}" hyperfine python3
 mkdir -p "$work/empty/src"
 cat > "$work/empty/recipe.toml" <<'TOML'
 [package]
@@ -31,18 +25,13 @@ path = "src"
 [build]
 steps = ["true"]
 TOML
-as_user() { "$@"; }
-if [ "$(id -u)" = 0 ]; then
-    user=${NSROOT_TEST_USER:-nsroot-test}
-    chown -R "$user" "$work"
-    as_user() { setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"; }
-fi
+[ "$(id -u)" = 0 ] && chown -R "$user" "$work"
 
 cd "$work"
 as_user hyperfine -N --warmup 3 --runs "$RUNS" --export-json "$work/build.json" \
     -n "sh -c true" "sh -c true" \
-    -n "nsroot true" "$work/nsroot true" \
-    -n "nsroot build (empty recipe)" "$work/nsroot build $work/empty/recipe.toml -o $work/out" \
+    -n "nsroot true" "$nsroot true" \
+    -n "nsroot build (empty recipe)" "$nsroot build $work/empty/recipe.toml -o $work/out" \
     >/dev/null
 echo "## build set-up (median of $RUNS runs, ms)"
 python3 - "$work/build.json" <<'PY'

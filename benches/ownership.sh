@@ -31,32 +31,9 @@ RUNNER=${RUNNER:-hyperfine}
 WORKLOADS=${WORKLOADS:-stat stat-numeric chown}
 command -v hyperfine >/dev/null || RUNNER=loop
 bin=${1:-target/release/nsroot}
-[ -x "$bin" ] || { echo "ownership.sh: no nsroot binary at $bin (cargo build --release)" >&2; exit 1; }
-for tool in fakeroot taskset find tar; do
-    command -v "$tool" >/dev/null || { echo "ownership.sh: $tool is not installed" >&2; exit 1; }
-done
-
 # A fresh directory that nothing was deleted from (KERNEL-NOTES.md item 20).
-work=$(mktemp -d "${BENCH_DIR:-${TMPDIR:-/var/tmp}}/nsroot-ownership.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-chmod 755 "$work"
-cp "$bin" "$work/nsroot"
-chmod 755 "$work/nsroot"
-nsroot=$work/nsroot
-
-if [ "$(id -u)" = 0 ]; then
-    user=${NSROOT_TEST_USER:-nsroot-test}
-    id -u "$user" >/dev/null 2>&1 || {
-        echo "ownership.sh: running as root needs the unprivileged user $user (useradd -m $user)" >&2
-        exit 1
-    }
-    chown "$user" "$work"
-    as_user() { setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"; }
-else
-    user=$(id -un)
-    as_user() { "$@"; }
-fi
-uid=$(as_user id -u)
+. "$(dirname "$0")/common.sh"
+bench_setup ownership "$bin" "${BENCH_DIR:-${TMPDIR:-/var/tmp}}" fakeroot taskset find tar
 gid=$(as_user id -g)
 
 # The tree: 100 directories of FILES/100 small files each, made by the user.

@@ -16,32 +16,8 @@ RUNNER=${RUNNER:-hyperfine}
 command -v hyperfine >/dev/null || RUNNER=loop
 WARMUP=${WARMUP:-20}
 bin=${1:-target/release/nsroot}
-[ -x "$bin" ] || { echo "startup.sh: no nsroot binary at $bin (cargo build --release)" >&2; exit 1; }
-for tool in unshare fakeroot taskset; do
-    command -v "$tool" >/dev/null || { echo "startup.sh: $tool is not installed" >&2; exit 1; }
-done
-
-work=$(mktemp -d "${TMPDIR:-/tmp}/nsroot-startup.XXXXXX")
-trap 'rm -rf "$work"' EXIT
-chmod 755 "$work"
-# The checkout may sit where the test user cannot enter: run a world-readable copy.
-cp "$bin" "$work/nsroot"
-chmod 755 "$work/nsroot"
-nsroot=$work/nsroot
-
-if [ "$(id -u)" = 0 ]; then
-    user=${NSROOT_TEST_USER:-nsroot-test}
-    id -u "$user" >/dev/null 2>&1 || {
-        echo "startup.sh: running as root needs the unprivileged user $user (useradd -m $user)" >&2
-        exit 1
-    }
-    chown "$user" "$work"
-    as_user() { setpriv --reuid="$user" --regid="$user" --init-groups -- "$@"; }
-else
-    user=$(id -un)
-    as_user() { "$@"; }
-fi
-uid=$(as_user id -u)
+. "$(dirname "$0")/common.sh"
+bench_setup startup "$bin" "${TMPDIR:-/tmp}" unshare fakeroot taskset
 
 # Fail early, with the tool's own message, if a command does not work here.
 for cmd in "$nsroot true" "unshare --user --map-root-user --mount --pid --ipc --fork true" "fakeroot true"; do
