@@ -461,19 +461,12 @@ impl Ctx {
         if lock(&self.store).is_empty() {
             return Reply::Continue;
         }
-        let follow_anyway = match self.resolve(n.pid, t, flags) {
-            Ok(f) => f,
-            // Bad pointers, bad fds, too long paths: the kernel gives the same error.
+        // Bad pointers, bad fds, too long paths, and our own statx failing (ENOENT,
+        // EACCES...): the kernel gives the target the same error.
+        let mut buf = match self.stat_target(n.pid, t, flags, mask) {
+            Ok((buf, _)) => buf,
             Err(_) => return Reply::Continue,
         };
-        let mut buf = sys::StatxBuf([0; 256]);
-        // Our own statx failing (ENOENT, EACCES...) means the target's fails the same way.
-        if self
-            .statx_full(flags, follow_anyway, mask, &mut buf)
-            .is_err()
-        {
-            return Reply::Continue;
-        }
         let (id, btime) = key_of_statx(&buf.0);
         let patch = lock(&self.store).get(id, btime).map(|r| Patch {
             uid: r.uid,
@@ -497,14 +490,10 @@ impl Ctx {
 
     /// Checks that the file exists and may be chowned here, then records the ids.
     fn chown(&mut self, n: &sys::Notif, t: Target, uid: u64, gid: u64, flags: i32) -> Reply {
-        let follow_anyway = match self.resolve(n.pid, t, flags) {
-            Ok(f) => f,
+        let buf = match self.stat_target(n.pid, t, flags, 0) {
+            Ok((buf, _)) => buf,
             Err(e) => return e.into(),
         };
-        let mut buf = sys::StatxBuf([0; 256]);
-        if let Err(e) = self.statx_full(flags, follow_anyway, 0, &mut buf) {
-            return e.into();
-        }
         if !self.valid(n) {
             return Reply::Gone;
         }
@@ -611,14 +600,10 @@ impl Ctx {
         if size > 0 && sys::read_remote(n.pid, a[2], &mut value) != Ok(size) {
             return Errno::EFAULT.into();
         }
-        let follow_anyway = match self.resolve(n.pid, t, flags) {
-            Ok(f) => f,
+        let buf = match self.stat_target(n.pid, t, flags, 0) {
+            Ok((buf, _)) => buf,
             Err(e) => return e.into(),
         };
-        let mut buf = sys::StatxBuf([0; 256]);
-        if let Err(e) = self.statx_full(flags, follow_anyway, 0, &mut buf) {
-            return e.into();
-        }
         if !self.valid(n) {
             return Reply::Gone;
         }
@@ -651,15 +636,10 @@ impl Ctx {
         if !Self::recorded_namespace(&self.name) || !lock(&self.store).has_xattrs() {
             return Reply::Continue;
         }
-        let follow_anyway = match self.resolve(n.pid, t, flags) {
-            Ok(f) => f,
-            Err(_) => return Reply::Continue,
+        let (id, btime, _) = match self.recorded_key(n, t, flags) {
+            Ok(k) => k,
+            Err(r) => return r,
         };
-        let mut buf = sys::StatxBuf([0; 256]);
-        if self.statx_full(flags, follow_anyway, 0, &mut buf).is_err() {
-            return Reply::Continue;
-        }
-        let (id, btime) = key_of_statx(&buf.0);
         let value = lock(&self.store)
             .xattr(id, btime, &self.name)
             .map(<[u8]>::to_vec);
@@ -672,18 +652,33 @@ impl Ctx {
         self.answer_xattr(n, out, size, &value)
     }
 
-    /// The store key of the file `t` names and whether its path stands for an fd (see
-    /// [`Ctx::resolve`]); Err(Continue) when it cannot be resolved, as the kernel's own call
-    /// will then fail the same way.
+    /// Resolves the file `t` names (see [`Ctx::resolve`]) and statx(2)s it with `mask`:
+    /// the result and whether its path stands for an fd. The errno is the one the target's
+    /// own call would get.
+    fn stat_target(
+        &mut self,
+        pid: u32,
+        t: Target,
+        flags: i32,
+        mask: u32,
+    ) -> Result<(sys::StatxBuf, bool), Errno> {
+        let follow_anyway = self.resolve(pid, t, flags)?;
+        let mut buf = sys::StatxBuf([0; 256]);
+        self.statx_full(flags, follow_anyway, mask, &mut buf)?;
+        Ok((buf, follow_anyway))
+    }
+
+    /// The store key of the file `t` names and whether its path stands for an fd;
+    /// Err(Continue) when it cannot be resolved, as the kernel's own call will then fail the
+    /// same way.
     fn recorded_key(
         &mut self,
         n: &sys::Notif,
         t: Target,
         flags: i32,
     ) -> Result<(FileId, Option<Btime>, bool), Reply> {
-        let follow_anyway = self.resolve(n.pid, t, flags).map_err(|_| Reply::Continue)?;
-        let mut buf = sys::StatxBuf([0; 256]);
-        self.statx_full(flags, follow_anyway, 0, &mut buf)
+        let (buf, follow_anyway) = self
+            .stat_target(n.pid, t, flags, 0)
             .map_err(|_| Reply::Continue)?;
         let (id, btime) = key_of_statx(&buf.0);
         Ok((id, btime, follow_anyway))
