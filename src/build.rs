@@ -14,8 +14,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
-
 use crate::archive::{self, ArchiveError, PackOptions};
 use crate::cli::BuildArgs;
 use crate::deb::{self, DebError};
@@ -324,7 +322,7 @@ fn build_in(
                 deb::write_deb(recipe, &layout.destdir, &data, "data.tar.xz", sde, &out)?;
             }
         }
-        let sha = sha256_file(&out)?;
+        let sha = crate::fsutil::sha256_file(&out).map_err(io("read", &out))?;
         outputs.push((out, sha));
     }
 
@@ -443,13 +441,6 @@ fn tail(path: &Path, n: usize) -> String {
         out.push('\n');
     }
     out
-}
-
-fn sha256_file(path: &Path) -> Result<String, BuildError> {
-    let mut f = File::open(path).map_err(io("open", path))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(io("read", path))?;
-    Ok(hex::encode(h.finalize()))
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {

@@ -6,6 +6,17 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Lowercase hex sha256 of a file's bytes, read streaming.
+///
+/// Errors: the file cannot be opened or read.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = File::open(path)?;
+    let mut h = Sha256::new();
+    io::copy(&mut f, &mut h)?;
+    Ok(hex::encode(h.finalize()))
+}
+
 /// An output file that appears at its path complete or not at all.
 ///
 /// It is written unnamed (`O_TMPFILE`), so not even SIGKILL can leave a partial file behind,

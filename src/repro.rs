@@ -208,12 +208,7 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
 }
 
 fn sha256(path: &Path) -> anyhow::Result<String> {
-    use sha2::{Digest, Sha256};
-    let mut f =
-        std::fs::File::open(path).map_err(|e| anyhow::anyhow!("open {}: {e}", path.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
-    Ok(hex::encode(h.finalize()))
+    crate::fsutil::sha256_file(path).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))
 }
 
 fn print_report(r: &ReproReport) {

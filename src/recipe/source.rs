@@ -61,10 +61,7 @@ fn bad_source(path: &Path, msg: impl Into<String>) -> RecipeError {
 
 /// Lowercase hex sha256 of a file's bytes.
 pub(crate) fn sha256_file(path: &Path) -> Result<String, RecipeError> {
-    let mut f = File::open(path).map_err(|e| RecipeError::io("open", path, e))?;
-    let mut hasher = Sha256::new();
-    io::copy(&mut f, &mut hasher).map_err(|e| RecipeError::io("read", path, e))?;
-    Ok(hex::encode(hasher.finalize()))
+    crate::fsutil::sha256_file(path).map_err(|e| RecipeError::io("read", path, e))
 }
 
 impl Source {
