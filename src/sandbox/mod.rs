@@ -197,18 +197,22 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<i32> {
 /// (`--no-emulate`, `--map-auto` where chown is real, or inside another session, whose
 /// supervisor already records and answers for us).
 fn session_store(args: &RunArgs) -> anyhow::Result<Option<Arc<Mutex<Store>>>> {
-    let nested = ownership::inside_session();
-    if nested && (args.save_file.is_some() || args.load_file.is_some()) {
-        return Err(InputError::new(
-            "-s/-i: this nsroot runs inside another nsroot session, whose supervisor records \
-             ownership for both; give -s/-i to the outer nsroot",
-        )
-        .into());
-    }
-    if args.no_emulate || args.map_auto || nested {
-        if !nested && (args.save_file.is_some() || args.load_file.is_some()) {
+    let state = args.save_file.is_some() || args.load_file.is_some();
+    if args.no_emulate || args.map_auto {
+        if state {
             return Err(InputError::new(
                 "-s/-i need ownership emulation, which --no-emulate and --map-auto turn off",
+            )
+            .into());
+        }
+        // No need to ask whether an outer supervisor is there (a round trip to it if so).
+        return Ok(None);
+    }
+    if ownership::inside_session() {
+        if state {
+            return Err(InputError::new(
+                "-s/-i: this nsroot runs inside another nsroot session, whose supervisor \
+                 records ownership for both; give -s/-i to the outer nsroot",
             )
             .into());
         }
