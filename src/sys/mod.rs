@@ -5,7 +5,7 @@
 //! above never have to guess what failed. Policy lives elsewhere; nothing here decides anything.
 
 use std::ffi::{CString, OsStr, OsString};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -109,11 +109,6 @@ pub fn exit_now(code: i32) -> ! {
 /// `prctl(PR_SET_PDEATHSIG, sig)`: the kernel sends `sig` when the parent thread dies.
 pub fn set_parent_death_signal(sig: Signal) -> SysResult<()> {
     nix::sys::prctl::set_pdeathsig(sig).map_err(err(format!("prctl(PR_SET_PDEATHSIG, {sig})")))
-}
-
-/// `prctl(PR_SET_NO_NEW_PRIVS, 1)`.
-pub fn set_no_new_privs() -> SysResult<()> {
-    nix::sys::prctl::set_no_new_privs().map_err(err("prctl(PR_SET_NO_NEW_PRIVS, 1)"))
 }
 
 /// `mount(2)`.
@@ -237,15 +232,6 @@ pub fn reset_signal_dispositions() {
         // SAFETY: installing SIG_DFL is always sound; no Rust handler is involved.
         let _ = unsafe { sigaction(sig, &dfl) };
     }
-}
-
-/// Sets `sig`'s disposition to ignore.
-pub fn ignore_signal(sig: Signal) -> SysResult<()> {
-    use nix::sys::signal::{signal, SigHandler};
-    // SAFETY: SIG_IGN involves no handler code.
-    unsafe { signal(sig, SigHandler::SigIgn) }
-        .map(|_| ())
-        .map_err(err(format!("signal({sig}, SIG_IGN)")))
 }
 
 /// A signalfd for `set` (the signals must be blocked), close-on-exec.
@@ -392,16 +378,6 @@ pub fn cloexec_fds_from(first: u32) -> SysResult<()> {
     Ok(())
 }
 
-/// `setsid(2)`.
-pub fn setsid() -> SysResult<()> {
-    nix::unistd::setsid().map(|_| ()).map_err(err("setsid()"))
-}
-
-/// True when `fd` is a terminal.
-pub fn isatty(fd: BorrowedFd<'_>) -> bool {
-    nix::unistd::isatty(fd).unwrap_or(false)
-}
-
 /// Gives an unnamed (`O_TMPFILE`) file the name `path`: `linkat` of `/proc/self/fd/N` with
 /// AT_SYMLINK_FOLLOW (open(2), O_TMPFILE).
 pub fn link_unnamed(file: &std::fs::File, path: &Path) -> std::io::Result<()> {
@@ -537,12 +513,6 @@ pub fn write_fd(fd: BorrowedFd<'_>, buf: &[u8]) -> SysResult<()> {
     Ok(())
 }
 
-/// Borrows stdin/stdout/stderr.
-pub fn std_fd(n: RawFd) -> BorrowedFd<'static> {
-    // SAFETY: descriptors 0-2 stay open for the life of the process.
-    unsafe { BorrowedFd::borrow_raw(n) }
-}
-
 /// Kernel release string (`uname -r`).
 pub fn kernel_release() -> String {
     nix::sys::utsname::uname()
@@ -553,9 +523,4 @@ pub fn kernel_release() -> String {
 /// Looks up a path's target as bytes, for messages.
 pub fn display_os(s: &OsStr) -> String {
     String::from_utf8_lossy(s.as_bytes()).into_owned()
-}
-
-/// Borrows any fd-owning value (convenience for [`poll_readable`]).
-pub fn borrow<F: AsFd>(f: &F) -> BorrowedFd<'_> {
-    f.as_fd()
 }
