@@ -210,16 +210,21 @@ fn build_killed_at_random_points(sig: i32, n: usize, seed: u64) {
         .chain([format!("{stem}.build.log"), format!("{stem}.manifest.json")])
         .collect();
 
-    // The earlier archives, and how long a whole build takes.
-    let t0 = Instant::now();
-    let mut c = spawn_build(&s, &recipe, &out, &tmp, &errlog);
-    let st = wait_bounded(&mut c, Duration::from_secs(60), "the first build");
-    let full = t0.elapsed();
-    assert!(
-        st.success(),
-        "{}",
-        std::fs::read_to_string(&errlog).unwrap()
-    );
+    // The earlier archives, and how long a whole build takes: the fastest of three, since the
+    // first one of a busy suite can be several times slower than the rest, and a span from it
+    // would send most signals after the builds had finished.
+    let mut full = Duration::MAX;
+    for _ in 0..3 {
+        let t0 = Instant::now();
+        let mut c = spawn_build(&s, &recipe, &out, &tmp, &errlog);
+        let st = wait_bounded(&mut c, Duration::from_secs(60), "a timing build");
+        full = full.min(t0.elapsed());
+        assert!(
+            st.success(),
+            "{}",
+            std::fs::read_to_string(&errlog).unwrap()
+        );
+    }
     let sums: Vec<String> = archives.iter().map(|a| sha256(&out.join(a))).collect();
 
     let mut rng = Lcg::new(seed);
