@@ -279,7 +279,11 @@ fn check_writable(path: &std::path::Path) -> Result<(), InputError> {
 /// Runs `spec`: creates the namespaces, runs the steps, returns how they ended.
 ///
 /// Must be called while the process is single-threaded (unshare(CLONE_NEWUSER) refuses
-/// multi-threaded callers).
+/// multi-threaded callers). Returns with [`FORWARDED`] still blocked: the caller is left in the
+/// sandbox's user namespace and should only report and exit, and a terminal signal that comes
+/// in late (a second Ctrl-C after the command ended, which already reached the command's group)
+/// must not kill it between the command's exit and its own, turning status 130 into a death
+/// by SIGINT.
 pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     let (uid, gid) = match spec.plan.id_map {
         IdMap::Single { uid, gid } | IdMap::Auto { uid, gid, .. } => (uid, gid),
@@ -318,7 +322,7 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     // and none lands on the supervisor thread; pid 1 inherits the mask and the command gets a
     // clean one.
     let mask = forwarded_mask();
-    let old_mask = sys::block_signals(&mask)?;
+    sys::block_signals(&mask)?;
     let sigfd = sys::signalfd(&mask)?;
     let (tx, mut rx) = channel::pair()?;
 
@@ -427,7 +431,6 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
             None => chan_open = false,
         }
     }
-    sys::set_signal_mask(&old_mask)?;
     if let Some(handle) = supervisor {
         // Returns once no process is left under the filter: pid 1 is gone, so are they all.
         handle
