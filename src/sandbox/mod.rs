@@ -39,6 +39,9 @@ pub const FORWARDED: &[Signal] = &[
     Signal::SIGWINCH,
 ];
 
+/// The signals that ask a build to stop, which [`run_in_child`] hands back to its caller.
+const INTERRUPTING: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+
 /// [`FORWARDED`] and SIGCHLD: what the outer processes block and read from a signalfd.
 fn forwarded_mask() -> SigSet {
     let mut mask = SigSet::empty();
@@ -494,11 +497,21 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
     drop(w);
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 64 * 1024];
+    // The first interrupting signal, from a process or the terminal: the steps get it (the
+    // terminal's reached them directly), and once the sandbox is gone the caller gets it too,
+    // so that a build stops there instead of reporting "step failed with exit code 130".
+    let mut interrupt: Option<i32> = None;
     loop {
         let ready = sys::poll_readable(&[sigfd.as_fd(), r.as_fd()], -1)?;
         if ready[0] {
             while let Some(si) = sys::read_signal(&sigfd)? {
-                if si.signo != Signal::SIGCHLD as i32 && !si.from_kernel {
+                if si.signo == Signal::SIGCHLD as i32 {
+                    continue;
+                }
+                if INTERRUPTING.iter().any(|s| *s as i32 == si.signo) {
+                    interrupt.get_or_insert(si.signo);
+                }
+                if !si.from_kernel {
                     let _ = sys::kill(child, si.signo);
                 }
             }
@@ -512,6 +525,11 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
     }
     let st = sys::wait(child)?;
     sys::set_signal_mask(&old_mask)?;
+    if let Some(sig) = interrupt {
+        // Delivered now that the mask is restored: to the caller's handler (a build's
+        // InterruptGuard), or with the default action.
+        let _ = sys::kill(sys::getpid(), sig);
+    }
     let split = buf.iter().position(|b| *b == b'\n');
     let (head, rest) = match split {
         Some(i) => (&buf[..i], &buf[i + 1..]),
