@@ -191,7 +191,7 @@ fn run_has_a_fresh_proc_showing_only_the_sandbox() {
 
 #[test]
 fn run_leaves_no_process_behind() {
-    if util::no_userns() {
+    if util::no_userns() || util::missing_tool("pgrep") {
         return;
     }
     let s = Scratch::new();
@@ -242,12 +242,20 @@ fn run_forwards_sigterm_to_the_command() {
 }
 
 #[test]
-fn run_forwards_sigusr1_and_sighup() {
+fn run_forwards_every_signal_a_process_sends() {
     if util::no_userns() {
         return;
     }
     let s = Scratch::new();
-    for (sig, name) in [(libc::SIGUSR1, "USR1"), (libc::SIGHUP, "HUP")] {
+    // SIGTERM has its own test above; these are the rest of what nsroot forwards.
+    for (sig, name) in [
+        (libc::SIGINT, "INT"),
+        (libc::SIGQUIT, "QUIT"),
+        (libc::SIGUSR1, "USR1"),
+        (libc::SIGUSR2, "USR2"),
+        (libc::SIGHUP, "HUP"),
+        (libc::SIGWINCH, "WINCH"),
+    ] {
         let script = format!(
             "trap 'echo got-{name}; exit 3' {name}; echo ready; while :; do sleep 0.05; done"
         );
@@ -267,6 +275,75 @@ fn run_forwards_sigusr1_and_sighup() {
         out.read_line(&mut line).unwrap();
         assert_eq!(line, format!("got-{name}\n"));
     }
+}
+
+#[test]
+fn run_pid_1_reaps_orphans() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    // The subshell exits at once, so its sleep is re-parented to pid 1 and exits 0.2 s later:
+    // unless pid 1 reaps it, it stays a zombie ("Z" after the command name in /proc/PID/stat).
+    let o = s.nsroot([
+        "sh",
+        "-c",
+        "(sleep 0.2 &); sleep 1; for f in /proc/[0-9]*/stat; do read -r l < $f && echo \"$l\"; done",
+    ]);
+    assert_ok(&o);
+    let out = stdout(&o);
+    let states: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.rsplit_once(") ").map(|(_, rest)| &rest[..1]))
+        .collect();
+    assert!(states.len() >= 2, "no process listed: {out}");
+    assert!(!states.contains(&"Z"), "a zombie inside: {out}");
+}
+
+#[test]
+fn run_has_its_own_ipc_and_mount_namespaces() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    std::fs::create_dir(s.path().join("mnt")).unwrap();
+    s.chown_all();
+    let mut child = env()
+        .nsroot()
+        .args([
+            "sh",
+            "-c",
+            "readlink /proc/self/ns/ipc; mount -t tmpfs none mnt && touch mnt/inside && echo mounted; sleep 30",
+        ])
+        .current_dir(s.path())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut ipc = String::new();
+    out.read_line(&mut ipc).unwrap();
+    let mut mounted = String::new();
+    out.read_line(&mut mounted).unwrap();
+    // While the sandbox lives, its mount is invisible from the host.
+    let host_sees = s.path().join("mnt/inside").exists();
+    let host_mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    signal(child.id(), libc::SIGKILL);
+    child.wait().unwrap();
+    let host_ipc = std::fs::read_link("/proc/self/ns/ipc").unwrap();
+    assert!(ipc.starts_with("ipc:["), "{ipc:?}");
+    assert_ne!(
+        ipc.trim(),
+        host_ipc.to_str().unwrap(),
+        "the host's ipc namespace"
+    );
+    assert_eq!(mounted, "mounted\n", "mount inside failed");
+    assert!(!host_sees, "the sandbox's tmpfs shows on the host");
+    let mnt = s.path().join("mnt");
+    assert!(
+        !host_mountinfo.contains(mnt.to_str().unwrap()),
+        "host mount table has {}",
+        mnt.display()
+    );
 }
 
 #[test]
