@@ -52,7 +52,8 @@ pub struct EntryHeader {
     /// Owner and group names; empty means "numeric only".
     pub uname: String,
     pub gname: String,
-    pub mtime: u64,
+    /// Seconds since the epoch; negative for times before 1970.
+    pub mtime: i64,
     /// Extended attributes, stored as `SCHILY.xattr.NAME`, in this order.
     pub xattrs: Xattrs,
 }
@@ -150,8 +151,10 @@ fn checksum(block: &mut [u8; BLOCK]) {
     block[148..156].copy_from_slice(s.as_bytes());
 }
 
-/// A ustar block with the fields every header shares.
-fn ustar_block(typeflag: u8, mode: u32, mtime: u64) -> [u8; BLOCK] {
+/// A ustar block with the fields every header shares. A negative mtime is stored as 0 here
+/// and in full by a PAX record, as GNU tar's POSIX format does.
+fn ustar_block(typeflag: u8, mode: u32, mtime: i64) -> [u8; BLOCK] {
+    let mtime = u64::try_from(mtime).unwrap_or(0);
     let mut b = [0u8; BLOCK];
     put_octal(&mut b[100..108], u64::from(mode & 0o7777));
     put_octal(&mut b[108..116], 0);
@@ -200,7 +203,7 @@ pub fn encode(h: &EntryHeader, out: &mut Vec<u8>) {
             put_base256(&mut b[field], value);
         }
     }
-    if !put_octal(&mut [0u8; 12], h.mtime) {
+    if h.mtime < 0 || !put_octal(&mut [0u8; 12], h.mtime as u64) {
         pax_record(&mut pax, b"mtime", h.mtime.to_string().as_bytes());
     }
     for (range, name, key) in [
@@ -410,5 +413,19 @@ mod tests {
         let stored = u32::from_str_radix(std::str::from_utf8(&buf[148..154]).unwrap(), 8).unwrap();
         assert_eq!(stored, h.cksum().unwrap());
         assert_eq!(h.username().unwrap(), Some("root"));
+    }
+
+    #[test]
+    fn negative_mtimes_use_a_pax_record_and_zero() {
+        let mut h = file(b"./old", 0);
+        h.mtime = -5;
+        let mut buf = Vec::new();
+        encode(&h, &mut buf);
+        assert_eq!(buf.len(), 3 * BLOCK);
+        let text = String::from_utf8_lossy(&buf[BLOCK..2 * BLOCK]);
+        assert!(text.starts_with("12 mtime=-5\n"), "{text}");
+        for header in [&buf[..BLOCK], &buf[2 * BLOCK..]] {
+            assert_eq!(&header[136..148], b"00000000000\0");
+        }
     }
 }

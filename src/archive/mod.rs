@@ -49,6 +49,10 @@ pub struct PackOptions {
     /// Owner and group of every entry without a recorded one.
     pub owner: Owner,
     pub group: Owner,
+    /// Take the uid (gid) of an entry without a record from lstat instead of `owner`
+    /// (`group`), as GNU tar does: inside an nsroot session lstat shows the recorded owners.
+    pub owner_from_lstat: bool,
+    pub group_from_lstat: bool,
     /// Store ids only, no names.
     pub numeric_owner: bool,
     /// Later mtimes are stored as this (seconds since the epoch).
@@ -69,6 +73,8 @@ impl PackOptions {
             jobs: 1,
             owner: Owner::root(),
             group: Owner::root(),
+            owner_from_lstat: false,
+            group_from_lstat: false,
             numeric_owner: false,
             mtime_clamp: None,
             xattrs: false,
@@ -77,7 +83,8 @@ impl PackOptions {
     }
 
     /// The options `nsroot pack` was given. The format follows `--format`, else OUT's
-    /// extension (plain tar for `-`); the clamp follows `--mtime`, else `$SOURCE_DATE_EPOCH`.
+    /// extension (plain tar for `-`); the clamp follows `--mtime`, else `$SOURCE_DATE_EPOCH`;
+    /// inside an nsroot session, owners without `--owner`/`--group` come from lstat.
     ///
     /// Errors are input errors: unknown extension, level out of range, bad owner or time.
     pub fn from_args(args: &PackArgs) -> Result<PackOptions, ArchiveError> {
@@ -111,6 +118,12 @@ impl PackOptions {
         }
         if let Some(g) = &args.group {
             opts.group = parse_owner(g, Db::Group)?;
+        }
+        // Inside a session the emulated lstat shows what chown and mknod recorded: store it
+        // as GNU tar run there would, unless --owner/--group say otherwise (as they do there).
+        if crate::ownership::inside_session() {
+            opts.owner_from_lstat = args.owner.is_none();
+            opts.group_from_lstat = args.group.is_none();
         }
         opts.numeric_owner = args.numeric_owner;
         opts.xattrs = args.xattrs;

@@ -48,20 +48,28 @@ impl Db {
 
 /// Parses `NAME:ID`, `ID` or `NAME` (GNU tar's forms).
 ///
-/// `ID` alone stores no name (except 0, stored as root) so the result does not depend on the
-/// host's user database; `NAME` alone is looked up in `/etc/passwd` or `/etc/group`, with
-/// `root` always 0. Errors are input errors naming the option.
+/// `ID` alone gets the name `/etc/passwd` or `/etc/group` gives it (0 is always root), as GNU
+/// tar stores and as recorded ids get theirs ([`Names`]); none when the file has none. `NAME`
+/// alone is looked up there too, with `root` always 0. Errors are input errors naming the
+/// option.
 pub fn parse_owner(spec: &str, db: Db) -> Result<Owner, ArchiveError> {
-    parse_owner_with(spec, db, |name| {
-        let text = std::fs::read_to_string(db.file()).unwrap_or_default();
-        lookup_id(&text, name)
-    })
+    let names = Names::system();
+    parse_owner_with(
+        spec,
+        db,
+        |name| {
+            let text = std::fs::read_to_string(db.file()).unwrap_or_default();
+            lookup_id(&text, name)
+        },
+        |id| names.name(db, id).map(str::to_string),
+    )
 }
 
 fn parse_owner_with(
     spec: &str,
     db: Db,
     lookup: impl Fn(&str) -> Option<u32>,
+    name_of: impl Fn(u32) -> Option<String>,
 ) -> Result<Owner, ArchiveError> {
     let bad = |msg: String| ArchiveError::input(format!("{} {spec:?}", db.flag()), msg);
     if let Some((name, id)) = spec.split_once(':') {
@@ -80,7 +88,7 @@ fn parse_owner_with(
         let name = if id == 0 {
             "root".into()
         } else {
-            String::new()
+            name_of(id).unwrap_or_default()
         };
         return Ok(Owner { name, id });
     }
@@ -178,13 +186,25 @@ mod tests {
     use super::*;
 
     fn p(spec: &str) -> Result<Owner, ArchiveError> {
-        parse_owner_with(spec, Db::Passwd, |n| (n == "builder").then_some(1000))
+        parse_owner_with(
+            spec,
+            Db::Passwd,
+            |n| (n == "builder").then_some(1000),
+            |id| (id == 1).then(|| "daemon".to_string()),
+        )
     }
 
     #[test]
     fn forms() {
         assert_eq!(p("root").unwrap(), Owner::root());
         assert_eq!(p("0").unwrap(), Owner::root());
+        assert_eq!(
+            p("1").unwrap(),
+            Owner {
+                name: "daemon".into(),
+                id: 1
+            }
+        );
         assert_eq!(
             p("42").unwrap(),
             Owner {

@@ -107,7 +107,7 @@ fn pack_vec(dir: &Path, opts: &PackOptions, records: Option<&dyn Lookup>) -> Vec
 }
 
 #[test]
-fn order_is_per_directory_byte_order_with_dirs_first() {
+fn order_is_byte_order_of_the_path_with_dirs_first() {
     let t = tree();
     let got = parse(&pack_vec(t.path(), &PackOptions::new(Format::Tar), None));
     let paths: Vec<String> = got
@@ -118,9 +118,9 @@ fn order_is_per_directory_byte_order_with_dirs_first() {
         paths,
         [
             "./",
+            "./a.txt",
             "./a/",
             "./a/b",
-            "./a.txt",
             "./bin/",
             "./bin/ping",
             "./dangling",
@@ -129,7 +129,10 @@ fn order_is_per_directory_byte_order_with_dirs_first() {
             "./hard"
         ]
     );
-    let b = &got[2];
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted);
+    let b = &got[3];
     assert_eq!(
         (b.mode, b.uid, b.gid, b.uname.as_str(), b.size),
         (0o6750, 0, 0, "root", 2)
@@ -311,4 +314,30 @@ fn options_from_args() {
             "{bad:?}"
         );
     }
+}
+
+#[test]
+fn negative_mtimes_are_kept_and_never_raised_by_the_clamp() {
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("old");
+    fs::write(&f, "a").unwrap();
+    filetime::set_file_mtime(&f, filetime::FileTime::from_unix_time(-5, 0)).unwrap();
+    let mut opts = PackOptions::new(Format::Tar);
+    opts.mtime_clamp = Some(1_700_000_000);
+    let bytes = pack_vec(t.path(), &opts, None);
+    struct Mtimes(Vec<(Vec<u8>, i64)>);
+    impl Visit for Mtimes {
+        fn entry(
+            &mut self,
+            _: Section,
+            meta: &EntryMeta,
+            _: &mut dyn io::Read,
+        ) -> Result<(), ArchiveError> {
+            self.0.push((meta.path.clone(), meta.mtime));
+            Ok(())
+        }
+    }
+    let mut seen = Mtimes(Vec::new());
+    read::read_any(Box::new(&bytes[..]), "test", &mut seen).unwrap();
+    assert_eq!(seen.0[1], (b"./old".to_vec(), -5));
 }

@@ -2,11 +2,12 @@
 //! its recorded ownership) into a tar entry.
 
 use std::collections::HashMap;
+use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::error::ArchiveError;
@@ -62,26 +63,88 @@ pub(crate) fn write_tree<W: Write>(
         progress: Progress::new(opts.progress),
         names: Names::system(),
     };
-    let walk = walkdir::WalkDir::new(dir)
-        .follow_links(false)
-        .sort_by_file_name();
-    for item in walk {
+    // DIR given as a symlink is packed as the directory it points to, as `DIR/` is: a trailing
+    // slash makes lstat follow it.
+    let root = match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => dir.join(""),
+        _ => dir.to_path_buf(),
+    };
+    let meta = std::fs::symlink_metadata(&root).map_err(|e| ArchiveError::io("stat", &root, e))?;
+    packer.entry(&root, Path::new(""), &meta)?;
+    // The directories being walked, innermost last; memory is their unvisited entries.
+    let mut stack = Vec::new();
+    if meta.is_dir() {
+        stack.push(Level::read(root.clone())?);
+    }
+    while let Some(level) = stack.last_mut() {
         packer.check_interrupt()?;
-        let entry = item.map_err(|e| {
-            let path = e.path().unwrap_or(dir).to_path_buf();
-            ArchiveError::io("walk", path, e.into())
-        })?;
-        let meta = entry
-            .metadata()
-            .map_err(|e| ArchiveError::io("stat", entry.path(), e.into()))?;
+        let Some(child) = level.children.pop() else {
+            stack.pop();
+            continue;
+        };
+        let path = level.dir.join(OsStr::from_bytes(&child.name));
+        let meta =
+            std::fs::symlink_metadata(&path).map_err(|e| ArchiveError::io("stat", &path, e))?;
         if exclude.contains(&(meta.dev(), meta.ino())) {
             continue;
         }
-        let rel = entry.path().strip_prefix(dir).unwrap_or(entry.path());
-        packer.entry(entry.path(), rel, &meta)?;
+        let rel = path.strip_prefix(&root).unwrap_or(&path);
+        packer.entry(&path, rel, &meta)?;
+        if meta.is_dir() {
+            stack.push(Level::read(path)?);
+        }
     }
     packer.progress.finish();
     Ok(packer.summary)
+}
+
+/// A directory being walked: its path and the entries not yet visited.
+struct Level {
+    dir: PathBuf,
+    /// Sorted last-first, so `pop` gives the next one.
+    children: Vec<Child>,
+}
+
+/// A directory entry as read: its name, and whether it was a directory then (which decides
+/// where it sorts).
+struct Child {
+    name: Box<[u8]>,
+    is_dir: bool,
+}
+
+impl Level {
+    /// Reads `dir`'s entries and sorts them.
+    fn read(dir: PathBuf) -> Result<Level, ArchiveError> {
+        let mut children = Vec::new();
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| ArchiveError::io("read directory", &dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| ArchiveError::io("read directory", &dir, e))?;
+            // d_type from readdir; an lstat only where the filesystem does not give it.
+            let ft = entry
+                .file_type()
+                .map_err(|e| ArchiveError::io("stat", entry.path(), e))?;
+            children.push(Child {
+                name: entry.file_name().into_vec().into_boxed_slice(),
+                is_dir: ft.is_dir(),
+            });
+        }
+        children.shrink_to_fit();
+        children.sort_unstable_by(|a, b| path_order(b, a));
+        Ok(Level { dir, children })
+    }
+}
+
+/// The byte order of the paths the two entries get in the archive, where a directory's ends
+/// in `/`: `a.txt` < `a/` (`.` < `/`). Since everything below `a/` starts with `a/`, walking
+/// each directory in this order right after its own entry gives the whole archive in byte
+/// order of the path, each directory before its contents, holding one directory's names at a
+/// time.
+fn path_order(a: &Child, b: &Child) -> std::cmp::Ordering {
+    fn key(c: &Child) -> impl Iterator<Item = &u8> {
+        c.name.iter().chain(c.is_dir.then_some(&b'/'))
+    }
+    key(a).cmp(key(b))
 }
 
 struct Packer<'a, W: Write> {
@@ -225,8 +288,16 @@ impl<W: Write> Packer<'_, W> {
         record: &Record,
     ) -> Result<EntryHeader, ArchiveError> {
         let opts = self.opts;
-        let uid = record.uid.unwrap_or(opts.owner.id);
-        let gid = record.gid.unwrap_or(opts.group.id);
+        let uid = record.uid.unwrap_or(if opts.owner_from_lstat {
+            meta.uid()
+        } else {
+            opts.owner.id
+        });
+        let gid = record.gid.unwrap_or(if opts.group_from_lstat {
+            meta.gid()
+        } else {
+            opts.group.id
+        });
         // A recorded id other than the default gets the name /etc/passwd or /etc/group give it,
         // as fakeroot + GNU tar and dpkg-deb store; numeric only when it has none.
         let name_of = |id: u32, default: &super::Owner, db: Db| {
@@ -240,8 +311,11 @@ impl<W: Write> Packer<'_, W> {
                 self.names.name(db, id).unwrap_or_default().to_string()
             }
         };
-        let mtime = meta.mtime().max(0) as u64;
-        let mtime = opts.mtime_clamp.map_or(mtime, |c| mtime.min(c));
+        // Before 1970 stays negative (a clamp only lowers), stored as GNU tar stores it.
+        let mtime = meta.mtime();
+        let mtime = opts
+            .mtime_clamp
+            .map_or(mtime, |c| mtime.min(i64::try_from(c).unwrap_or(i64::MAX)));
         let xattrs = if opts.xattrs {
             read_xattrs(path, record)?
         } else {

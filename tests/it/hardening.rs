@@ -81,8 +81,9 @@ fn with_peak_rss(s: &Scratch, args: &[&OsStr]) -> (Output, u64) {
     (o, kib)
 }
 
-/// The bound on nsroot's peak RSS for any archive or tree in this battery.
-const RSS_BOUND_KIB: u64 = 100 * 1024;
+/// The bound on nsroot's peak RSS for any archive or tree in this battery: issue 3's target
+/// for `pack` (under 64 MiB), which `list` meets too.
+const RSS_BOUND_KIB: u64 = 64 * 1024;
 
 fn cannot_time() -> bool {
     !Path::new("/usr/bin/time").is_file() && util::skip("/usr/bin/time (GNU time) is missing")
@@ -1040,8 +1041,12 @@ fn deep_chain(top: &Path, depth: usize) {
     }
 }
 
+/// Refused, not packed: below some 2,000 levels the path exceeds PATH_MAX and the walk,
+/// which opens files by path (as the recorded-ownership lookup needs), cannot reach it. The
+/// refusal must be one short line (it once quoted the whole 20,000-byte path), exit 1, with no
+/// output or temporary file left.
 #[test]
-fn ten_thousand_deep_directories_are_packed_or_clearly_refused() {
+fn ten_thousand_deep_directories_are_refused_in_one_short_line() {
     let s = Scratch::new();
     let tree = s.path().join("tree");
     fs::create_dir(&tree).unwrap();
@@ -1051,32 +1056,29 @@ fn ten_thousand_deep_directories_are_packed_or_clearly_refused() {
     // World-readable as made; the test user needs no ownership to read it.
     let o = s.nsroot(["pack", "tree", "-o", "deep.tar.zst"]);
     let err = stderr(&o);
-    let out = s.path().join("deep.tar.zst");
-    let result = if o.status.success() {
-        let l = s.nsroot(["list", "deep.tar.zst"]);
-        util::assert_ok(&l);
-        assert_eq!(stdout(&l).lines().count(), 10_002, "entries lost");
-        "packed".to_string()
-    } else {
-        assert!(o.status.code().is_some(), "killed by a signal: {err}");
-        assert!(
-            !err.contains("panicked") && !err.contains("overflow"),
-            "{err}"
-        );
-        assert_eq!(err.lines().count(), 1, "not one line: {err}");
-        assert!(
-            err.starts_with("nsroot: ") && err.contains("tree/d/d/d"),
-            "{err}"
-        );
-        assert!(!out.exists(), "a partial archive was left");
-        let tmp_left = fs::read_dir(s.path())
-            .unwrap()
-            .any(|e| e.unwrap().file_name().as_bytes().starts_with(b".deep"));
-        assert!(!tmp_left, "a temporary file was left");
-        let reason = err.rsplit(": ").next().unwrap_or("").trim().to_string();
-        format!("refused ({reason})")
-    };
-    eprintln!("10,000-deep chain: {result}");
+    assert_eq!(o.status.code(), Some(1), "{}", &err[..err.len().min(400)]);
+    assert!(
+        !err.contains("panicked") && !err.contains("overflow"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.len() < 200, "{} bytes: {err}", err.len());
+    assert!(
+        err.starts_with("nsroot: ") && err.contains("tree/d/d/") && err.contains("/d/d"),
+        "{err}"
+    );
+    assert!(err.contains("File name too long"), "{err}");
+    assert!(
+        !s.path().join("deep.tar.zst").exists(),
+        "a partial archive was left"
+    );
+    let left: Vec<_> = fs::read_dir(s.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "tree")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    eprintln!("10,000-deep chain: {err}");
 }
 
 /// Removes a tree with `rm -rf` on drop, before `Scratch` does: GNU rm copes with any depth,
