@@ -805,3 +805,99 @@ fn isolation_build_cannot_remount_or_unmount_host_binds() {
     );
     assert_all_refused(&o, &log, &labels);
 }
+
+/// The host pid of the sandbox's pid 1 above host process `pid`: the nearest ancestor whose
+/// innermost pid (the last NSpid field) is 1.
+fn sandbox_pid1_above(pid: u32) -> Option<u32> {
+    let mut p = pid;
+    for _ in 0..16 {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .map(str::to_owned)
+        };
+        if field("NSpid:")?.split_whitespace().last() == Some("1") {
+            return Some(p);
+        }
+        p = field("PPid:")?.parse().ok()?;
+    }
+    None
+}
+
+#[test]
+fn isolation_build_pid1_holds_only_what_it_needs() {
+    if util::no_userns() {
+        return;
+    }
+    // Seen from the host: root may read a non-dumpable process's descriptors, the test user
+    // may not.
+    if env().drop_to.is_none() {
+        util::skip("reading pid 1's descriptors from the host needs the suite to run as root");
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("pid1fds");
+    let script =
+        format!("ln -s /bin/sleep /tmp/{mark}-sleep\necho running-{mark}\n/tmp/{mark}-sleep 60\n");
+    let recipe = recipe_of(&s, "isopid1fds", &[script]);
+    let tmp = private_tmpdir(&s, "tmp");
+    let out = s.path().join("out");
+    let mut c = env()
+        .nsroot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(&out)
+        .env("TMPDIR", &tmp)
+        .current_dir(s.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_text(
+        &out.join("isopid1fds_1.0-1_amd64.build.log"),
+        &format!("running-{mark}"),
+        Duration::from_secs(30),
+    );
+    let mut fds = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fds.is_empty() && std::time::Instant::now() < deadline {
+        let sleeper = host_processes(&format!("{mark}-sleep 60"));
+        let pid1 = sleeper
+            .first()
+            .and_then(|l| l.split(':').next()?.parse().ok())
+            .and_then(sandbox_pid1_above);
+        if let Some(pid1) = pid1 {
+            for e in std::fs::read_dir(format!("/proc/{pid1}/fd"))
+                .unwrap()
+                .flatten()
+            {
+                let target = std::fs::read_link(e.path()).unwrap_or_default();
+                let is_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
+                fds.push((e.file_name().to_string_lossy().into_owned(), target, is_dir));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    signal(c.id(), libc::SIGTERM);
+    wait_bounded(&mut c, Duration::from_secs(30), "the sleeping build");
+    assert!(!fds.is_empty(), "pid 1 not found");
+    for (fd, target, is_dir) in &fds {
+        // The host's /proc (the supervisor's) or any directory; the scratch space's lock file.
+        assert!(
+            !is_dir,
+            "pid 1 holds directory {} as fd {fd}",
+            target.display()
+        );
+        assert!(
+            !target.starts_with(&tmp) && !target.starts_with("/proc"),
+            "pid 1 holds {} as fd {fd}",
+            target.display()
+        );
+    }
+}
