@@ -3,7 +3,7 @@
 //! outer process how things went over the channel.
 
 use std::ffi::{OsStr, OsString};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -24,6 +24,19 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
     {
         sys::exit_now(1);
     }
+    // Nothing the outer process holds may stay within a step's reach through /proc/1/fd: the
+    // host's /proc (the supervisor's), the supervisor's socket, lock files, the caller's
+    // files. Kept: stdio, the channel, the listener's socket, the log. Run mode keeps what the
+    // caller passed on (the descriptors not marked close-on-exec: a jobserver, say), which the
+    // command inherits by design.
+    let mut keep = vec![0, 1, 2, tx.socket().as_raw_fd()];
+    keep.extend(listener_sock.as_ref().map(|s| s.as_raw_fd()));
+    if let Output::To(fd) = &spec.output {
+        keep.push(fd.as_raw_fd());
+    }
+    if let Err(e) = sys::close_fds_except(&keep, !spec.close_fds) {
+        fail(&mut tx, e.to_string());
+    }
     let sigfd = match sys::signalfd(mask) {
         Ok(fd) => fd,
         Err(e) => fail(&mut tx, format!("{e}")),
@@ -38,6 +51,13 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
             }
         }
         Err(e) => fail(&mut tx, format!("{e:#}")),
+    }
+    // Not dumpable: our /proc files (fd, environ, mem, root, cwd) then belong to the host's
+    // root, the user namespace our memory was created in, where the steps have no
+    // CAP_SYS_PTRACE. After the mounts: a locking user namespace needs us to write our own
+    // id maps first. Each step's exec makes it dumpable again.
+    if let Err(e) = sys::set_dumpable(false) {
+        fail(&mut tx, e.to_string());
     }
     // Look every command up on PATH now, before the filter: each stat after it would be a
     // round trip to the supervisor.

@@ -1,10 +1,12 @@
 //! Executes the mount steps of a plan, in pid 1, one short kernel sequence each.
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStringExt;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::plan::MountOp;
-use crate::sys::{self, Errno, MntFlags, MsFlags, SysError};
+use crate::sys::{self, CloneFlags, Errno, MntFlags, MsFlags, SysError};
 
 /// A mount step that failed, with the step and the call.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +86,7 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
                             MsFlags::MS_BIND | MsFlags::MS_REC,
                             None,
                         )?;
-                        remount_readonly(target)?;
+                        readonly_recursive(target)?;
                     }
                     Ok(())
                 }
@@ -134,7 +136,7 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
                 None,
             )?;
             if *readonly {
-                remount_readonly(target)?;
+                readonly_recursive(target)?;
             }
             Ok(())
         }
@@ -216,7 +218,73 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
             sys::chdir(Path::new("/"))
         }
         MountOp::RemountReadonly { target } => remount_readonly(target),
+        MountOp::Lock { uts } => {
+            let (uid, gid) = sys::ids();
+            let mut flags = CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS;
+            if *uts {
+                flags |= CloneFlags::CLONE_NEWUTS;
+            }
+            // The mounts copied into a mount namespace owned by a less privileged user
+            // namespace are locked (mount_namespaces(7)); our root maps to the same root, so
+            // files and recorded ownership look the same from inside.
+            sys::unshare(flags)?;
+            // setgroups is "deny" already (inherited); writing it again is harmless and needed
+            // before gid_map where it is not (user_namespaces(7)).
+            sys::write_proc(Path::new("/proc/self/setgroups"), "deny")?;
+            sys::write_proc(Path::new("/proc/self/uid_map"), &format!("0 {uid} 1\n"))?;
+            sys::write_proc(Path::new("/proc/self/gid_map"), &format!("0 {gid} 1\n"))
+        }
     }
+}
+
+/// Makes `target` and every mount below it read-only: mount_setattr(2) with AT_RECURSIVE
+/// (Linux 5.12); before that, a remount of each, found in /proc/self/mountinfo.
+fn readonly_recursive(target: &Path) -> Result<(), SysError> {
+    match sys::make_readonly_recursive(target) {
+        Err(e) if e.errno == Errno::ENOSYS => {
+            remount_readonly(target)?;
+            let info = std::fs::read_to_string("/proc/self/mountinfo")
+                .map_err(io("read /proc/self/mountinfo".into()))?;
+            for point in mount_points_below(&info, target) {
+                remount_readonly(&point)?;
+            }
+            Ok(())
+        }
+        r => r,
+    }
+}
+
+/// The mount points of `mountinfo` (proc(5)) strictly below `dir`, in mount order.
+fn mount_points_below(mountinfo: &str, dir: &Path) -> Vec<PathBuf> {
+    mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(OsString::from_vec(unescape_mountinfo(p))))
+        .filter(|p| p != dir && p.starts_with(dir))
+        .collect()
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space, `\134` for a backslash...).
+fn unescape_mountinfo(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let oct = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match oct {
+            Some(d) if b[i] == b'\\' => {
+                out.push(d.iter().fold(0u8, |v, c| v.wrapping_mul(8) + (c - b'0')));
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// KERNEL-NOTES 10: the remount must repeat the locked flags of the mount or it is EPERM.
@@ -241,4 +309,22 @@ fn escape_overlay(p: &Path) -> String {
         out.push(c);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_points_below_a_dir_unescaped() {
+        let info = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n\
+                    30 22 0:5 / /r/usr rw - ext4 /dev/sda1 rw\n\
+                    31 30 0:6 / /r/usr/src rw - tmpfs tmpfs rw\n\
+                    32 30 0:7 / /r/usr/my\\040dir rw - tmpfs tmpfs rw\n\
+                    33 22 0:8 / /r/usrx rw - tmpfs tmpfs rw\n";
+        assert_eq!(
+            mount_points_below(info, Path::new("/r/usr")),
+            [PathBuf::from("/r/usr/src"), PathBuf::from("/r/usr/my dir")]
+        );
+    }
 }

@@ -35,7 +35,8 @@ pub enum MountOp {
     },
     /// Creates a directory (and parents) if missing.
     Mkdir { path: PathBuf, mode: u32 },
-    /// Bind `source` onto `target` (recursively), read-only if asked.
+    /// Bind `source` onto `target` (recursively), read-only if asked: then every mount below
+    /// `target` is read-only too.
     Bind {
         source: PathBuf,
         target: PathBuf,
@@ -62,6 +63,13 @@ pub enum MountOp {
     PivotRoot { new_root: PathBuf },
     /// Remount `target` read-only (keeping its locked flags).
     RemountReadonly { target: PathBuf },
+    /// Lock every mount made so far: enter a nested user namespace (mapping root to root) and
+    /// a new mount namespace owned by it, so the kernel marks the copied mounts locked
+    /// (MNT_LOCK_READONLY and friends, MNT_LOCKED): the steps, root only in the nested
+    /// namespace, can neither remount them read-write nor unmount them (mount_namespaces(7),
+    /// "Restrictions on mount namespaces"). With `uts`, a UTS namespace too, so the steps may
+    /// still set the sandbox's hostname.
+    Lock { uts: bool },
 }
 
 /// Where the sources are built, inside the build sandbox.
@@ -126,7 +134,7 @@ impl Plan {
     /// The plan of `nsroot build`: a new root on a tmpfs holding the host's system directories
     /// read-only, the sources as an overlay at [`BUILD_SRC`], the output tree at
     /// [`BUILD_DESTDIR`], private /tmp and home, a minimal /dev and a fresh /proc; then
-    /// pivot_root and the root made read-only.
+    /// pivot_root, the root made read-only, and every mount locked.
     pub fn for_build(id_map: IdMap, layout: &BuildLayout) -> Plan {
         let root = &layout.root;
         let inside = |p: &str| root.join(p.trim_start_matches('/'));
@@ -222,6 +230,8 @@ impl Plan {
             new_root: root.clone(),
         });
         m.push(MountOp::RemountReadonly { target: "/".into() });
+        // Last: what is mounted after the lock is not locked.
+        m.push(MountOp::Lock { uts: true });
         Plan {
             id_map,
             net: !layout.net,
@@ -323,6 +333,14 @@ fn describe(m: &MountOp) -> String {
         MountOp::Devpts { target } => format!("devpts on {}", target.display()),
         MountOp::PivotRoot { new_root } => format!("pivot_root into {}", new_root.display()),
         MountOp::RemountReadonly { target } => format!("remount {} read-only", target.display()),
+        MountOp::Lock { uts } => format!(
+            "lock the mounts (nested user{} namespace, root mapped to root)",
+            if *uts {
+                ", mount and uts"
+            } else {
+                " and mount"
+            }
+        ),
     }
 }
 
@@ -386,11 +404,13 @@ mod tests {
         let proc = pos(&|m| matches!(m, MountOp::Proc { .. }));
         let pivot = pos(&|m| matches!(m, MountOp::PivotRoot { .. }));
         let ro = pos(&|m| matches!(m, MountOp::RemountReadonly { .. }));
+        let lock = pos(&|m| matches!(m, MountOp::Lock { .. }));
         assert!(
-            proc < pivot && pivot < ro,
-            "proc before pivot, read-only root last"
+            proc < pivot && pivot < ro && ro < lock,
+            "proc before pivot, read-only root, then the lock"
         );
-        assert_eq!(ro, p.mounts.len() - 1);
+        assert_eq!(lock, p.mounts.len() - 1, "nothing mounted after the lock");
+        assert_eq!(p.mounts[lock], MountOp::Lock { uts: true });
         // The sources are only ever the overlay's lower layer, never bound writable.
         for m in &p.mounts {
             if let MountOp::Bind {

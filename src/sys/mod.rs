@@ -524,3 +524,117 @@ pub fn kernel_release() -> String {
 pub fn display_os(s: &OsStr) -> String {
     String::from_utf8_lossy(s.as_bytes()).into_owned()
 }
+
+/// Closes every descriptor of this process but those in `keep`: all of them, or with
+/// `only_cloexec` only those marked close-on-exec (the ones this program opened itself, as
+/// Rust's std does, rather than inherited from its caller).
+///
+/// The caller must never use or drop an owner of a descriptor this closes (pid 1 calls it first
+/// thing and leaves through `_exit`, so the owners up its stack never run their destructors).
+pub fn close_fds_except(keep: &[RawFd], only_cloexec: bool) -> SysResult<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter_map(|fd| u32::try_from(*fd).ok())
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    if !only_cloexec {
+        // close_range(2) (Linux 5.9) over each gap between the kept descriptors.
+        let mut first = 0u32;
+        for k in keep.iter().copied().chain(std::iter::once(u32::MAX)) {
+            if k > first {
+                let last = if k == u32::MAX { u32::MAX } else { k - 1 };
+                // SAFETY: only descriptors are closed; the caller guarantees (see above) that
+                // no live owner of them is used or dropped afterwards.
+                let r = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+                if r < 0 {
+                    return Err(SysError {
+                        call: format!("close_range({first}, {last}, 0)"),
+                        errno: Errno::last(),
+                    });
+                }
+            }
+            first = k.saturating_add(1);
+        }
+        return Ok(());
+    }
+    // Which descriptors are open: /proc/self/fd, read to the end before closing anything (the
+    // directory's own descriptor is listed too and is gone by then: EBADF below, skipped).
+    let open: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|e| SysError {
+            call: "opendir(/proc/self/fd)".into(),
+            errno: io_errno(&e),
+        })?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    for fd in open {
+        if u32::try_from(fd).is_ok_and(|f| keep.binary_search(&f).is_ok()) {
+            continue;
+        }
+        // SAFETY: F_GETFD only reads the descriptor's flags; a closed number gives EBADF.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+            // SAFETY: as above, no owner of `fd` is used or dropped afterwards.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
+/// `prctl(PR_SET_DUMPABLE, dumpable)`. A process that is not dumpable has its /proc files
+/// (fd, mem, environ, root...) owned by root of its memory's user namespace and refuses ptrace
+/// access to anyone without CAP_SYS_PTRACE there; exec resets it.
+pub fn set_dumpable(dumpable: bool) -> SysResult<()> {
+    nix::sys::prctl::set_dumpable(dumpable).map_err(err(format!(
+        "prctl(PR_SET_DUMPABLE, {})",
+        u8::from(dumpable)
+    )))
+}
+
+/// `struct mount_attr` of mount_setattr(2) (linux/mount.h).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// MOUNT_ATTR_RDONLY (linux/mount.h).
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `mount_setattr(AT_FDCWD, path, AT_RECURSIVE, {attr_set = MOUNT_ATTR_RDONLY})` (Linux 5.12):
+/// makes the mount at `path` and every mount below it read-only, leaving their other flags
+/// (the locked nosuid/nodev/atime ones included) as they are. ENOSYS on older kernels.
+pub fn make_readonly_recursive(path: &Path) -> SysResult<()> {
+    let call = || format!("mount_setattr({path:?}, AT_RECURSIVE, MOUNT_ATTR_RDONLY)");
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| SysError {
+        call: call(),
+        errno: Errno::EINVAL,
+    })?;
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_RDONLY,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: `c` is a NUL-terminated path and `attr` a mount_attr we own, both alive for the
+    // call; its size is passed so the kernel reads no more than it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            libc::AT_RECURSIVE as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(SysError {
+            call: call(),
+            errno: Errno::last(),
+        });
+    }
+    Ok(())
+}

@@ -512,8 +512,15 @@ fn isolation_build_proc_root_and_cwd_show_the_sandbox() {
         "/proc/self/root/proc/1/root",
         "/proc/self/cwd/../../../..",
     ] {
-        // What the path shows is the sandbox's root: /build/src is there...
-        controls.push_str(&format!("test -d {via}/build/src && echo sandbox:{via}\n"));
+        // What the path shows is the sandbox's root: /build/src is there. pid 1 is not
+        // dumpable, so its root and cwd links are closed to the steps altogether.
+        if via.contains("/proc/1/") {
+            controls.push_str(&format!(
+                "test -d /proc/1 && ! ls {via}/ >/dev/null 2>&1 && echo closed:{via}\n"
+            ));
+        } else {
+            controls.push_str(&format!("test -d {via}/build/src && echo sandbox:{via}\n"));
+        }
         // ...and no host file is.
         for m in &markers {
             list.push((via, format!("test -e {via}{}", m.display())));
@@ -525,8 +532,372 @@ fn isolation_build_proc_root_and_cwd_show_the_sandbox() {
         let _ = std::fs::remove_file(m);
     }
     for via in &labels {
-        assert!(log.contains(&format!("sandbox:{via}\n")), "{via}: {log}");
+        let seen = if via.contains("/proc/1/") {
+            "closed"
+        } else {
+            "sandbox"
+        };
+        assert!(log.contains(&format!("{seen}:{via}\n")), "{via}: {log}");
     }
     assert_all_refused(&o, &log, &labels);
     assert_eq!(log.matches("refused:").count(), list.len(), "{log}");
+}
+
+/// Attempts, from a step, to reach what pid 1 holds open: the host's /proc (opened for the
+/// supervisor), the caller's descriptors, and pid 1's environment and memory.
+fn pid1_attempts(s: &Scratch, mark: &str, host_mark: &str) -> Vec<(&'static str, String)> {
+    let target = s.path().join(host_mark);
+    let t = target.display();
+    vec![
+        ("pid1-fd-list", "ls /proc/1/fd >/dev/null 2>&1".to_string()),
+        (
+            "pid1-fd-open",
+            "n=0; for f in /proc/1/fd/*; do \
+             timeout 2 dd if=\"$f\" of=/dev/null bs=1 count=0 2>/dev/null && n=$((n+1)); \
+             ls \"$f/\" >/dev/null 2>&1 && n=$((n+1)); done; test $n != 0"
+                .to_string(),
+        ),
+        (
+            "pid1-fd-hostproc",
+            "n=0; for f in /proc/1/fd/*; do for p in \"$f\"/[0-9]*; do \
+             test -L \"$p/root\" && n=$((n+1)); done; done 2>/dev/null; test $n != 0"
+                .to_string(),
+        ),
+        (
+            "pid1-fd-cmdline",
+            format!(
+                "cat /proc/1/fd/*/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' \
+                 | grep -q '{mark}-[s]leep'"
+            ),
+        ),
+        (
+            "pid1-fd-write",
+            format!(
+                "for p in /proc/1/fd/*/[0-9]*; do touch \"$p/root{t}\"; done 2>/dev/null; \
+                 ls /proc/1/fd/*/[0-9]*/root{t} >/dev/null 2>&1"
+            ),
+        ),
+        (
+            "pid1-environ",
+            "test \"$(cat /proc/1/environ 2>/dev/null | wc -c)\" != 0".to_string(),
+        ),
+        (
+            "pid1-mem",
+            "test \"$(head -c 1 /proc/1/mem 2>/dev/null | wc -c)\" != 0".to_string(),
+        ),
+    ]
+}
+
+#[test]
+fn isolation_build_cannot_reach_pid1_descriptors() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("pidfd");
+    let host_mark = format!("{mark}.host");
+    // A host process whose command line only the host's /proc shows.
+    let (mut sleeper, _) = host_sleeper(&s, &mark);
+    let list = pid1_attempts(&s, &mark, &host_mark);
+    let labels: Vec<&str> = list.iter().map(|(l, _)| *l).collect();
+    // Controls: a step still starts normally, and exec made it dumpable again (its own fds
+    // are there to list), and pid 1 exists.
+    let control = "ls /proc/self/fd >/dev/null && test -d /proc/1 && echo control-ok\n".to_string();
+    let (o, log) = build(&s, "isopidfd", &[control, attempts(&list)]);
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    let written = s.path().join(&host_mark).exists();
+    assert!(log.contains("control-ok"), "{log}");
+    assert!(
+        !written,
+        "a step wrote on the host through pid 1's descriptors"
+    );
+    assert_all_refused(&o, &log, &labels);
+}
+
+#[test]
+fn isolation_run_pid1_descriptors_closed_callers_kept() {
+    if util::no_userns() {
+        return;
+    }
+    // Run mode shows the host by design; only check that pid 1 holds nothing of nsroot's own
+    // for a command to pick up, while the caller's descriptors still reach the command.
+    let s = Scratch::new();
+    let mark = marker("runfd");
+    let file = s.write(&format!("{mark}.txt"), "kept\n");
+    let path = std::ffi::CString::new(file.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: an inheritable descriptor at a high number, as a caller's jobserver would be.
+    let fd: RawFd = unsafe {
+        let low = libc::open(path.as_ptr(), libc::O_RDONLY);
+        assert!(low >= 0);
+        let high = libc::fcntl(low, libc::F_DUPFD, 71);
+        libc::close(low);
+        high
+    };
+    let o = s.nsroot([
+        "sh",
+        "-c",
+        &format!(
+            "cat /proc/self/fd/{fd}; \
+             if ls /proc/1/fd >/dev/null 2>&1; then echo ESCAPED:list; else echo refused:list; fi"
+        ),
+    ]);
+    // SAFETY: closes the descriptor this test opened.
+    unsafe { libc::close(fd) };
+    assert_ok(&o);
+    let out = stdout(&o);
+    assert!(out.contains("kept\n"), "{out}{}", stderr(&o));
+    assert!(out.contains("refused:list"), "{out}");
+}
+
+/// Runs `nsroot build` for `pkg` as the test user inside a private mount namespace of the
+/// (root) test process, after `setup` ran there as root; `after` runs there once the build is
+/// done. Returns nsroot's output (with `after`'s stdout appended) and the build log; None
+/// (after a skip) when the suite does not run as root.
+fn build_in_private_mounts(
+    s: &Scratch,
+    pkg: &str,
+    steps: &[String],
+    setup: &str,
+    after: &str,
+) -> Option<(Output, String)> {
+    if env().drop_to.is_none() {
+        util::skip("mounting under /usr for the test needs the suite to run as root");
+        return None;
+    }
+    if util::missing_tool("unshare") {
+        return None;
+    }
+    let recipe = recipe_of(s, pkg, steps);
+    let tmp = private_tmpdir(s, "tmp");
+    let out = s.path().join("out");
+    let mut inner = env().nsroot();
+    inner.arg("build").arg(&recipe).arg("-o").arg(&out);
+    let mut c = Command::new("unshare");
+    c.args(["-m", "--propagation", "private", "sh", "-c"])
+        .arg(format!(
+            "set -e; {setup}\nset +e; \"$@\"; st=$?; {after}\nexit $st"
+        ))
+        .arg("sh")
+        .arg(inner.get_program())
+        .args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        if let Some(v) = v {
+            c.env(k, v);
+        }
+    }
+    let o = c
+        .env("TMPDIR", &tmp)
+        .current_dir(s.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(out.join(format!("{pkg}_1.0-1_amd64.build.log")))
+        .unwrap_or_default();
+    Some((o, log))
+}
+
+/// A tmpfs the test user may write to (mode 1777), mounted on `dir` in the private mount
+/// namespace, with a control that the test user can write there outside nsroot.
+fn writable_tmpfs_setup(dir: &str, mark: &str) -> String {
+    let e = env();
+    format!(
+        "mount -t tmpfs -o mode=1777 tmpfs {dir}\n\
+         setpriv --reuid={u} --regid={g} --clear-groups -- touch {dir}/{mark}.control\n\
+         test -e {dir}/{mark}.control && rm {dir}/{mark}.control && echo control-writable",
+        u = e.uid,
+        g = e.gid
+    )
+}
+
+#[test]
+fn isolation_build_readonly_binds_are_recursive() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("rorec");
+    let list = [
+        (
+            "usr-submount-touch",
+            format!("touch /usr/src/{mark} 2>/dev/null"),
+        ),
+        (
+            "usr-submount-mkdir",
+            format!("mkdir /usr/src/{mark}.d 2>/dev/null"),
+        ),
+    ];
+    let labels: Vec<&str> = list.iter().map(|(l, _)| *l).collect();
+    let control = "grep -q ' /usr/src ' /proc/self/mountinfo && echo control-submount\n";
+    let Some((o, log)) = build_in_private_mounts(
+        &s,
+        "isororec",
+        &[control.to_string(), attempts(&list)],
+        &writable_tmpfs_setup("/usr/src", &mark),
+        "echo AFTER:; ls -A /usr/src",
+    ) else {
+        return;
+    };
+    let out = stdout(&o);
+    assert!(out.contains("control-writable"), "{out}{}", stderr(&o));
+    assert!(log.contains("control-submount"), "{log}");
+    let after = out.split("AFTER:").nth(1).unwrap_or("missing");
+    assert!(
+        !after.contains(&mark),
+        "the build wrote under /usr/src: {after}"
+    );
+    assert_all_refused(&o, &log, &labels);
+}
+
+#[test]
+fn isolation_build_cannot_remount_or_unmount_host_binds() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("remount");
+    let mut list = Vec::new();
+    for dir in ["/usr", "/etc", "/usr/src", "/"] {
+        list.push((dir, format!("mount -o remount,rw,bind {dir} 2>/dev/null")));
+    }
+    list.push(("remount-root", "mount -o remount,rw / 2>/dev/null".into()));
+    // Whatever the attempts before did, writing below stays refused: after the remounts, and
+    // again after the unmounts.
+    let touches = |list: &mut Vec<(&str, String)>| {
+        for dir in ["/usr/src", "/usr", "/etc", ""] {
+            list.push((dir, format!("touch {dir}/{mark} 2>/dev/null")));
+        }
+    };
+    touches(&mut list);
+    for dir in ["/usr/src", "/usr", "/etc"] {
+        list.push((
+            dir,
+            format!("umount {dir} 2>/dev/null || umount -l {dir} 2>/dev/null"),
+        ));
+    }
+    touches(&mut list);
+    let labels: Vec<String> = list
+        .iter()
+        .enumerate()
+        .map(|(i, (d, _))| format!("{i}{d}"))
+        .collect();
+    let list: Vec<(&str, String)> = labels
+        .iter()
+        .zip(list)
+        .map(|(l, (_, c))| (l.as_str(), c))
+        .collect();
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    let Some((o, log)) = build_in_private_mounts(
+        &s,
+        "isoremount",
+        &[attempts(&list)],
+        &writable_tmpfs_setup("/usr/src", &mark),
+        "echo AFTER:; ls -A /usr/src",
+    ) else {
+        return;
+    };
+    let out = stdout(&o);
+    assert!(out.contains("control-writable"), "{out}{}", stderr(&o));
+    let after = out.split("AFTER:").nth(1).unwrap_or("missing");
+    assert!(
+        !after.contains(&mark),
+        "the build wrote under /usr/src: {after}"
+    );
+    assert_all_refused(&o, &log, &labels);
+}
+
+/// The host pid of the sandbox's pid 1 above host process `pid`: the nearest ancestor whose
+/// innermost pid (the last NSpid field) is 1.
+fn sandbox_pid1_above(pid: u32) -> Option<u32> {
+    let mut p = pid;
+    for _ in 0..16 {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).ok()?;
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .map(str::trim)
+                .map(str::to_owned)
+        };
+        if field("NSpid:")?.split_whitespace().last() == Some("1") {
+            return Some(p);
+        }
+        p = field("PPid:")?.parse().ok()?;
+    }
+    None
+}
+
+#[test]
+fn isolation_build_pid1_holds_only_what_it_needs() {
+    if util::no_userns() {
+        return;
+    }
+    // Seen from the host: root may read a non-dumpable process's descriptors, the test user
+    // may not.
+    if env().drop_to.is_none() {
+        util::skip("reading pid 1's descriptors from the host needs the suite to run as root");
+        return;
+    }
+    let s = Scratch::new();
+    let mark = marker("pid1fds");
+    let script =
+        format!("ln -s /bin/sleep /tmp/{mark}-sleep\necho running-{mark}\n/tmp/{mark}-sleep 60\n");
+    let recipe = recipe_of(&s, "isopid1fds", &[script]);
+    let tmp = private_tmpdir(&s, "tmp");
+    let out = s.path().join("out");
+    let mut c = env()
+        .nsroot()
+        .arg("build")
+        .arg(&recipe)
+        .arg("-o")
+        .arg(&out)
+        .env("TMPDIR", &tmp)
+        .current_dir(s.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_text(
+        &out.join("isopid1fds_1.0-1_amd64.build.log"),
+        &format!("running-{mark}"),
+        Duration::from_secs(30),
+    );
+    let mut fds = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while fds.is_empty() && std::time::Instant::now() < deadline {
+        let sleeper = host_processes(&format!("{mark}-sleep 60"));
+        let pid1 = sleeper
+            .first()
+            .and_then(|l| l.split(':').next()?.parse().ok())
+            .and_then(sandbox_pid1_above);
+        if let Some(pid1) = pid1 {
+            for e in std::fs::read_dir(format!("/proc/{pid1}/fd"))
+                .unwrap()
+                .flatten()
+            {
+                let target = std::fs::read_link(e.path()).unwrap_or_default();
+                let is_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
+                fds.push((e.file_name().to_string_lossy().into_owned(), target, is_dir));
+            }
+        } else {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    signal(c.id(), libc::SIGTERM);
+    wait_bounded(&mut c, Duration::from_secs(30), "the sleeping build");
+    assert!(!fds.is_empty(), "pid 1 not found");
+    for (fd, target, is_dir) in &fds {
+        // The host's /proc (the supervisor's) or any directory; the scratch space's lock file.
+        assert!(
+            !is_dir,
+            "pid 1 holds directory {} as fd {fd}",
+            target.display()
+        );
+        assert!(
+            !target.starts_with(&tmp) && !target.starts_with("/proc"),
+            "pid 1 holds {} as fd {fd}",
+            target.display()
+        );
+    }
 }
