@@ -846,8 +846,8 @@ fn beyond_entries(a: &Side, b: &Side, diffs: &mut Vec<(Key, Difference)>) {
             diffs,
             "(archive)",
             Field::CompressedBytes,
-            fa.summary(),
-            fb.summary(),
+            format!("{}, {}", fa.compression_word(), fa.summary()),
+            format!("{}, {}", fb.compression_word(), fb.summary()),
         );
     }
     // Nothing reported accounts for the files' bytes, or for their tar streams' bytes.

@@ -608,14 +608,9 @@ impl FileBytes {
         compression_word(self.compression)
     }
 
-    /// `gzip, 1234 bytes, sha256:...`
+    /// `1234 bytes, sha256:...`
     pub fn summary(&self) -> String {
-        format!(
-            "{}, {} bytes, sha256:{}",
-            self.compression_word(),
-            self.len,
-            hex::encode(self.sha)
-        )
+        format!("{} bytes, sha256:{}", self.len, hex::encode(self.sha))
     }
 }
 

@@ -633,3 +633,30 @@ fn compression_header_only_difference_is_reported() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(v["differences"][0]["field"], "compression");
 }
+
+#[test]
+fn deb_bytes_no_field_explains_are_still_a_difference() {
+    if util::missing_tool("dpkg-deb") {
+        return;
+    }
+    let s = Scratch::new();
+    make_pkg(&s, "1.0", "hi");
+    dpkg_deb(&s, "a", "");
+    // The debian-binary member's ar mode field: `100644` and `644` mean the same permissions.
+    assert_ok(&s.sh(
+        "cp a.deb b.deb && dd if=a.deb bs=1 skip=48 count=8 2>/dev/null | grep -q '^100644' && \
+         printf '644     ' | dd of=b.deb bs=1 seek=48 conv=notrunc 2>/dev/null",
+    ));
+    let (lines, text) = report_lines(&s, "a.deb", "b.deb");
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].starts_with(
+            "(archive): archives differ in bytes not covered by the entry comparison ("
+        ),
+        "{text}"
+    );
+    let o = diff(&s, &["--json", "a.deb", "b.deb"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["differences"][0]["field"], "bytes");
+}
