@@ -193,6 +193,13 @@ impl fmt::Display for DiffReport {
                     opt(&d.a),
                     opt(&d.b)
                 )?,
+                Field::Header => writeln!(
+                    f,
+                    "{}: header bytes differ: {} -> {}",
+                    d.path,
+                    opt(&d.a),
+                    opt(&d.b)
+                )?,
                 Field::EntryOrder => writeln!(
                     f,
                     "{}: entry order differs: {} -> {}",

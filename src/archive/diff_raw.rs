@@ -477,25 +477,35 @@ pub(super) fn header_differences(
             b
         };
         let others_differ = unsummed(ha) != unsummed(hb);
+        // An extended header's data: PAX records were compared above; a GNU long name or
+        // link target is the entry's path or link target.
+        let data_explained = match ha.typeflag() {
+            _ if last => false,
+            b'x' | b'g' => true,
+            b'L' => explained.contains(&Explains::Path),
+            b'K' => explained.contains(&Explains::Link),
+            _ => false,
+        };
         for &(name, from, to, why) in fields {
-            // The entry's own fields may be explained; an extended header's never are.
-            if last && why.is_some_and(|w| explained.contains(&w)) {
+            // An extended header mirrors its entry's name, mode, owner and mtime: what
+            // explains the entry's fields explains its too. Its size follows its data.
+            if why.is_some_and(|w| explained.contains(&w)) {
                 continue;
             }
-            if name == "chksum" && others_differ {
+            if (name == "chksum" && others_differ) || (!last && name == "size" && data_explained) {
                 continue;
             }
             let (x, y) = (&ha.block[from..to], &hb.block[from..to]);
             if x != y {
                 out.push((
                     HeaderDiff::Field,
-                    format!("{role}field {name} {}", field_value(x)),
-                    format!("{role}field {name} {}", field_value(y)),
+                    format!("{role}{name} {}", field_value(x)),
+                    format!("{role}{name} {}", field_value(y)),
                 ));
                 return out;
             }
         }
-        if ha.data != hb.data && !matches!(ha.typeflag(), b'x' | b'g') {
+        if ha.data != hb.data && !data_explained {
             out.push((
                 HeaderDiff::Field,
                 format!("{role}data {}", field_value(&ha.data)),
@@ -702,8 +712,8 @@ mod tests {
             d,
             [(
                 HeaderDiff::Field,
-                "field mode 0000644".into(),
-                "field mode 0100644".into()
+                "mode 0000644".into(),
+                "mode 0100644".into()
             )]
         );
         // The entry comparison reported the mode: nothing left to say.
