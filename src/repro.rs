@@ -5,7 +5,13 @@
 //! umask, job count and time of day. What nsroot cannot vary is said in the report: the
 //! wall clock inside the sandbox (Linux time namespaces do not shift CLOCK_REALTIME) and the
 //! order in which a directory lists its entries (that needs a FUSE layer such as disorderfs).
+//!
+//! Exit statuses: 0 REPRODUCIBLE, 1 NOT REPRODUCIBLE, 2 bad input (the recipe does not parse,
+//! its source's sha256 does not match, `-o` names a directory in use), 3 nothing to compare:
+//! a build failed (the message names the run and gives the build's own error) or an output
+//! could not be read.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -14,7 +20,7 @@ use serde::Serialize;
 
 use crate::archive::{diff_archives, DiffReport};
 use crate::cli::ReproArgs;
-use crate::error::InputError;
+use crate::error::{exit_code_of, InputError, EXIT_INPUT};
 use crate::recipe::Recipe;
 
 /// What differs between runs.
@@ -33,36 +39,84 @@ pub struct Variation {
 /// The comparison of all runs.
 #[derive(Debug, Serialize)]
 pub struct ReproReport {
-    /// True when every run gave the same bytes for every output.
+    /// True when every run made the same outputs, with the same bytes.
     pub reproducible: bool,
-    /// Each output file name with the sha256 of run 1.
+    /// Each output file name of run 1 with its sha256.
     pub outputs: Vec<(String, String)>,
     /// What each run varied.
     pub runs: Vec<Variation>,
     /// For each output that differs: run number (2..) and the entry-by-entry report.
     pub differences: Vec<(String, usize, DiffReport)>,
+    /// Outputs run 1 made and a later run (its number) did not.
+    pub missing_outputs: Vec<(String, usize)>,
+    /// Outputs a later run (its number) made and run 1 did not.
+    pub extra_outputs: Vec<(String, usize)>,
     /// Conditions nsroot did not vary.
     pub not_varied: Vec<String>,
 }
 
-/// `nsroot repro`: exit 0 when reproducible, 1 when not.
+/// `nsroot repro` exits with this when the runs differ.
+pub const EXIT_NOT_REPRODUCIBLE: i32 = 1;
+/// `nsroot repro` exits with this when there is nothing to compare: a build failed (other than
+/// on bad input, which is [`EXIT_INPUT`]) or an output could not be read.
+pub const EXIT_NO_COMPARISON: i32 = 3;
+
+/// `nsroot repro`: 0 when reproducible, [`EXIT_NOT_REPRODUCIBLE`] when not, and
+/// [`EXIT_NO_COMPARISON`] (after printing why) when a build fails or an output cannot be read.
+///
+/// Errors: input errors only (exit 2): a recipe that does not load, a source a build rejects
+/// (sha256 mismatch), an `-o` directory that is not empty.
 pub fn run_repro(args: &ReproArgs) -> anyhow::Result<i32> {
     let recipe = Recipe::load(&args.recipe)?;
     let base = match &args.output_dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)
-                .map_err(|e| anyhow::anyhow!("create {}: {e}", d.display()))?;
-            Work::Kept(d.clone())
-        }
+        Some(d) => Work::Kept(output_dir(d)?),
         None => Work::Temp(tempfile::Builder::new().prefix("nsroot-repro-").tempdir()?),
     };
-    let report = repro(&recipe, args.runs as usize, base.path())?;
+    let report = match repro(&recipe, args.runs as usize, base.path()) {
+        Ok(r) => r,
+        Err(e) if exit_code_of(&e) == EXIT_INPUT => return Err(e),
+        Err(e) => {
+            // Keep the runs, so the log the message points to is still there.
+            let kept = match base {
+                Work::Temp(t) => format!("\n(the runs are kept in {})", t.keep().display()),
+                Work::Kept(_) => String::new(),
+            };
+            eprintln!("nsroot: {e:#}{kept}");
+            return Ok(EXIT_NO_COMPARISON);
+        }
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_report(&report);
     }
-    Ok(if report.reproducible { 0 } else { 1 })
+    Ok(if report.reproducible {
+        0
+    } else {
+        EXIT_NOT_REPRODUCIBLE
+    })
+}
+
+/// The `-o` directory, absolute (the builds run elsewhere): created when missing, used when
+/// empty, refused (an input error) when it holds anything, so no run mixes with older ones.
+fn output_dir(d: &Path) -> anyhow::Result<PathBuf> {
+    let bad = |why: String| InputError::new(format!("-o {}: {why}", d.display()));
+    let abs = std::path::absolute(d).map_err(|e| bad(e.to_string()))?;
+    match std::fs::read_dir(&abs) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(bad(
+                    "the directory is not empty; give a new or empty directory for the runs".into(),
+                )
+                .into());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(&abs).map_err(|e| bad(format!("cannot create it: {e}")))?;
+        }
+        Err(e) => return Err(bad(e.to_string()).into()),
+    }
+    Ok(abs)
 }
 
 enum Work {
@@ -81,9 +135,12 @@ impl Work {
 
 /// Runs `runs` builds of `recipe` under `work` and compares their outputs.
 ///
-/// Errors: a build that fails (its message, with the step and log), or an unreadable output.
+/// Errors: a build that fails, as "run N of M: the build failed: " and the build's own
+/// message (an [`InputError`] when the build exited 2, for bad input); an unreadable output.
 pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproReport> {
     let exe = std::env::current_exe()?;
+    // Each build runs in its own directory: every path it is given must be absolute.
+    let work = &std::path::absolute(work)?;
     let rel_recipe = recipe
         .path
         .strip_prefix(&recipe.recipe_dir)
@@ -148,14 +205,25 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
             .current_dir(&place)
             .envs(env.iter().map(|(k, v)| (k, v)));
         crate::sys::set_umask_in_child(&mut cmd, umask);
-        let o = cmd.output()?;
-        if !o.status.success() {
-            return Err(anyhow::anyhow!(
-                "run {} of {}: the build failed: {}",
+        let o = cmd.output().map_err(|e| {
+            anyhow::anyhow!(
+                "run {} of {runs}: cannot start {}: {e}",
                 i + 1,
-                runs,
-                String::from_utf8_lossy(&o.stderr).trim()
-            ));
+                exe.display()
+            )
+        })?;
+        if !o.status.success() {
+            let msg = format!(
+                "run {} of {runs}: the build failed: {}",
+                i + 1,
+                build_error(&o)
+            );
+            // The build exits 2 for bad input (a recipe or source it rejects): so does repro.
+            return Err(if o.status.code() == Some(EXIT_INPUT) {
+                InputError::new(msg).into()
+            } else {
+                anyhow::anyhow!(msg)
+            });
         }
         variations.push(Variation {
             recipe_dir: place,
@@ -166,45 +234,104 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
         outs.push(out);
     }
 
-    let stem = recipe.output_stem();
-    let mut names: Vec<String> = std::fs::read_dir(&outs[0])?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            n.starts_with(&stem) && !n.ends_with(".build.log") && !n.ends_with(".manifest.json")
-        })
-        .collect();
-    names.sort();
-    if names.is_empty() {
+    let c = compare_outputs(&recipe.output_stem(), &outs)?;
+    if c.outputs.is_empty() && c.extra_outputs.is_empty() {
         return Err(InputError::new(format!(
             "{}: the recipe produced no output",
             recipe.file.display()
         ))
         .into());
     }
-    let mut outputs = Vec::new();
-    let mut differences = Vec::new();
-    for name in &names {
-        let first = outs[0].join(name);
-        outputs.push((name.clone(), sha256(&first)?));
-        for (i, out) in outs.iter().enumerate().skip(1) {
-            let other = out.join(name);
-            if sha256(&other)? != outputs.last().map(|o| o.1.clone()).unwrap_or_default() {
-                differences.push((name.clone(), i + 1, diff_archives(&first, &other)?));
-            }
-        }
-    }
     Ok(ReproReport {
-        reproducible: differences.is_empty(),
-        outputs,
+        reproducible: c.differences.is_empty()
+            && c.missing_outputs.is_empty()
+            && c.extra_outputs.is_empty(),
+        outputs: c.outputs,
         runs: variations,
-        differences,
+        differences: c.differences,
+        missing_outputs: c.missing_outputs,
+        extra_outputs: c.extra_outputs,
         not_varied: vec![
             "the wall clock inside the sandbox (runs are only a second or more apart)".into(),
             "directory listing order".into(),
             "the user: every build runs as root of its own user namespace".into(),
         ],
     })
+}
+
+/// What the build said on stderr, without its own `nsroot: ` prefixes (the caller adds
+/// one), or its exit status when it said nothing.
+fn build_error(o: &std::process::Output) -> String {
+    let text = String::from_utf8_lossy(&o.stderr);
+    let lines: Vec<&str> = text
+        .trim()
+        .lines()
+        .map(|l| l.strip_prefix("nsroot: ").unwrap_or(l))
+        .collect();
+    if lines.is_empty() {
+        format!("it ended with {} and printed nothing", o.status)
+    } else {
+        lines.join("\n")
+    }
+}
+
+/// The outputs of every run compared with run 1's.
+#[derive(Debug, Default)]
+struct Comparison {
+    outputs: Vec<(String, String)>,
+    differences: Vec<(String, usize, DiffReport)>,
+    missing_outputs: Vec<(String, usize)>,
+    extra_outputs: Vec<(String, usize)>,
+}
+
+/// The archives (names starting with `stem`, not the log or manifest) in `dir`, sorted.
+fn output_names(dir: &Path, stem: &str) -> anyhow::Result<BTreeSet<String>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("read {}: {e}", dir.display()))?;
+    let mut names = BTreeSet::new();
+    for e in entries {
+        let e = e.map_err(|e| anyhow::anyhow!("read {}: {e}", dir.display()))?;
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(stem) && !n.ends_with(".build.log") && !n.ends_with(".manifest.json") {
+            names.insert(n);
+        }
+    }
+    Ok(names)
+}
+
+/// Compares the outputs in each of `outs` (one directory a run) with run 1's: the set of
+/// outputs, then the bytes of each, with a `diff` report for those that differ.
+fn compare_outputs(stem: &str, outs: &[PathBuf]) -> anyhow::Result<Comparison> {
+    let sets = outs
+        .iter()
+        .map(|d| output_names(d, stem))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut c = Comparison::default();
+    let Some(first) = sets.first() else {
+        return Ok(c);
+    };
+    for name in first {
+        let a = outs[0].join(name);
+        let sha = sha256(&a)?;
+        for (i, set) in sets.iter().enumerate().skip(1) {
+            if !set.contains(name) {
+                c.missing_outputs.push((name.clone(), i + 1));
+                continue;
+            }
+            let b = outs[i].join(name);
+            if sha256(&b)? != sha {
+                c.differences
+                    .push((name.clone(), i + 1, diff_archives(&a, &b)?));
+            }
+        }
+        c.outputs.push((name.clone(), sha));
+    }
+    for (i, set) in sets.iter().enumerate().skip(1) {
+        for name in set.difference(first) {
+            c.extra_outputs.push((name.clone(), i + 1));
+        }
+    }
+    Ok(c)
 }
 
 fn sha256(path: &Path) -> anyhow::Result<String> {
@@ -230,10 +357,61 @@ fn print_report(r: &ReproReport) {
         }
     } else {
         println!("NOT REPRODUCIBLE");
+        for (name, run) in &r.missing_outputs {
+            println!("{name}: made by run 1, missing from run {run}");
+        }
+        for (name, run) in &r.extra_outputs {
+            println!("{name}: made by run {run}, not by run 1");
+        }
         for (name, run, report) in &r.differences {
             println!("{name}: run 1 and run {run} differ:");
             print!("{report}");
         }
     }
     println!("not varied: {}", r.not_varied.join("; "));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_sets_are_compared_across_runs() {
+        let t = tempfile::tempdir().unwrap();
+        let outs: Vec<PathBuf> = (1..=3).map(|i| t.path().join(format!("out{i}"))).collect();
+        for (dir, names) in outs.iter().zip([
+            &["p_1.tar.gz", "p_1.deb", "p_1.build.log"][..],
+            &["p_1.tar.gz", "p_1.manifest.json"][..],
+            &["p_1.tar.gz", "p_1.deb", "p_1.tar.xz", "other"][..],
+        ]) {
+            std::fs::create_dir(dir).unwrap();
+            for n in names {
+                std::fs::write(dir.join(n), "same bytes").unwrap();
+            }
+        }
+        let c = compare_outputs("p_1", &outs).unwrap();
+        let names: Vec<&str> = c.outputs.iter().map(|o| o.0.as_str()).collect();
+        assert_eq!(names, ["p_1.deb", "p_1.tar.gz"]);
+        assert_eq!(c.missing_outputs, [("p_1.deb".to_string(), 2)]);
+        assert_eq!(c.extra_outputs, [("p_1.tar.xz".to_string(), 3)]);
+        assert!(c.differences.is_empty());
+    }
+
+    #[test]
+    fn build_errors_lose_their_prefix() {
+        let o = std::process::Command::new("sh")
+            .args(["-c", "echo 'nsroot: source x: sha256 mismatch' >&2; exit 2"])
+            .output()
+            .unwrap();
+        assert_eq!(build_error(&o), "source x: sha256 mismatch");
+        let o = std::process::Command::new("sh")
+            .args(["-c", "exit 4"])
+            .output()
+            .unwrap();
+        assert!(
+            build_error(&o).contains("printed nothing"),
+            "{}",
+            build_error(&o)
+        );
+    }
 }

@@ -1,9 +1,14 @@
 //! `nsroot diff`: two archives (tar in any compression, or .deb) compared entry by entry.
 //!
 //! Memory stays bounded whatever the entries' sizes: a first pass over each archive keeps only
-//! headers, a sha256 of each content and a crc32 of each 64 KiB chunk of it. For contents
-//! that differ, a second pass fetches just the first differing chunk of each side, which gives
-//! the exact first differing offset and, when both sides are small text, a unified diff.
+//! headers (what they mean and, for plain tars, their raw blocks), a sha256 of each content
+//! and a crc32 of each 64 KiB chunk of it. For contents that differ, a second pass fetches
+//! just the first differing chunk of each side, which gives the exact first differing offset
+//! and, when both sides are small text, a unified diff.
+//!
+//! After the entries come the differences they do not cover (`diff_raw`): entry order, path
+//! spelling, header format and encodings, the end of the tar stream, the compression. Files
+//! whose bytes differ never compare equal: what nothing else explains is reported as such.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -13,9 +18,15 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::diff_raw::{
+    gzip_header_difference, header_differences, Explains, FileBytes, HeaderDiff, RawEntry, Tap,
+};
 use super::error::ArchiveError;
+use super::format::{open_archive, Compression};
 use super::list::{escape_name, format_time};
-use super::read::{read_path, ArMember, ArchiveType, EntryKind, EntryMeta, Section, Visit};
+use super::read::{
+    read_any, read_path, ArMember, ArchiveType, EntryKind, EntryMeta, Section, Visit, AR_MAGIC,
+};
 use crate::cli::DiffArgs;
 use crate::error::InputError;
 
@@ -25,7 +36,8 @@ const CHUNK: usize = 64 * 1024;
 /// Chunks fetched per pass of the second reading (so at most 16 MiB per side in memory).
 const FETCH_BATCH: usize = 256;
 
-/// Entries are matched by section and path, without leading `./` and trailing `/`.
+/// Entries are matched by section and path, without leading `./` and trailing `/` (a
+/// different spelling is reported on its own).
 type Key = (Section, Vec<u8>);
 
 /// What differs about one entry (or about the archives as a whole).
@@ -40,6 +52,8 @@ pub enum Field {
     Missing,
     /// A .deb member holding a tar has another name (another compression).
     MemberName,
+    /// The same path spelled otherwise (`./a` and `a`, `d/` and `d`).
+    PathSpelling,
     Type,
     Mode,
     /// uid/gid and user/group names.
@@ -53,9 +67,28 @@ pub enum Field {
     Xattrs,
     /// Content bytes: `a` and `b` are sha256s, `offset` the first differing byte.
     Content,
+    /// The tar header format: `ustar`, `gnu`, `pax` (ustar with a PAX header), `v7`.
+    HeaderFormat,
+    /// PAX records whose meaning no other field compares (`atime`, `ctime`, ...): the
+    /// records of each side the other lacks.
+    PaxRecords,
+    /// The first header field whose bytes differ although no other field explains it (the
+    /// same value encoded otherwise, a GNU atime, a PAX header's own name).
+    Header,
     /// A .deb member's raw bytes differ although every entry of its tar is the same (another
     /// compression level or tool).
     MemberBytes,
+    /// The entries both archives hold come in another order: the first position that
+    /// differs, with the entry at it on each side.
+    EntryOrder,
+    /// What follows the last entry: the end-of-archive zero blocks and padding.
+    EndOfArchive,
+    /// The compression, or the fields of its header (gzip mtime, name, level flag).
+    Compression,
+    /// The compressed streams differ although the tar streams are the same.
+    CompressedBytes,
+    /// The files differ in bytes that nothing above accounts for.
+    Bytes,
 }
 
 impl Field {
@@ -65,6 +98,7 @@ impl Field {
             Field::MemberOrder => "member order",
             Field::Missing => "only in",
             Field::MemberName => "member name",
+            Field::PathSpelling => "path spelling",
             Field::Type => "type",
             Field::Mode => "mode",
             Field::Owner => "owner",
@@ -74,7 +108,15 @@ impl Field {
             Field::Device => "device",
             Field::Xattrs => "xattrs",
             Field::Content => "content",
+            Field::HeaderFormat => "header format",
+            Field::PaxRecords => "pax records",
+            Field::Header => "header",
             Field::MemberBytes => "member bytes",
+            Field::EntryOrder => "entry order",
+            Field::EndOfArchive => "end of archive",
+            Field::Compression => "compression",
+            Field::CompressedBytes => "compressed stream",
+            Field::Bytes => "bytes",
         }
     }
 }
@@ -151,6 +193,34 @@ impl fmt::Display for DiffReport {
                     opt(&d.a),
                     opt(&d.b)
                 )?,
+                Field::Header => writeln!(
+                    f,
+                    "{}: header bytes differ: {} -> {}",
+                    d.path,
+                    opt(&d.a),
+                    opt(&d.b)
+                )?,
+                Field::EntryOrder => writeln!(
+                    f,
+                    "{}: entry order differs: {} -> {}",
+                    d.path,
+                    opt(&d.a),
+                    opt(&d.b)
+                )?,
+                Field::CompressedBytes => writeln!(
+                    f,
+                    "{}: compressed stream differs though the tar streams are the same ({} -> {})",
+                    d.path,
+                    opt(&d.a),
+                    opt(&d.b)
+                )?,
+                Field::Bytes => writeln!(
+                    f,
+                    "{}: archives differ in bytes not covered by the entry comparison ({} -> {})",
+                    d.path,
+                    opt(&d.a),
+                    opt(&d.b)
+                )?,
                 field => writeln!(
                     f,
                     "{}: {} {} -> {}",
@@ -175,7 +245,9 @@ fn short(v: &Option<String>) -> String {
 }
 
 /// Compares the archives at `a` and `b` (each a tar in any compression nsroot reads, or a
-/// .deb) entry by entry.
+/// .deb) entry by entry, then what the entries do not cover: entry order, header bytes, the
+/// end of the tar stream, the compression. The report is empty only when the files are the
+/// same bytes.
 ///
 /// Errors name the archive: an input error (exit 2) when one does not exist or is not a
 /// valid, complete archive; an I/O error when one cannot be read.
@@ -184,6 +256,7 @@ pub fn diff_archives(a: &Path, b: &Path) -> Result<DiffReport, ArchiveError> {
     let sb = Side::collect(b)?;
     let (mut diffs, pending) = compare(&sa, &sb);
     locate(&sa, &sb, &mut diffs, &pending)?;
+    beyond_entries(&sa, &sb, &mut diffs);
     Ok(DiffReport {
         a: a.display().to_string(),
         b: b.display().to_string(),
@@ -201,6 +274,8 @@ struct Rec {
     chunks: Vec<u32>,
     /// A .deb member holding a tar (its entries are compared, its bytes only as a whole).
     tar_member: bool,
+    /// The entry's raw header blocks (plain tars only).
+    raw: Option<RawEntry>,
 }
 
 /// One archive as the first pass keeps it.
@@ -210,6 +285,14 @@ struct Side {
     entries: BTreeMap<Key, Rec>,
     /// .deb member names in archive order.
     members: Vec<Vec<u8>>,
+    /// Every tar entry in archive order (duplicates included), with how it is shown.
+    order: Vec<(Key, String)>,
+    /// The file's bytes: compression, gzip header, sha256.
+    bytes: FileBytes,
+    /// A plain tar's uncompressed stream: sha256, and the end-of-archive bytes when the
+    /// headers could be followed to the end.
+    tar_sha: Option<[u8; 32]>,
+    end: Option<(u64, bool)>,
 }
 
 /// The matching key of an entry.
@@ -291,17 +374,22 @@ impl Visit for Collect<'_> {
                 chunks.push(crc32fast::hash(&self.buf[..n]));
             }
         }
+        let key = key_of(section, &meta.path);
+        let display = display_of(section, &meta.path);
         if section == Section::Members {
             self.side.members.push(meta.path.clone());
+        } else {
+            self.side.order.push((key.clone(), display.clone()));
         }
         self.side.entries.insert(
-            key_of(section, &meta.path),
+            key,
             Rec {
-                display: display_of(section, &meta.path),
+                display,
                 meta: meta.clone(),
                 sha: sha.finalize().into(),
                 chunks,
                 tar_member: false,
+                raw: None,
             },
         );
         Ok(())
@@ -322,6 +410,7 @@ impl Visit for Collect<'_> {
                 sha: sha256,
                 chunks: Vec::new(),
                 tar_member: true,
+                raw: None,
             },
         );
         Ok(())
@@ -330,18 +419,39 @@ impl Visit for Collect<'_> {
 
 impl Side {
     fn collect(path: &Path) -> Result<Side, ArchiveError> {
+        let bytes = FileBytes::read(path)?;
+        let deb = bytes.compression == Compression::None && bytes.head.starts_with(AR_MAGIC);
         let mut side = Side {
             path: path.to_path_buf(),
             kind: ArchiveType::Tar,
             entries: BTreeMap::new(),
             members: Vec::new(),
+            order: Vec::new(),
+            bytes,
+            tar_sha: None,
+            end: None,
         };
         let mut visit = Collect {
             side: &mut side,
             buf: vec![0; CHUNK],
         };
-        let kind = read_path(path, &mut visit)?;
-        side.kind = kind;
+        if deb {
+            visit.side.kind = read_path(path, &mut visit)?;
+            return Ok(side);
+        }
+        // A plain tar: the tap follows the uncompressed stream's header blocks as it passes.
+        let mut tap = Tap::new(open_archive(path)?);
+        visit.side.kind = read_any(Box::new(&mut tap), &path.display().to_string(), &mut visit)?;
+        let raw = tap.finish();
+        side.tar_sha = Some(raw.sha);
+        if raw.complete && raw.entries.len() == side.order.len() {
+            side.end = Some((raw.end_len, raw.end_nonzero));
+            for ((key, _), entry) in side.order.iter().zip(raw.entries) {
+                if let Some(rec) = side.entries.get_mut(key) {
+                    rec.raw = Some(entry);
+                }
+            }
+        }
         Ok(side)
     }
 }
@@ -504,6 +614,20 @@ fn compare(a: &Side, b: &Side) -> (Vec<(Key, Difference)>, Vec<Pending>) {
                 Some(escape_name(&mb.path)),
             ));
         }
+        // A directory's trailing `/` comes and goes with its type.
+        let trim = |p: &[u8]| {
+            p.strip_suffix(b"/")
+                .map(<[u8]>::to_vec)
+                .unwrap_or(p.to_vec())
+        };
+        let retyped = ma.kind != mb.kind && trim(&ma.path) == trim(&mb.path);
+        if !ra.tar_member && ma.path != mb.path && !retyped {
+            local.push((
+                Field::PathSpelling,
+                Some(escape_name(&ma.path)),
+                Some(escape_name(&mb.path)),
+            ));
+        }
         if ma.kind != mb.kind {
             local.push((Field::Type, Some(ma.kind.word()), Some(mb.kind.word())));
         }
@@ -561,6 +685,17 @@ fn compare(a: &Side, b: &Side) -> (Vec<(Key, Difference)>, Vec<Pending>) {
                 Some(sha_string(&rb.sha)),
             ));
         }
+        if let (Some(xa), Some(xb)) = (&ra.raw, &rb.raw) {
+            let explained: Vec<Explains> = local.iter().filter_map(|l| explains(l.0)).collect();
+            for (what, va, vb) in header_differences(xa, xb, &explained) {
+                let field = match what {
+                    HeaderDiff::Format => Field::HeaderFormat,
+                    HeaderDiff::PaxRecords => Field::PaxRecords,
+                    HeaderDiff::Field => Field::Header,
+                };
+                local.push((field, Some(va), Some(vb)));
+            }
+        }
         if !local.is_empty() && !ra.tar_member {
             changed_sections.insert(key.0);
         }
@@ -606,6 +741,132 @@ fn compare(a: &Side, b: &Side) -> (Vec<(Key, Difference)>, Vec<Pending>) {
         }
     }
     (diffs.into_iter().map(|(k, _, d)| (k, d)).collect(), pending)
+}
+
+/// Which header bytes an entry-level difference accounts for.
+fn explains(field: Field) -> Option<Explains> {
+    Some(match field {
+        Field::PathSpelling => Explains::Path,
+        Field::Type => Explains::Type,
+        Field::Mode => Explains::Mode,
+        Field::Owner => Explains::Owner,
+        Field::Size => Explains::Size,
+        Field::Mtime => Explains::Mtime,
+        Field::Link => Explains::Link,
+        Field::Device => Explains::Device,
+        Field::Xattrs => Explains::Xattrs,
+        _ => return None,
+    })
+}
+
+/// The first position at which the entries both sides hold come in another order, as
+/// `entry N is PATH` for each side (`no further entry` past the end).
+fn order_difference(
+    a: &[(Key, String)],
+    b: &[(Key, String)],
+    a_has: &BTreeMap<Key, Rec>,
+    b_has: &BTreeMap<Key, Rec>,
+) -> Option<(String, String)> {
+    let common = |s: &[(Key, String)], other: &BTreeMap<Key, Rec>| -> Vec<(usize, Key, String)> {
+        s.iter()
+            .enumerate()
+            .filter(|(_, (k, _))| other.contains_key(k))
+            .map(|(i, (k, d))| (i, k.clone(), d.clone()))
+            .collect()
+    };
+    let (ca, cb) = (common(a, b_has), common(b, a_has));
+    let show = |e: Option<&(usize, Key, String)>| match e {
+        Some((i, _, d)) => format!("entry {} is {d}", i + 1),
+        None => "no further entry".to_string(),
+    };
+    (0..ca.len().max(cb.len())).find_map(|i| {
+        let (x, y) = (ca.get(i), cb.get(i));
+        match (x, y) {
+            (Some(x), Some(y)) if x.1 == y.1 => None,
+            _ => Some((show(x), show(y))),
+        }
+    })
+}
+
+/// What the entries do not cover, after them: entry order, the end of the tar stream, the
+/// compression, and, when the files still differ unexplained, that they do.
+fn beyond_entries(a: &Side, b: &Side, diffs: &mut Vec<(Key, Difference)>) {
+    let entry_level = diffs.len();
+    let push = |diffs: &mut Vec<(Key, Difference)>, path: &str, field, va, vb| {
+        diffs.push((
+            (Section::Tar, Vec::new()),
+            Difference {
+                path: path.to_string(),
+                field,
+                a: Some(va),
+                b: Some(vb),
+                offset: None,
+                unified_diff: None,
+            },
+        ))
+    };
+    for (section, path) in [
+        (Section::Tar, "(archive)"),
+        (Section::Control, "control.tar"),
+        (Section::Data, "data.tar"),
+    ] {
+        let of = |s: &Side| -> Vec<(Key, String)> {
+            s.order
+                .iter()
+                .filter(|(k, _)| k.0 == section)
+                .cloned()
+                .collect()
+        };
+        if let Some((va, vb)) = order_difference(&of(a), &of(b), &a.entries, &b.entries) {
+            push(diffs, path, Field::EntryOrder, va, vb);
+        }
+    }
+    let plain = a.kind == ArchiveType::Tar && b.kind == ArchiveType::Tar;
+    if let (Some(ea), Some(eb)) = (a.end, b.end) {
+        if ea != eb {
+            let show = |(len, nonzero): (u64, bool)| {
+                format!("{len} {} bytes", if nonzero { "non-zero" } else { "zero" })
+            };
+            push(diffs, "(archive)", Field::EndOfArchive, show(ea), show(eb));
+        }
+    }
+    let (fa, fb) = (&a.bytes, &b.bytes);
+    if plain && fa.compression != fb.compression {
+        push(
+            diffs,
+            "(archive)",
+            Field::Compression,
+            fa.compression_word().into(),
+            fb.compression_word().into(),
+        );
+    } else if let (true, Some(ga), Some(gb)) = (plain, &fa.gzip, &fb.gzip) {
+        if let Some((va, vb)) = gzip_header_difference(ga, gb) {
+            push(diffs, "(archive)", Field::Compression, va, vb);
+        }
+    }
+    let same_tar = plain && a.tar_sha == b.tar_sha;
+    if fa.sha == fb.sha {
+        return;
+    }
+    if same_tar && diffs.len() == entry_level {
+        push(
+            diffs,
+            "(archive)",
+            Field::CompressedBytes,
+            format!("{}, {}", fa.compression_word(), fa.summary()),
+            format!("{}, {}", fb.compression_word(), fb.summary()),
+        );
+    }
+    // Nothing reported accounts for the files' bytes, or for their tar streams' bytes.
+    let unexplained = diffs.is_empty()
+        || (plain
+            && !same_tar
+            && diffs
+                .iter()
+                .all(|(_, d)| matches!(d.field, Field::Compression | Field::CompressedBytes)));
+    if unexplained {
+        push(diffs, "(archive)", Field::Bytes, fa.summary(), fb.summary());
+    }
 }
 
 /// Fetches chunk `want[key]` of each wanted entry.

@@ -77,15 +77,26 @@ fn identical_archives_exit_0_with_an_empty_report() {
 }
 
 #[test]
-fn different_compressions_of_the_same_tree_are_identical() {
+fn different_compressions_of_the_same_tree_differ_only_in_compression() {
     let s = Scratch::new();
     two_trees(&s);
     for out in ["a.tar", "a.tar.gz", "a.tar.zst", "a.tar.xz"] {
         pack(&s, "t1", out);
     }
-    for other in ["a.tar.gz", "a.tar.zst", "a.tar.xz"] {
+    // The files differ, so the status is 1; every entry is the same, so that is all it says.
+    for (other, word) in [
+        ("a.tar.gz", "gzip"),
+        ("a.tar.zst", "zstd"),
+        ("a.tar.xz", "xz"),
+    ] {
         let o = diff(&s, &["a.tar", other]);
-        assert_eq!(o.status.code(), Some(0), "{other}: {}", stdout(&o));
+        assert_eq!(o.status.code(), Some(1), "{other}: {}", stdout(&o));
+        assert_eq!(
+            stdout(&o),
+            format!(
+                "--- a.tar\n+++ {other}\n(archive): compression none -> {word}\n1 difference\n"
+            )
+        );
     }
 }
 
@@ -380,4 +391,272 @@ fn diffoscope_is_optional() {
     // --json and --diffoscope do not mix: a usage error.
     let o = diff(&s, &["--json", "--diffoscope", "a.tar", "b.tar"]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// Runs `nsroot diff A B`, expects status 1, and returns every report line but the
+/// `---`/`+++` header, unified diffs and the count (archive-level lines included).
+fn report_lines(s: &Scratch, a: &str, b: &str) -> (Vec<String>, String) {
+    let o = diff(s, &[a, b]);
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    let lines = text
+        .lines()
+        .filter(|l| {
+            !["--- ", "+++ ", "@@", " ", "-", "+"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
+        .filter(|l| {
+            let count = l
+                .trim_end_matches(" differences")
+                .trim_end_matches(" difference");
+            count.is_empty() || !count.bytes().all(|b| b.is_ascii_digit())
+        })
+        .map(String::from)
+        .collect();
+    (lines, text)
+}
+
+/// GNU tar of `t1` with fixed owners and mtimes; `args` go before the member list.
+fn gnu_tar(s: &Scratch, args: &str, out: &str, members: &str) {
+    assert_ok(&s.sh(&format!(
+        "tar --owner=root:0 --group=root:0 --mtime=@{SDE} {args} -C t1 -cf {out} {members}"
+    )));
+}
+
+#[test]
+fn entry_only_in_a_is_reported_with_its_side() {
+    let s = Scratch::new();
+    two_trees(&s);
+    assert_ok(&s.sh(&format!("rm t2/etc/motd && touch -d @{SDE} t2/etc")));
+    pack(&s, "t1", "a.tar");
+    pack(&s, "t2", "b.tar");
+    let (lines, text) = report_lines(&s, "a.tar", "b.tar");
+    assert_eq!(lines, ["./etc/motd: only in a.tar (file)"], "{text}");
+    let o = diff(&s, &["--json", "a.tar", "b.tar"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        v["differences"],
+        serde_json::json!([{"path": "./etc/motd", "field": "missing", "a": "file", "b": null}])
+    );
+}
+
+#[test]
+fn owner_change_on_uid_is_reported() {
+    if util::missing_tool("tar") {
+        return;
+    }
+    let s = Scratch::new();
+    two_trees(&s);
+    let tar = |owner: &str, out: &str| {
+        assert_ok(&s.sh(&format!(
+            "tar --sort=name --format=gnu --owner={owner} --group=root:0 -C t1 -cf {out} ./etc/motd"
+        )));
+    };
+    tar("root:0", "a.tar");
+    tar("games:5", "b.tar");
+    let (lines, text) = report_lines(&s, "a.tar", "b.tar");
+    assert_eq!(
+        lines,
+        ["./etc/motd: owner root/root (0/0) -> games/root (5/0)"],
+        "{text}"
+    );
+}
+
+#[test]
+fn size_and_type_changes_are_reported() {
+    let s = Scratch::new();
+    two_trees(&s);
+    assert_ok(&s.sh(&format!(
+        "printf 'hello\\nworld!\\n' > t2/etc/motd && rm t2/link && mkdir t2/link && \
+         chmod 777 t2/link && touch -h -d @{SDE} t2/etc/motd t2/link t2"
+    )));
+    pack(&s, "t1", "a.tar");
+    pack(&s, "t2", "b.tar");
+    let (lines, text) = report_lines(&s, "a.tar", "b.tar");
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines[0], "./etc/motd: size 12 -> 13", "{text}");
+    assert!(
+        lines[1].starts_with("./etc/motd: content differs at byte 11 "),
+        "{text}"
+    );
+    // Only the type: a directory has no link target to compare, the mode is the same, and
+    // its trailing `/` comes with the type.
+    assert_eq!(lines[2], "./link: type symlink -> directory", "{text}");
+}
+
+#[test]
+fn entry_order_is_reported_with_the_first_differing_position() {
+    if util::missing_tool("tar") {
+        return;
+    }
+    let s = Scratch::new();
+    two_trees(&s);
+    let members = "./etc/motd ./bin/blob ./link";
+    gnu_tar(&s, "--format=gnu --no-recursion", "a.tar", members);
+    gnu_tar(
+        &s,
+        "--format=gnu --no-recursion",
+        "b.tar",
+        "./etc/motd ./link ./bin/blob",
+    );
+    let (lines, text) = report_lines(&s, "a.tar", "b.tar");
+    assert_eq!(
+        lines,
+        ["(archive): entry order differs: entry 2 is ./bin/blob -> entry 2 is ./link"],
+        "{text}"
+    );
+    let o = diff(&s, &["--json", "a.tar", "b.tar"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(
+        v["differences"],
+        serde_json::json!([{"path": "(archive)", "field": "entry_order",
+            "a": "entry 2 is ./bin/blob", "b": "entry 2 is ./link"}])
+    );
+}
+
+#[test]
+fn path_spelling_is_reported() {
+    if util::missing_tool("tar") {
+        return;
+    }
+    let s = Scratch::new();
+    two_trees(&s);
+    gnu_tar(&s, "--format=gnu --no-recursion", "a.tar", "./etc/motd");
+    gnu_tar(&s, "--format=gnu --no-recursion", "b.tar", "etc/motd");
+    let (lines, text) = report_lines(&s, "a.tar", "b.tar");
+    assert_eq!(
+        lines,
+        ["./etc/motd: path spelling ./etc/motd -> etc/motd"],
+        "{text}"
+    );
+}
+
+#[test]
+fn header_format_is_reported_per_entry() {
+    if util::missing_tool("tar") {
+        return;
+    }
+    let s = Scratch::new();
+    two_trees(&s);
+    gnu_tar(
+        &s,
+        "--format=gnu --no-recursion",
+        "a.tar",
+        "./etc/motd ./link",
+    );
+    gnu_tar(
+        &s,
+        "--format=ustar --no-recursion",
+        "b.tar",
+        "./etc/motd ./link",
+    );
+    gnu_tar(
+        &s,
+        "--format=posix --no-recursion",
+        "c.tar",
+        "./etc/motd ./link",
+    );
+    let (lines, text) = report_lines(&s, "a.tar", "b.tar");
+    assert_eq!(
+        lines,
+        [
+            "./etc/motd: header format gnu -> ustar",
+            "./link: header format gnu -> ustar"
+        ],
+        "{text}"
+    );
+    // GNU tar's POSIX format adds atime and ctime records: the format and the records show,
+    // and the PAX headers' room shortens the end-of-archive padding.
+    let (lines, text) = report_lines(&s, "b.tar", "c.tar");
+    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines[0], "./etc/motd: header format ustar -> pax", "{text}");
+    assert!(
+        lines[1].starts_with("./etc/motd: pax records (none) -> atime="),
+        "{text}"
+    );
+    assert!(lines[1].contains(", ctime="), "{text}");
+    assert_eq!(lines[2], "./link: header format ustar -> pax", "{text}");
+    assert!(lines[4].starts_with("(archive): end of archive "), "{text}");
+}
+
+#[test]
+fn end_of_archive_padding_is_reported() {
+    if util::missing_tool("tar") {
+        return;
+    }
+    let s = Scratch::new();
+    two_trees(&s);
+    gnu_tar(&s, "--format=gnu --no-recursion", "a.tar", "./etc/motd");
+    gnu_tar(
+        &s,
+        "--format=gnu --no-recursion --blocking-factor=1",
+        "b.tar",
+        "./etc/motd",
+    );
+    let (lines, text) = report_lines(&s, "a.tar", "b.tar");
+    assert_eq!(
+        lines,
+        ["(archive): end of archive 9216 zero bytes -> 1024 zero bytes"],
+        "{text}"
+    );
+}
+
+#[test]
+fn compression_header_only_difference_is_reported() {
+    if util::missing_tool("gzip") {
+        return;
+    }
+    let s = Scratch::new();
+    two_trees(&s);
+    pack(&s, "t1", "a.tar");
+    assert_ok(&s.sh(&format!(
+        "touch -d @{SDE} a.tar && gzip -n -c a.tar > n.tar.gz && gzip -c a.tar > m.tar.gz && \
+         gzip -4 -n -c a.tar > fast.tar.gz"
+    )));
+    let (lines, text) = report_lines(&s, "n.tar.gz", "m.tar.gz");
+    assert_eq!(
+        lines,
+        ["(archive): compression gzip header mtime 0, name (none) -> gzip header mtime 1700000000, name a.tar"],
+        "{text}"
+    );
+    // The same header, another level: the compressed stream itself differs.
+    let (lines, text) = report_lines(&s, "n.tar.gz", "fast.tar.gz");
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].starts_with(
+            "(archive): compressed stream differs though the tar streams are the same (gzip"
+        ),
+        "{text}"
+    );
+    let o = diff(&s, &["--json", "n.tar.gz", "m.tar.gz"]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["differences"][0]["field"], "compression");
+}
+
+#[test]
+fn deb_bytes_no_field_explains_are_still_a_difference() {
+    if util::missing_tool("dpkg-deb") {
+        return;
+    }
+    let s = Scratch::new();
+    make_pkg(&s, "1.0", "hi");
+    dpkg_deb(&s, "a", "");
+    // The debian-binary member's ar mode field: `100644` and `644` mean the same permissions.
+    assert_ok(&s.sh(
+        "cp a.deb b.deb && dd if=a.deb bs=1 skip=48 count=8 2>/dev/null | grep -q '^100644' && \
+         printf '644     ' | dd of=b.deb bs=1 seek=48 conv=notrunc 2>/dev/null",
+    ));
+    let (lines, text) = report_lines(&s, "a.deb", "b.deb");
+    assert_eq!(lines.len(), 1, "{text}");
+    assert!(
+        lines[0].starts_with(
+            "(archive): archives differ in bytes not covered by the entry comparison ("
+        ),
+        "{text}"
+    );
+    let o = diff(&s, &["--json", "a.deb", "b.deb"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["differences"][0]["field"], "bytes");
 }

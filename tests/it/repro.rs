@@ -21,7 +21,16 @@ fn repro_every_bundled_recipe_is_reproducible() {
     }
     let s = Scratch::new();
     let recipes = copy_into(&s, &util::repo().join("recipes"));
-    for dir in ["hello", "scripts", "suidtool", "tarball"] {
+    // Every recipes/*/recipe.toml, so a new recipe is checked without editing this test.
+    let mut dirs: Vec<String> = std::fs::read_dir(&recipes)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().join("recipe.toml").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no recipes/*/recipe.toml found");
+    for dir in &dirs {
         let o = s.nsroot([
             "repro".as_ref(),
             recipes.join(dir).join("recipe.toml").as_os_str(),
@@ -56,11 +65,30 @@ fn repro_catches_a_recipe_that_embeds_the_date() {
     let out = stdout(&o);
     assert!(out.contains("NOT REPRODUCIBLE"), "{out}");
     assert!(
-        out.contains("./usr/share/embeds-date/built-at: content differs"),
+        out.contains("./usr/share/embeds-date/built-at: content differs at byte "),
         "{out}"
     );
     // Only that file differs.
-    assert!(out.contains("1 difference"), "{out}");
+    assert!(out.contains("\n1 difference\n"), "{out}");
+    // The difference itself: `date` output of each run, as a unified diff of the file.
+    assert!(
+        out.contains("/out1/embeds-date_1.0-1_amd64.tar.gz:./usr/share/embeds-date/built-at\n"),
+        "{out}"
+    );
+    let removed: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with('-') && !l.starts_with("---"))
+        .collect();
+    let added: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
+        .collect();
+    assert_eq!((removed.len(), added.len()), (1, 1), "{out}");
+    assert_ne!(removed[0][1..], added[0][1..], "{out}");
+    // `date` prints the year: both lines are dates.
+    for l in [removed[0], added[0]] {
+        assert!(l.contains(" 20") || l.contains(" 19"), "{l}: {out}");
+    }
 }
 
 #[test]
@@ -112,4 +140,113 @@ fn repro_a_recipe_embedding_its_build_path_is_reproducible_because_the_path_is_f
         .output()
         .unwrap();
     assert_eq!(stdout(&t), "/build/src\n/build/src/README\n");
+}
+
+#[test]
+fn repro_output_dir_may_be_relative_and_is_not_reused_when_not_empty() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let r = copy_into(&s, &util::repo().join("tests/fixtures/repro/path"));
+    let recipe = r.join("recipe.toml");
+    let o = s.nsroot([
+        "repro".as_ref(),
+        recipe.as_os_str(),
+        "-o".as_ref(),
+        "rel/dir".as_ref(),
+    ]);
+    assert_ok(&o);
+    assert!(stdout(&o).contains("REPRODUCIBLE"), "{}", stdout(&o));
+    for run in ["out1", "out2"] {
+        let out = s.path().join("rel/dir").join(run);
+        assert!(
+            out.join("embeds-path_1.0-1_amd64.tar.gz").is_file(),
+            "{}: {}",
+            out.display(),
+            stdout(&o)
+        );
+    }
+    // Used again: refused before anything is built, naming the directory.
+    let o = s.nsroot([
+        "repro".as_ref(),
+        recipe.as_os_str(),
+        "-o".as_ref(),
+        "rel/dir".as_ref(),
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(
+        stderr(&o).contains("rel/dir") && stderr(&o).contains("not empty"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("File exists"), "{}", stderr(&o));
+    // An empty existing directory is used.
+    assert_ok(&s.sh("mkdir empty"));
+    let o = s.nsroot([
+        "repro".as_ref(),
+        recipe.as_os_str(),
+        "-o".as_ref(),
+        "empty".as_ref(),
+    ]);
+    assert_ok(&o);
+    assert!(s.path().join("empty/out2").is_dir());
+}
+
+#[test]
+fn repro_bad_recipes_exit_2_and_failed_builds_exit_3() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    // A parse error.
+    s.write("bad/recipe.toml", "[package\n");
+    let o = s.nsroot(["repro", "bad/recipe.toml"]);
+    assert_eq!(o.status.code(), Some(2), "{}{}", stdout(&o), stderr(&o));
+    assert!(stderr(&o).contains("bad/recipe.toml"), "{}", stderr(&o));
+
+    // A sha256 mismatch, found by the first build: still bad input, said once.
+    let t = copy_into(&s, &util::repo().join("recipes/tarball"));
+    assert_ok(&s.sh(r#"sed -i 's/^sha256 = "./sha256 = "0/' tarball/recipe.toml"#));
+    let o = s.nsroot(["repro".as_ref(), t.join("recipe.toml").as_os_str()]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{}{err}", stdout(&o));
+    assert!(err.contains("run 1 of 2: the build failed: "), "{err}");
+    assert!(err.contains("sha256 mismatch"), "{err}");
+    assert_eq!(err.matches("nsroot:").count(), 1, "{err}");
+    assert!(!stdout(&o).contains("REPRODUCIBLE"), "{}", stdout(&o));
+
+    // A failing step: neither REPRODUCIBLE (0) nor NOT REPRODUCIBLE (1).
+    let f = copy_into(&s, &util::repo().join("tests/fixtures/repro/fails"));
+    assert_ok(&s.sh("mkdir tmp"));
+    let o = util::env()
+        .nsroot()
+        .arg("repro")
+        .arg(f.join("recipe.toml"))
+        .env("TMPDIR", s.path().join("tmp"))
+        .current_dir(s.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{}{err}", stdout(&o));
+    assert!(
+        err.starts_with("nsroot: run 1 of 2: the build failed: "),
+        "{err}"
+    );
+    assert!(err.contains("failed with exit code 3"), "{err}");
+    assert!(err.contains("this build step fails on purpose"), "{err}");
+    assert_eq!(err.matches("nsroot:").count(), 1, "{err}");
+    assert!(!stdout(&o).contains("REPRODUCIBLE"), "{}", stdout(&o));
+    // The runs are kept, so the log the message names is there to read.
+    let log = err
+        .lines()
+        .find_map(|l| l.strip_prefix("--- full log: "))
+        .unwrap_or_else(|| panic!("no log named: {err}"));
+    assert!(
+        log.starts_with(&s.path().join("tmp").display().to_string()),
+        "{err}"
+    );
+    let log = std::fs::read_to_string(log).unwrap();
+    assert!(log.contains("this build step fails on purpose"), "{log}");
 }
