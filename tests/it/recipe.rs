@@ -567,3 +567,22 @@ fn deb_maintainer_scripts_must_exist_inside_and_start_with_a_shebang() {
         "{msg}"
     );
 }
+
+#[test]
+fn env_may_not_set_what_the_sandbox_sets() {
+    let tmp = tempfile::tempdir().unwrap();
+    for key in ["LANG", "TMPDIR", "SHELL", "USER", "LOGNAME", "TERM", "PATH"] {
+        let file = recipe_dir(
+            tmp.path(),
+            &format!("[build]\nsteps = [\"true\"]\nenv.CFLAGS = \"-O2\"\nenv.{key} = \"x\"\n"),
+        );
+        let msg = message(Recipe::load(&file).unwrap_err());
+        assert!(
+            msg.starts_with(&format!(
+                "{}:8: [build] env: \"{key}\" is set by nsroot",
+                file.display()
+            )),
+            "{msg}"
+        );
+    }
+}
