@@ -504,8 +504,32 @@ fn deb_output_needs_a_maintainer() {
         )),
         want
     );
-    // Without deb output, [deb] needs no maintainer.
-    ok(&format!("{MIN}[deb]\nsection = \"x\"\n"));
+    // A [deb] table alone asks for a .deb, so it needs a maintainer...
+    assert_eq!(
+        err(&format!(
+            "{MIN}# the package\n[deb]  # metadata\nsection = \"x\"\n"
+        )),
+        format!(
+            "{FILE}:6: [deb] makes the build write a .deb: add maintainer = \"Name <email>\" \
+             (or list [output] formats without \"deb\")"
+        )
+    );
+    // ...unless [output] lists formats without deb.
+    ok(&format!(
+        "{MIN}[output]\nformats = [\"tar\"]\n[deb]\nsection = \"x\"\n"
+    ));
+}
+
+#[test]
+fn deb_table_adds_deb_to_the_default_formats() {
+    let p = ok(&format!("{MIN}[deb]\n{MAINT}\n"));
+    assert_eq!(p.output.formats, [OutputFormat::TarGz, OutputFormat::Deb]);
+    let p = ok(&format!(
+        "{MIN}[output]\nformats = [\"tar.xz\"]\n[deb]\n{MAINT}\n"
+    ));
+    assert_eq!(p.output.formats, [OutputFormat::TarXz]);
+    let p = ok(MIN);
+    assert_eq!(p.output.formats, [OutputFormat::TarGz]);
 }
 
 #[test]
