@@ -474,7 +474,7 @@ fn deb_table_parses_with_defaults() {
     assert_eq!(d.maintainer.as_deref(), Some("A Person <a@example.org>"));
     assert!(d.relations.is_empty() && d.conffiles.is_empty() && d.scripts.is_empty());
     let p = ok(&format!(
-        "{MIN}[deb]\nsection = \"contrib/utils\"\npriority = \"extra\"\nhomepage = \"https://x.org/\"\n\
+        "{MIN}[deb]\n{MAINT}\nsection = \"contrib/utils\"\npriority = \"extra\"\nhomepage = \"https://x.org/\"\n\
          description = \"\"\"\nLong.\n\nMore.\"\"\"\n\
          replaces = [\"old\"]\ndepends = [\"libc6 (>= 2.34)\", \"aa | bb\"]\npre_depends = [\"dpkg (>= 1.19)\"]\n\
          conffiles = [\"/etc/x.conf\", \"/etc/y\"]\n"
@@ -579,7 +579,10 @@ fn deb_relations_are_checked() {
         "xx [amd64 !i386]",
         "pp (= 1.0-1) <!nocheck>",
     ] {
-        ok(&format!("{MIN}[deb]\ndepends = [{}]\n", quote(good)));
+        ok(&format!(
+            "{MIN}[deb]\n{MAINT}\ndepends = [{}]\n",
+            quote(good)
+        ));
     }
     let cases = [
         ("depends", "Foo", "not a valid package name"),
@@ -608,7 +611,7 @@ fn deb_relations_are_checked() {
         assert!(msg.contains(want), "{msg} lacks {want:?}");
     }
     ok(&format!(
-        "{MIN}[deb]\nprovides = [\"pp (= 1.0)\"]\nbreaks = [\"old (<< 1)\"]\n"
+        "{MIN}[deb]\n{MAINT}\nprovides = [\"pp (= 1.0)\"]\nbreaks = [\"old (<< 1)\"]\n"
     ));
 }
 
