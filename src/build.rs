@@ -13,7 +13,7 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -438,41 +438,75 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
 /// The build log: written under a unique temporary name beside its final path, so that two
 /// builds into one directory never write one file and an interrupted build never touches the
 /// previous build's log; renamed into place when the build ends.
+///
+/// The temporary log is locked (`flock`) while the build lives, so that the next build of the
+/// same recipe into the same directory removes one a killed build left, and never a live one.
+/// As with the scratch directory, it is locked before it gets the name that is looked for.
 struct BuildLog {
-    tmp: tempfile::NamedTempFile,
+    file: File,
+    /// The temporary name, until the log is put in place (removed on drop).
+    tmp: Option<PathBuf>,
     /// The final path, `<out>/<stem>.build.log`.
     path: PathBuf,
+    _lock: Option<sys::FileLock>,
 }
+
+/// Suffix of a temporary log not yet locked.
+const LOG_NEW: &str = ".new";
 
 impl BuildLog {
     fn create(out_dir: &Path, stem: &str) -> Result<BuildLog, BuildError> {
-        let tmp = tempfile::Builder::new()
-            .prefix(&format!(".{stem}.build.log."))
+        let prefix = format!(".{stem}.build.log.");
+        reclaim_stale_logs(out_dir, &prefix);
+        let (file, new) = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(LOG_NEW)
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(out_dir)
+            .and_then(|t| t.keep().map_err(|e| e.error))
             .map_err(io("create a temporary log in", out_dir))?;
-        Ok(BuildLog {
-            tmp,
+        let mut log = BuildLog {
+            file,
+            tmp: Some(new.clone()),
             path: out_dir.join(format!("{stem}.build.log")),
-        })
+            _lock: None,
+        };
+        let reader = File::open(&new).map_err(io("open", &new))?;
+        log._lock = sys::try_lock(reader).map_err(|e| BuildError::Io {
+            action: "lock",
+            path: new.clone(),
+            source: std::io::Error::from(e.errno),
+        })?;
+        let name = new.to_string_lossy();
+        let tmp = PathBuf::from(name.strip_suffix(LOG_NEW).unwrap_or(&name));
+        std::fs::rename(&new, &tmp).map_err(io("rename", &new))?;
+        log.tmp = Some(tmp);
+        Ok(log)
+    }
+
+    /// The temporary path.
+    fn tmp_path(&self) -> &Path {
+        self.tmp.as_deref().unwrap_or(&self.path)
     }
 
     /// A descriptor of the log for the steps' output.
     fn file(&self) -> Result<File, BuildError> {
-        self.tmp
-            .as_file()
+        self.file
             .try_clone()
-            .map_err(io("duplicate the descriptor of", self.tmp.path()))
+            .map_err(io("duplicate the descriptor of", self.tmp_path()))
     }
 
     /// The last `n` lines written so far.
     fn tail(&self, n: usize) -> String {
-        tail(self.tmp.path(), n)
+        tail(self.tmp_path(), n)
     }
 
     /// Ends the build: the log goes to its final path, whatever the result, unless a signal
     /// interrupted the build (then it is removed, as the rest of the build's files).
-    fn finish(self, result: Result<BuildResult, BuildError>) -> Result<BuildResult, BuildError> {
+    fn finish(
+        mut self,
+        result: Result<BuildResult, BuildError>,
+    ) -> Result<BuildResult, BuildError> {
         if result
             .as_ref()
             .err()
@@ -481,22 +515,65 @@ impl BuildLog {
         {
             return result;
         }
-        let BuildLog { tmp, path } = self;
-        match (tmp.persist(&path), result) {
-            (Ok(_), result) => result,
-            (Err(e), Ok(_)) => Err(BuildError::Io {
-                action: "put the build log in place at",
-                path,
-                source: e.error,
-            }),
-            (Err(e), Err(build)) => {
-                eprintln!(
-                    "nsroot: warning: put the build log in place at {}: {}",
-                    path.display(),
-                    e.error
-                );
-                Err(build)
+        let Some(tmp) = self.tmp.take() else {
+            return result;
+        };
+        match (std::fs::rename(&tmp, &self.path), result) {
+            (Ok(()), result) => result,
+            (Err(e), result) => {
+                let _ = std::fs::remove_file(&tmp);
+                match result {
+                    Ok(_) => Err(BuildError::Io {
+                        action: "put the build log in place at",
+                        path: self.path.clone(),
+                        source: e,
+                    }),
+                    Err(build) => {
+                        eprintln!(
+                            "nsroot: warning: put the build log in place at {}: {e}",
+                            self.path.display()
+                        );
+                        Err(build)
+                    }
+                }
             }
+        }
+    }
+}
+
+impl Drop for BuildLog {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Removes the temporary logs (`prefix*`) that killed builds left in `dir`: those no build
+/// holds locked.
+fn reclaim_stale_logs(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with(prefix) || name.ends_with(LOG_NEW) {
+            continue;
+        }
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        else {
+            continue;
+        };
+        if let Ok(Some(_lock)) = sys::try_lock(file) {
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

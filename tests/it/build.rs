@@ -500,6 +500,56 @@ fn build_interrupted_build_leaves_the_previous_log_whole() {
 }
 
 #[test]
+fn build_killed_build_log_is_removed_by_the_next_build() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(
+        &s,
+        "killed",
+        "[build]\nsteps = ['echo \"run-$(cat who)\"; if test -e slow; then exec sleep 30; fi']\n",
+    );
+    s.write("killed/src/who", "first\n");
+    s.write("killed/src/slow", "");
+    let out = s.path().join("out");
+    let mut child = util::env()
+        .nsroot()
+        .args(["build", r.to_str().unwrap(), "-o", "out"])
+        .current_dir(s.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_log_line(&out, "run-first");
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    // SIGKILL leaves the temporary log: nothing can remove it then.
+    let left = names(&out);
+    let prefix = format!(".{}.build.log.", stem("killed"));
+    assert!(left.len() == 1 && left[0].starts_with(&prefix), "{left:?}");
+    std::fs::remove_file(s.path().join("killed/src/slow")).unwrap();
+    s.write("killed/src/who", "second\n");
+    // The next build removes it (once the killed build's processes are gone and its lock
+    // with them), and never the log of a build that runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_ok(&build(&s, &r, &["-o", "out"]));
+        if !names(&out).iter().any(|n| n.starts_with(&prefix)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never removed: {:?}",
+            names(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(out.join(format!("{}.build.log", stem("killed")))).unwrap();
+    assert!(log.contains("run-second"), "{log}");
+}
+
+#[test]
 fn build_two_builds_into_one_directory_each_write_a_whole_log() {
     if util::no_userns() {
         return;
