@@ -1,16 +1,19 @@
 //! Recipe builds: run a recipe's steps in the sealed build sandbox and archive the result.
 //!
 //! The sequence: load and validate the recipe; make a private scratch directory; materialize
-//! the sources (a path source is used in place as an overlay's lower layer, never written);
-//! run every step in one sandbox (pid 1 runs them in order, stopping at the first failure);
-//! archive the output tree with the records the build made; write the log and a manifest.
+//! the sources (a path source is used in place as an overlay's lower layer, never written;
+//! an archive is checked against its sha256 first); only then create the output directory;
+//! run every step in one sandbox (pid 1 runs them in order, stopping at the first failure),
+//! logging into a temporary file beside the final log; archive the output tree with the
+//! records the build made; write a manifest; put the log in place (also when the build
+//! failed; an interrupted build removes it instead).
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -75,6 +78,17 @@ pub enum BuildError {
     },
 }
 
+impl BuildError {
+    /// The signal that stopped the build, when a signal did.
+    pub fn interrupted_by(&self) -> Option<i32> {
+        match self {
+            BuildError::Interrupted { signal }
+            | BuildError::Archive(ArchiveError::Interrupted { signal }) => Some(*signal),
+            _ => None,
+        }
+    }
+}
+
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
     move |source| BuildError::Io {
         action,
@@ -86,7 +100,8 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
 /// What a build takes besides the recipe.
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
-    /// Where archives, the log and the manifest go (created if missing).
+    /// Where archives, the log and the manifest go (created if missing, once the recipe and
+    /// its sources are verified).
     pub output_dir: PathBuf,
     /// Formats overriding the recipe's `[output] formats`.
     pub formats: Option<Vec<OutputFormat>>,
@@ -119,8 +134,15 @@ pub struct BuildResult {
 pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
     let opts = BuildOptions {
         output_dir: args.output_dir.clone(),
-        formats: (!args.format.is_empty())
-            .then(|| args.format.iter().map(|f| OutputFormat::from(*f)).collect()),
+        formats: (!args.format.is_empty()).then(|| {
+            let mut formats: Vec<OutputFormat> = Vec::new();
+            for f in args.format.iter().map(|f| OutputFormat::from(*f)) {
+                if !formats.contains(&f) {
+                    formats.push(f);
+                }
+            }
+            formats
+        }),
         keep: args.keep,
         shell_on_failure: args.shell_on_failure,
         net: args.net,
@@ -133,13 +155,14 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
     };
     let result = match build(&args.recipe, &opts) {
         Ok(r) => r,
-        Err(BuildError::Interrupted { signal })
-        | Err(BuildError::Archive(ArchiveError::Interrupted { signal })) => {
-            // Everything is cleaned up: now die by the signal, as the shell expects.
-            crate::sys::archive::die_by_signal(signal);
-            return Err(BuildError::Interrupted { signal }.into());
+        Err(e) => {
+            if let Some(signal) = e.interrupted_by() {
+                // Everything is cleaned up: now die by the signal, as the shell expects.
+                crate::sys::archive::die_by_signal(signal);
+                return Err(BuildError::Interrupted { signal }.into());
+            }
+            return Err(e.into());
         }
-        Err(e) => return Err(e.into()),
     };
     for (path, sha) in &result.outputs {
         println!("{}  {}", sha, path.display());
@@ -157,9 +180,11 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
 
 /// Builds the recipe at `recipe_path`.
 ///
-/// Errors: [`BuildError::Recipe`] for a bad recipe or source (exit 2), [`BuildError::StepFailed`]
-/// naming the step, its exit code and the log's tail, and the sandbox's, archiver's and
-/// filesystem errors with the path concerned. On any error no archive is written.
+/// Errors: [`BuildError::Recipe`] for a bad recipe or source (exit 2; nothing is written, not
+/// even the output directory), [`BuildError::StepFailed`] naming the step, its exit code and
+/// the log's tail, and the sandbox's, archiver's and filesystem errors with the path
+/// concerned. On any error no archive is written. With `keep`, a failed build still keeps its
+/// work tree and says where on stderr (the error carries no result to say it).
 pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, BuildError> {
     // Until the build returns, SIGINT/SIGTERM/SIGHUP set a flag checked between phases, so
     // the scratch directory is always removed and no output is half-written. (While the
@@ -178,22 +203,21 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, Bui
     if formats.contains(&OutputFormat::Deb) {
         deb::control_file(&recipe, 0)?;
     }
-    std::fs::create_dir_all(&opts.output_dir).map_err(io("create", &opts.output_dir))?;
-    let out_dir = opts
-        .output_dir
-        .canonicalize()
-        .map_err(io("resolve", &opts.output_dir))?;
-
     let scratch = Scratch::create(&recipe.package.name)?;
-    let result = build_in(&recipe, &formats, opts, &out_dir, &scratch, &guard);
-    match (&result, opts.keep) {
-        (_, true) => Ok(BuildResult {
-            kept: Some(scratch.keep()),
-            ..result?
+    let result = build_in(&recipe, &formats, opts, &scratch, &guard);
+    if !opts.keep {
+        drop(scratch);
+        return result;
+    }
+    let kept = scratch.keep();
+    match result {
+        Ok(r) => Ok(BuildResult {
+            kept: Some(kept),
+            ..r
         }),
-        _ => {
-            drop(scratch);
-            result
+        Err(e) => {
+            eprintln!("nsroot: work tree kept at {}", kept.display());
+            Err(e)
         }
     }
 }
@@ -202,7 +226,6 @@ fn build_in(
     recipe: &Recipe,
     formats: &[OutputFormat],
     opts: &BuildOptions,
-    out_dir: &Path,
     scratch: &Scratch,
     guard: &InterruptGuard,
 ) -> Result<BuildResult, BuildError> {
@@ -215,6 +238,13 @@ fn build_in(
     check()?;
     let sde = recipe.source_date_epoch(&source)?;
     let source_hash = recipe.source_hash(&source)?;
+    // The recipe and its sources are verified: from here on the build writes for the user.
+    std::fs::create_dir_all(&opts.output_dir).map_err(io("create", &opts.output_dir))?;
+    let out_dir = opts
+        .output_dir
+        .canonicalize()
+        .map_err(io("resolve", &opts.output_dir))?;
+    let out_dir = out_dir.as_path();
     let layout = BuildLayout {
         root: dir.join("root"),
         source,
@@ -236,8 +266,56 @@ fn build_in(
         eprint!("{plan}");
     }
     let stem = recipe.output_stem();
-    let log_path = out_dir.join(format!("{stem}.build.log"));
-    let log = File::create(&log_path).map_err(io("create", &log_path))?;
+    let log = BuildLog::create(out_dir, &stem)?;
+    let result = run_and_pack(Job {
+        recipe,
+        formats,
+        opts,
+        out_dir,
+        scratch: dir,
+        layout: &layout,
+        plan,
+        sde,
+        source_hash,
+        stem: &stem,
+        log: &log,
+        check: &check,
+    });
+    log.finish(result)
+}
+
+/// What [`run_and_pack`] works on.
+struct Job<'a> {
+    recipe: &'a Recipe,
+    formats: &'a [OutputFormat],
+    opts: &'a BuildOptions,
+    out_dir: &'a Path,
+    scratch: &'a Path,
+    layout: &'a BuildLayout,
+    plan: Plan,
+    sde: u64,
+    source_hash: String,
+    stem: &'a str,
+    log: &'a BuildLog,
+    check: &'a dyn Fn() -> Result<(), BuildError>,
+}
+
+/// Runs the steps into the log, then writes the archives and the manifest.
+fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
+    let Job {
+        recipe,
+        formats,
+        opts,
+        out_dir,
+        scratch: dir,
+        layout,
+        plan,
+        sde,
+        source_hash,
+        stem,
+        log,
+        check,
+    } = job;
 
     let steps = steps_of(recipe);
     if opts.verbose {
@@ -253,12 +331,12 @@ fn build_in(
             name: "shell on failure".into(),
             argv: vec!["/bin/sh".into(), "-i".into()],
         }),
-        env: environment(recipe, sde, opts.jobs),
+        env: environment(&recipe.build.env, sde, opts.jobs),
         cwd: Some(BUILD_SRC.into()),
         umask: Some(0o022),
         close_fds: true,
         stdin_null: true,
-        output: Output::To(OwnedFd::from(log)),
+        output: Output::To(OwnedFd::from(log.file()?)),
         kill_between_steps: true,
         emulation: Some(store),
     };
@@ -267,13 +345,14 @@ fn build_in(
     for w in &outcome.warnings {
         eprintln!("nsroot: warning: {w}");
     }
+    // The messages name the log's final path: it is there when they are printed.
     if let Some((i, code)) = outcome.steps.iter().enumerate().find(|(_, c)| **c != 0) {
         return Err(BuildError::StepFailed {
             step: steps[i].name.clone(),
             command: recipe_command(&steps[i]),
             code: *code,
-            tail: tail(&log_path, TAIL_LINES),
-            log: log_path.display().to_string(),
+            tail: log.tail(TAIL_LINES),
+            log: log.path.display().to_string(),
         });
     }
     if outcome.steps.len() != steps.len() {
@@ -281,8 +360,8 @@ fn build_in(
             step: "the build".into(),
             command: "nsroot".into(),
             code: outcome.code,
-            tail: tail(&log_path, TAIL_LINES),
-            log: log_path.display().to_string(),
+            tail: log.tail(TAIL_LINES),
+            log: log.path.display().to_string(),
         });
     }
     let records = records.unwrap_or_default();
@@ -350,10 +429,153 @@ fn build_in(
     write_atomically(&manifest_path, text.as_bytes())?;
     Ok(BuildResult {
         outputs,
-        log: log_path,
+        log: log.path.clone(),
         manifest: manifest_path,
         kept: None,
     })
+}
+
+/// The build log: written under a unique temporary name beside its final path, so that two
+/// builds into one directory never write one file and an interrupted build never touches the
+/// previous build's log; renamed into place when the build ends.
+///
+/// The temporary log is locked (`flock`) while the build lives, so that the next build of the
+/// same recipe into the same directory removes one a killed build left, and never a live one.
+/// As with the scratch directory, it is locked before it gets the name that is looked for.
+struct BuildLog {
+    file: File,
+    /// The temporary name, until the log is put in place (removed on drop).
+    tmp: Option<PathBuf>,
+    /// The final path, `<out>/<stem>.build.log`.
+    path: PathBuf,
+    _lock: Option<sys::FileLock>,
+}
+
+/// Suffix of a temporary log not yet locked.
+const LOG_NEW: &str = ".new";
+
+impl BuildLog {
+    fn create(out_dir: &Path, stem: &str) -> Result<BuildLog, BuildError> {
+        let prefix = format!(".{stem}.build.log.");
+        reclaim_stale_logs(out_dir, &prefix);
+        let (file, new) = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(LOG_NEW)
+            .permissions(std::fs::Permissions::from_mode(0o666))
+            .tempfile_in(out_dir)
+            .and_then(|t| t.keep().map_err(|e| e.error))
+            .map_err(io("create a temporary log in", out_dir))?;
+        let mut log = BuildLog {
+            file,
+            tmp: Some(new.clone()),
+            path: out_dir.join(format!("{stem}.build.log")),
+            _lock: None,
+        };
+        let reader = File::open(&new).map_err(io("open", &new))?;
+        log._lock = sys::try_lock(reader).map_err(|e| BuildError::Io {
+            action: "lock",
+            path: new.clone(),
+            source: std::io::Error::from(e.errno),
+        })?;
+        let name = new.to_string_lossy();
+        let tmp = PathBuf::from(name.strip_suffix(LOG_NEW).unwrap_or(&name));
+        std::fs::rename(&new, &tmp).map_err(io("rename", &new))?;
+        log.tmp = Some(tmp);
+        Ok(log)
+    }
+
+    /// The temporary path.
+    fn tmp_path(&self) -> &Path {
+        self.tmp.as_deref().unwrap_or(&self.path)
+    }
+
+    /// A descriptor of the log for the steps' output.
+    fn file(&self) -> Result<File, BuildError> {
+        self.file
+            .try_clone()
+            .map_err(io("duplicate the descriptor of", self.tmp_path()))
+    }
+
+    /// The last `n` lines written so far.
+    fn tail(&self, n: usize) -> String {
+        tail(self.tmp_path(), n)
+    }
+
+    /// Ends the build: the log goes to its final path, whatever the result, unless a signal
+    /// interrupted the build (then it is removed, as the rest of the build's files).
+    fn finish(
+        mut self,
+        result: Result<BuildResult, BuildError>,
+    ) -> Result<BuildResult, BuildError> {
+        if result
+            .as_ref()
+            .err()
+            .and_then(BuildError::interrupted_by)
+            .is_some()
+        {
+            return result;
+        }
+        let Some(tmp) = self.tmp.take() else {
+            return result;
+        };
+        match (std::fs::rename(&tmp, &self.path), result) {
+            (Ok(()), result) => result,
+            (Err(e), result) => {
+                let _ = std::fs::remove_file(&tmp);
+                match result {
+                    Ok(_) => Err(BuildError::Io {
+                        action: "put the build log in place at",
+                        path: self.path.clone(),
+                        source: e,
+                    }),
+                    Err(build) => {
+                        eprintln!(
+                            "nsroot: warning: put the build log in place at {}: {e}",
+                            self.path.display()
+                        );
+                        Err(build)
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BuildLog {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = std::fs::remove_file(tmp);
+        }
+    }
+}
+
+/// Removes the temporary logs (`prefix*`) that killed builds left in `dir`: those no build
+/// holds locked.
+fn reclaim_stale_logs(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if !name.starts_with(prefix) || name.ends_with(LOG_NEW) {
+            continue;
+        }
+        if !e.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = e.path();
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        else {
+            continue;
+        };
+        if let Ok(Some(_lock)) = sys::try_lock(file) {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// The manifest written beside the outputs.
@@ -398,9 +620,11 @@ fn recipe_command(step: &Step) -> String {
         .unwrap_or_default()
 }
 
-/// The fixed environment of every step: nothing leaks in from the caller.
-fn environment(recipe: &Recipe, sde: u64, jobs: usize) -> Vec<OsString> {
-    let mut env: BTreeMap<String, String> = recipe.build.env.clone().into_iter().collect();
+/// The fixed environment of every step: nothing leaks in from the caller. Every variable set
+/// here is in [`crate::recipe::FIXED_ENV`], so a recipe's `env` cannot set it (a unit test
+/// checks).
+fn environment(recipe_env: &BTreeMap<String, String>, sde: u64, jobs: usize) -> Vec<OsString> {
+    let mut env = recipe_env.clone();
     for (k, v) in [
         ("PATH", BUILD_PATH.to_string()),
         ("HOME", BUILD_HOME.to_string()),
@@ -533,5 +757,25 @@ fn reclaim_stale(base: &Path) {
             );
             crate::fsutil::remove_tree(&path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_recipe_may_set_no_variable_the_build_sets() {
+        let recipe_env = BTreeMap::from([("CFLAGS".to_string(), "-O2".to_string())]);
+        let env = environment(&recipe_env, 1, 2);
+        for var in &env {
+            let var = var.to_string_lossy();
+            let key = var.split_once('=').map_or(var.as_ref(), |(k, _)| k);
+            assert!(
+                key == "CFLAGS" || crate::recipe::FIXED_ENV.contains(&key),
+                "{key} is set by the build but a recipe may set it too"
+            );
+        }
+        assert!(env.iter().any(|v| v == "CFLAGS=-O2"));
     }
 }

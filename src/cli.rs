@@ -149,6 +149,25 @@ pub enum Format {
     TarXz,
 }
 
+/// Output formats of `nsroot build`: the archive formats and `deb`. (A separate enum: `deb`
+/// is not something `pack` writes.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BuildFormat {
+    /// Uncompressed tar
+    Tar,
+    /// gzip-compressed tar
+    #[value(name = "tar.gz", alias = "tgz")]
+    TarGz,
+    /// zstd-compressed tar
+    #[value(name = "tar.zst", alias = "tzst")]
+    TarZst,
+    /// xz-compressed tar
+    #[value(name = "tar.xz", alias = "txz")]
+    TarXz,
+    /// Debian binary package (needs a [deb] table with a maintainer)
+    Deb,
+}
+
 /// `nsroot pack DIR -o OUT`.
 #[derive(Debug, Clone, Args)]
 pub struct PackArgs {
@@ -246,9 +265,9 @@ pub struct BuildArgs {
     )]
     pub output_dir: PathBuf,
 
-    /// Output formats, overriding the recipe's [output] formats
+    /// Output formats (comma-separated or repeated), replacing the recipe's list
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub format: Vec<Format>,
+    pub format: Vec<BuildFormat>,
 
     /// Keep the work tree after the build and print where it is
     #[arg(long)]

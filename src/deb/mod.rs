@@ -268,20 +268,58 @@ pub fn control_file(recipe: &Recipe, installed_size: u64) -> Result<String, DebE
 }
 
 /// Checks the recipe's `[deb]` metadata against the installed tree `destdir`: every conffile
-/// must be a regular file there (not a directory, a symlink or missing). `nsroot build` calls
-/// it before it writes any archive, so a bad conffile leaves no output at all.
+/// must be a regular file there (not a directory, a symlink or missing), reached without
+/// going through a symlink: each component is looked at with `lstat`, inside `destdir`, so a
+/// link such as `etc -> /etc` can never make a host file pass for one of the package's.
+/// `nsroot build` calls it before it writes any archive, so a bad conffile leaves no output
+/// at all.
 ///
 /// Errors: [`DebError::Invalid`] naming the recipe file and the conffile.
 pub fn check_tree(recipe: &Recipe, destdir: &Path) -> Result<(), DebError> {
     let conffiles: &[String] = recipe.deb.as_ref().map_or(&[], |m| &m.conffiles);
     for c in conffiles {
-        let path = destdir.join(c.trim_start_matches('/'));
-        if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_file()) {
+        if let Err(why) = conffile_in_tree(destdir, c) {
             return Err(invalid(
                 &recipe.file,
-                format!("[deb] conffiles: {c:?} is not a regular file in the installed tree"),
+                format!("[deb] conffiles: {c:?} {why}"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Walks `conffile` (absolute, already checked lexically: no `..`) component by component
+/// below `destdir`, without following symlinks.
+fn conffile_in_tree(destdir: &Path, conffile: &str) -> Result<(), String> {
+    let mut path = destdir.to_path_buf();
+    let mut shown = String::new();
+    let mut parts = Path::new(conffile)
+        .components()
+        .filter(|p| matches!(p, std::path::Component::Normal(_)))
+        .peekable();
+    while let Some(part) = parts.next() {
+        path.push(part);
+        shown.push('/');
+        shown.push_str(&part.as_os_str().to_string_lossy());
+        let last = parts.peek().is_none();
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(_) => return Err("is not a regular file in the installed tree".into()),
+        };
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            return Err(if last {
+                "is not a regular file in the installed tree (it is a symlink)".into()
+            } else {
+                format!("is not a regular file in the installed tree ({shown} is a symlink)")
+            });
+        }
+        if (last && !ft.is_file()) || (!last && !ft.is_dir()) {
+            return Err("is not a regular file in the installed tree".into());
+        }
+    }
+    if shown.is_empty() {
+        return Err("is not a regular file in the installed tree".into());
     }
     Ok(())
 }

@@ -66,3 +66,40 @@ fn control_file_needs_deb_table_and_maintainer() {
     );
     assert_eq!(crate::error::exit_code_of(&e), crate::error::EXIT_INPUT);
 }
+
+#[test]
+fn conffiles_are_checked_with_lstat_component_by_component() {
+    let t = tempfile::tempdir().unwrap();
+    let d = t.path();
+    std::fs::create_dir_all(d.join("real/sub")).unwrap();
+    std::fs::write(d.join("real/sub/x.conf"), "x\n").unwrap();
+    std::os::unix::fs::symlink("/etc", d.join("etc")).unwrap();
+    std::os::unix::fs::symlink("real", d.join("inside")).unwrap();
+    std::os::unix::fs::symlink("sub/x.conf", d.join("real/link.conf")).unwrap();
+    let check = |c: &str| {
+        let r = recipe(Some(DebMeta {
+            conffiles: vec![c.into()],
+            ..meta()
+        }));
+        check_tree(&r, d).map_err(|e| format!("{:#}", anyhow::Error::from(e)))
+    };
+    assert_eq!(check("/real/sub/x.conf"), Ok(()));
+    assert_eq!(
+        check("/etc/passwd"),
+        Err("r/recipe.toml: [deb] conffiles: \"/etc/passwd\" is not a regular file in the installed tree (/etc is a symlink)".into())
+    );
+    assert!(check("/inside/sub/x.conf")
+        .unwrap_err()
+        .ends_with("(/inside is a symlink)"));
+    assert!(check("/real/link.conf")
+        .unwrap_err()
+        .ends_with("is not a regular file in the installed tree (it is a symlink)"));
+    for bad in ["/real/sub", "/real/missing.conf", "/real/sub/x.conf/y", "/"] {
+        assert!(
+            check(bad)
+                .unwrap_err()
+                .ends_with("is not a regular file in the installed tree"),
+            "{bad}"
+        );
+    }
+}

@@ -22,7 +22,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::cli::Format;
+use crate::cli::{BuildFormat, Format};
 use crate::error::InputError;
 
 pub use deb::DebMeta;
@@ -38,6 +38,12 @@ pub const FIXED_ENV: &[&str] = &[
     "LC_ALL",
     "NSROOT",
     "NSROOT_JOBS",
+    "LANG",
+    "TMPDIR",
+    "SHELL",
+    "USER",
+    "LOGNAME",
+    "TERM",
 ];
 
 /// Errors from loading a recipe or preparing its sources.
@@ -260,6 +266,18 @@ impl From<Format> for OutputFormat {
     }
 }
 
+impl From<BuildFormat> for OutputFormat {
+    fn from(f: BuildFormat) -> OutputFormat {
+        match f {
+            BuildFormat::Tar => OutputFormat::Tar,
+            BuildFormat::TarGz => OutputFormat::TarGz,
+            BuildFormat::TarZst => OutputFormat::TarZst,
+            BuildFormat::TarXz => OutputFormat::TarXz,
+            BuildFormat::Deb => OutputFormat::Deb,
+        }
+    }
+}
+
 impl fmt::Display for OutputFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.extension())
@@ -394,6 +412,20 @@ impl Ctx<'_> {
             line: Some(self.line_of(span)),
             reason: InputError::new(msg),
         }
+    }
+
+    /// The span of the header line of table `name` (`[name]`), when the text has one.
+    fn table_header(&self, name: &str) -> Option<Range<usize>> {
+        let header = format!("[{name}]");
+        let mut start = 0;
+        for line in self.text.split_inclusive('\n') {
+            let code = line.split('#').next().unwrap_or("").trim();
+            if code == header {
+                return Some(start..start + line.len());
+            }
+            start += line.len();
+        }
+        None
     }
 
     /// An error with no line (the whole file).

@@ -474,7 +474,7 @@ fn deb_table_parses_with_defaults() {
     assert_eq!(d.maintainer.as_deref(), Some("A Person <a@example.org>"));
     assert!(d.relations.is_empty() && d.conffiles.is_empty() && d.scripts.is_empty());
     let p = ok(&format!(
-        "{MIN}[deb]\nsection = \"contrib/utils\"\npriority = \"extra\"\nhomepage = \"https://x.org/\"\n\
+        "{MIN}[deb]\n{MAINT}\nsection = \"contrib/utils\"\npriority = \"extra\"\nhomepage = \"https://x.org/\"\n\
          description = \"\"\"\nLong.\n\nMore.\"\"\"\n\
          replaces = [\"old\"]\ndepends = [\"libc6 (>= 2.34)\", \"aa | bb\"]\npre_depends = [\"dpkg (>= 1.19)\"]\n\
          conffiles = [\"/etc/x.conf\", \"/etc/y\"]\n"
@@ -504,8 +504,32 @@ fn deb_output_needs_a_maintainer() {
         )),
         want
     );
-    // Without deb output, [deb] needs no maintainer.
-    ok(&format!("{MIN}[deb]\nsection = \"x\"\n"));
+    // A [deb] table alone asks for a .deb, so it needs a maintainer...
+    assert_eq!(
+        err(&format!(
+            "{MIN}# the package\n[deb]  # metadata\nsection = \"x\"\n"
+        )),
+        format!(
+            "{FILE}:6: [deb] makes the build write a .deb: add maintainer = \"Name <email>\" \
+             (or list [output] formats without \"deb\")"
+        )
+    );
+    // ...unless [output] lists formats without deb.
+    ok(&format!(
+        "{MIN}[output]\nformats = [\"tar\"]\n[deb]\nsection = \"x\"\n"
+    ));
+}
+
+#[test]
+fn deb_table_adds_deb_to_the_default_formats() {
+    let p = ok(&format!("{MIN}[deb]\n{MAINT}\n"));
+    assert_eq!(p.output.formats, [OutputFormat::TarGz, OutputFormat::Deb]);
+    let p = ok(&format!(
+        "{MIN}[output]\nformats = [\"tar.xz\"]\n[deb]\n{MAINT}\n"
+    ));
+    assert_eq!(p.output.formats, [OutputFormat::TarXz]);
+    let p = ok(MIN);
+    assert_eq!(p.output.formats, [OutputFormat::TarGz]);
 }
 
 #[test]
@@ -555,7 +579,10 @@ fn deb_relations_are_checked() {
         "xx [amd64 !i386]",
         "pp (= 1.0-1) <!nocheck>",
     ] {
-        ok(&format!("{MIN}[deb]\ndepends = [{}]\n", quote(good)));
+        ok(&format!(
+            "{MIN}[deb]\n{MAINT}\ndepends = [{}]\n",
+            quote(good)
+        ));
     }
     let cases = [
         ("depends", "Foo", "not a valid package name"),
@@ -584,7 +611,7 @@ fn deb_relations_are_checked() {
         assert!(msg.contains(want), "{msg} lacks {want:?}");
     }
     ok(&format!(
-        "{MIN}[deb]\nprovides = [\"pp (= 1.0)\"]\nbreaks = [\"old (<< 1)\"]\n"
+        "{MIN}[deb]\n{MAINT}\nprovides = [\"pp (= 1.0)\"]\nbreaks = [\"old (<< 1)\"]\n"
     ));
 }
 

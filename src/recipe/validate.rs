@@ -270,6 +270,10 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
 
     let output_span = raw.output.as_ref().map(|o| o.formats.span());
     let output = match raw.output {
+        // A [deb] table alone asks for a .deb beside the default tar.gz.
+        None if raw.deb.is_some() => Output {
+            formats: vec![OutputFormat::TarGz, OutputFormat::Deb],
+        },
         None => Output {
             formats: vec![OutputFormat::TarGz],
         },
@@ -308,10 +312,18 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
     if output.formats.contains(&OutputFormat::Deb)
         && !deb.as_ref().is_some_and(|d| d.has_maintainer())
     {
-        return Err(ctx.at(
-            output_span.unwrap_or(0..0),
-            "[output] formats includes \"deb\": add a [deb] table with maintainer = \"Name <email>\"",
-        ));
+        return Err(match output_span {
+            Some(span) => ctx.at(
+                span,
+                "[output] formats includes \"deb\": add a [deb] table with maintainer = \"Name <email>\"",
+            ),
+            // No [output]: the [deb] table asked for the .deb.
+            None => ctx.at(
+                ctx.table_header("deb").unwrap_or(0..0),
+                "[deb] makes the build write a .deb: add maintainer = \"Name <email>\" \
+                 (or list [output] formats without \"deb\")",
+            ),
+        });
     }
 
     Ok(Parsed {

@@ -327,7 +327,13 @@ fn build_interrupted_leaves_no_scratch_and_no_archive() {
         return;
     }
     let s = Scratch::new();
-    let r = recipe(&s, "slow", "[build]\nsteps = ['echo started; sleep 30']\n");
+    // `exec`: the signal nsroot passes on reaches sleep itself (a shell waits for its child
+    // before it acts on SIGINT).
+    let r = recipe(
+        &s,
+        "slow",
+        "[build]\nsteps = ['echo started; exec sleep 30']\n",
+    );
     let before = scratch_dirs("slow");
     let mut child = util::env()
         .nsroot()
@@ -337,16 +343,9 @@ fn build_interrupted_leaves_no_scratch_and_no_archive() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the step runs (its header is in the log).
-    let log = s.path().join("out/slow_1.0-1_amd64.build.log");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&log)
-        .unwrap_or_default()
-        .contains("started")
-    {
-        assert!(Instant::now() < deadline, "the step never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // Wait until the step runs (its output is in the log, under its temporary name).
+    wait_for_log_line(&s.path().join("out"), "started");
+    let start = Instant::now();
     // SAFETY: kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let mut err = String::new();
@@ -357,14 +356,21 @@ fn build_interrupted_leaves_no_scratch_and_no_archive() {
             err.push('\n');
         });
     let status = child.wait().unwrap();
-    assert!(!status.success(), "{err}");
-    assert!(err.contains("exit code 130"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(20), "{err}");
+    // The build stops with the signal, as the step did, instead of reporting a failed step.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGINT),
+        "{err}"
+    );
+    assert!(!err.contains("exit code 130"), "{err}");
     assert_eq!(
         scratch_dirs("slow"),
         before,
         "scratch directory left behind"
     );
-    assert!(!s.path().join("out/slow_1.0-1_amd64.tar.gz").exists());
+    // No archive, manifest or log.
+    assert_eq!(names(&s.path().join("out")), Vec::<String>::new());
 }
 
 #[test]
@@ -406,4 +412,506 @@ fn build_bad_recipes_are_clear_input_errors() {
     }
     let o = build(&s, &s.path().join("missing/recipe.toml"), &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+}
+
+/// The names of the files in `dir`, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Waits until some file in `dir` contains `needle` (a build's log, under whatever name).
+fn wait_for_log_line(dir: &Path, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_to_string(e.path())
+                    .unwrap_or_default()
+                    .contains(needle)
+            });
+        if seen {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {needle:?} in any file of {dir:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `<name>_1.0-1_<host arch>`, the output stem of `recipe()`'s recipes.
+fn stem(name: &str) -> String {
+    format!("{name}_1.0-1_{}", nsroot::recipe::host_arch())
+}
+
+#[test]
+fn build_interrupted_build_leaves_the_previous_log_whole() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(
+        &s,
+        "relog",
+        "[build]\nsteps = ['echo \"run-$(cat who)\"; if test -e slow; then exec sleep 30; fi']\n",
+    );
+    s.write("relog/src/who", "first\n");
+    assert_ok(&build(&s, &r, &["-o", "out"]));
+    let out = s.path().join("out");
+    let log = out.join(format!("{}.build.log", stem("relog")));
+    let written = names(&out);
+    assert!(std::fs::read_to_string(&log).unwrap().contains("run-first"));
+
+    s.write("relog/src/who", "second\n");
+    s.write("relog/src/slow", "");
+    let child = util::env()
+        .nsroot()
+        .args(["build", r.to_str().unwrap(), "-o", "out"])
+        .current_dir(s.path())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_log_line(&out, "run-second");
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&o.status),
+        Some(libc::SIGINT),
+        "{}",
+        stderr(&o)
+    );
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("run-first") && !text.contains("run-second"),
+        "the interrupted build touched the previous log: {text}"
+    );
+    // Nor did it leave its own log (or anything else) behind.
+    assert_eq!(names(&out), written);
+}
+
+#[test]
+fn build_killed_build_log_is_removed_by_the_next_build() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(
+        &s,
+        "killed",
+        "[build]\nsteps = ['echo \"run-$(cat who)\"; if test -e slow; then exec sleep 30; fi']\n",
+    );
+    s.write("killed/src/who", "first\n");
+    s.write("killed/src/slow", "");
+    let out = s.path().join("out");
+    let mut child = util::env()
+        .nsroot()
+        .args(["build", r.to_str().unwrap(), "-o", "out"])
+        .current_dir(s.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_log_line(&out, "run-first");
+    // SAFETY: kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    // SIGKILL leaves the temporary log: nothing can remove it then.
+    let left = names(&out);
+    let prefix = format!(".{}.build.log.", stem("killed"));
+    assert!(left.len() == 1 && left[0].starts_with(&prefix), "{left:?}");
+    std::fs::remove_file(s.path().join("killed/src/slow")).unwrap();
+    s.write("killed/src/who", "second\n");
+    // The next build removes it (once the killed build's processes are gone and its lock
+    // with them), and never the log of a build that runs.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert_ok(&build(&s, &r, &["-o", "out"]));
+        if !names(&out).iter().any(|n| n.starts_with(&prefix)) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never removed: {:?}",
+            names(&out)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(out.join(format!("{}.build.log", stem("killed")))).unwrap();
+    assert!(log.contains("run-second"), "{log}");
+}
+
+#[test]
+fn build_two_builds_into_one_directory_each_write_a_whole_log() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    // $NSROOT_JOBS (from -j) tells the two builds apart, and makes their lines differ in
+    // length, so that two builds writing one file would interleave visibly.
+    let r = recipe(
+        &s,
+        "twice",
+        "[build]\nsteps = ['for i in 1 2 3 4 5 6; do echo \"jobs=$NSROOT_JOBS line $i\"; sleep 0.3; done']\n",
+    );
+    let run = |jobs: &'static str| {
+        let r = r.clone();
+        let dir = s.path().to_path_buf();
+        std::thread::spawn(move || {
+            util::env()
+                .nsroot()
+                .args(["build", r.to_str().unwrap(), "-o", "out", "-j", jobs])
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        })
+    };
+    let (a, b) = (run("1"), run("22"));
+    let (a, b) = (a.join().unwrap(), b.join().unwrap());
+    assert_ok(&a);
+    assert_ok(&b);
+    let out = s.path().join("out");
+    let log = out.join(format!("{}.build.log", stem("twice")));
+    for o in [&a, &b] {
+        assert!(
+            stderr(o).contains(&format!("nsroot: log {}", log.display())),
+            "{}",
+            stderr(o)
+        );
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.starts_with("==>")).collect();
+    let whole =
+        |jobs: &str| -> Vec<String> { (1..=6).map(|i| format!("jobs={jobs} line {i}")).collect() };
+    assert!(
+        lines == whole("1") || lines == whole("22"),
+        "not one build's whole log: {text:?}"
+    );
+    assert_eq!(
+        names(&out),
+        [
+            format!("{}.build.log", stem("twice")),
+            format!("{}.manifest.json", stem("twice")),
+            format!("{}.tar.gz", stem("twice")),
+        ]
+    );
+}
+
+#[test]
+fn build_keep_on_a_failed_build_says_where_the_work_tree_is() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(
+        &s,
+        "keptfail",
+        "[install]\nsteps = ['touch \"$DESTDIR/made-before-failing\"; exit 4']\n",
+    );
+    let o = build(&s, &r, &["-o", "out", "--keep"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("failed with exit code 4"), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("nsroot: work tree kept at "))
+        .unwrap_or_else(|| panic!("no kept path in: {err}"));
+    let dir = PathBuf::from(line.rsplit(' ').next().unwrap());
+    assert!(dir.join("destdir/made-before-failing").exists(), "{err}");
+    assert_ok(&s.sh(&format!("rm -rf {}", dir.display())));
+}
+
+#[test]
+fn build_missing_source_or_wrong_sha256_is_exit_2_and_writes_nothing() {
+    let s = Scratch::new();
+    let head = "[package]\nname = \"bad\"\nversion = \"1.0\"\nsummary = \"s\"\n[source]\n";
+    s.write("tarball/src/f", "data\n");
+    assert_ok(&s.sh("tar -C tarball/src -cf tarball/x.tar f && rm -r tarball/src"));
+    let actual = sha256(&s.path().join("tarball/x.tar"));
+    let wrong = "ab".repeat(32);
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            "nodir",
+            "path = \"nosuch\"\n".into(),
+            &["path = \"nosuch\"", "does not exist"],
+        ),
+        (
+            "noarchive",
+            format!("archive = \"x.tar.gz\"\nsha256 = \"{actual}\"\n"),
+            &["archive = \"x.tar.gz\"", "does not exist"],
+        ),
+        (
+            "tarball",
+            format!("archive = \"x.tar\"\nsha256 = \"{wrong}\"\n"),
+            &["x.tar: sha256 mismatch", &wrong, &actual],
+        ),
+    ];
+    for (dir, source, needles) in cases {
+        let r = s.write(&format!("{dir}/recipe.toml"), &format!("{head}{source}"));
+        let o = build(&s, &r, &["-o", "out"]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{dir}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{dir}: one line: {err}");
+        assert!(err.starts_with("nsroot: "), "{dir}: {err}");
+        for n in needles.iter() {
+            assert!(err.contains(n), "{dir}: no {n:?} in: {err}");
+        }
+        assert!(!s.path().join("out").exists(), "{dir}: wrote out/: {err}");
+    }
+    assert!(scratch_dirs("bad").is_empty());
+}
+
+#[test]
+fn build_net_keeps_the_host_network_and_only_with_net() {
+    if util::no_userns() {
+        return;
+    }
+    let host_ifaces = std::fs::read_to_string("/proc/net/dev").unwrap();
+    let mut host: Vec<&str> = host_ifaces
+        .lines()
+        .skip(2)
+        .filter_map(|l| l.split(':').next())
+        .map(str::trim)
+        .collect();
+    host.sort();
+    let routes = std::fs::read_to_string("/proc/net/route")
+        .unwrap()
+        .lines()
+        .skip(1)
+        .count();
+    if host == ["lo"] || routes == 0 {
+        util::skip("the host has no network besides lo to compare with");
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(
+        &s,
+        "netprobe",
+        "[build]\nsteps = ['echo \"ifaces=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d \" \" | sort | tr \"\\n\" \",\")\"; \
+         echo \"routes=$(tail -n +2 /proc/net/route | wc -l)\"']\n",
+    );
+    let probe = |out: &str, extra: &[&str]| {
+        let mut args = vec!["-o", out];
+        args.extend_from_slice(extra);
+        assert_ok(&build(&s, &r, &args));
+        std::fs::read_to_string(
+            s.path()
+                .join(out)
+                .join(format!("{}.build.log", stem("netprobe"))),
+        )
+        .unwrap()
+    };
+    let with = probe("with", &["--net"]);
+    let without = probe("without", &[]);
+    let host_line = format!("ifaces={},", host.join(","));
+    assert!(with.contains(&host_line), "want {host_line:?} in: {with}");
+    assert!(with.contains(&format!("routes={routes}\n")), "{with}");
+    assert!(without.contains("ifaces=lo,\n"), "{without}");
+    assert!(without.contains("routes=0\n"), "{without}");
+}
+
+#[test]
+fn build_format_tar_zst_into_dist_writes_only_that_archive() {
+    if util::no_userns() || util::missing_tool("zstd") {
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(
+        &s,
+        "zst",
+        "[install]\nsteps = ['mkdir -p \"$DESTDIR/usr/share/zst\" && echo hi > \"$DESTDIR/usr/share/zst/hi\"']\n\
+         [output]\nformats = [\"tar.gz\", \"tar.xz\"]\n",
+    );
+    let o = build(&s, &r, &["--format", "tar.zst", "-o", "dist/"]);
+    assert_ok(&o);
+    let dist = s.path().join("dist");
+    let archive = dist.join(format!("{}.tar.zst", stem("zst")));
+    assert_eq!(
+        stdout(&o),
+        format!("{}  {}\n", sha256(&archive), archive.display())
+    );
+    let t = std::process::Command::new("tar")
+        .arg("--zstd")
+        .arg("-tf")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    assert_ok(&t);
+    assert!(
+        stdout(&t).lines().any(|l| l == "./usr/share/zst/hi"),
+        "{}",
+        stdout(&t)
+    );
+    assert_eq!(
+        names(&dist),
+        [
+            format!("{}.build.log", stem("zst")),
+            format!("{}.manifest.json", stem("zst")),
+            format!("{}.tar.zst", stem("zst")),
+        ]
+    );
+}
+
+/// The source tree hash as `recipes/README.md` defines it, computed here from the entries'
+/// known contents and modes (not by nsroot's code).
+fn expected_tree_hash(entries: &[(&str, char, u32, &str)]) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for (path, kind, mode, body) in entries {
+        h.update(format!("{kind}{path}\0{mode:o}\0"));
+        match kind {
+            'f' => h.update(format!(
+                "{} {}",
+                body.len(),
+                hex::encode(sha2::Sha256::digest(body.as_bytes()))
+            )),
+            'l' => h.update(body.as_bytes()),
+            _ => {}
+        }
+        h.update(b"\n");
+    }
+    hex::encode(h.finalize())
+}
+
+#[test]
+fn build_manifest_records_recipe_source_version_and_outputs() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(
+        &s,
+        "mani",
+        "[install]\nsteps = ['cp data \"$DESTDIR/\"']\n[output]\nformats = [\"tar\", \"tar.gz\"]\n",
+    );
+    s.write("mani/src/data", "some data\n");
+    s.write("mani/src/sub/run.sh", "#!/bin/sh\n");
+    assert_ok(&s.sh(
+        "cd mani/src && chmod 644 .keep data && chmod 755 sub sub/run.sh && ln -s sub/run.sh link",
+    ));
+    let o = build(&s, &r, &["-o", "out"]);
+    assert_ok(&o);
+    let out = s.path().join("out");
+    let text =
+        std::fs::read_to_string(out.join(format!("{}.manifest.json", stem("mani")))).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(m["recipe_sha256"], sha256(&r), "{text}");
+    let source = expected_tree_hash(&[
+        (".keep", 'f', 0o644, ""),
+        ("data", 'f', 0o644, "some data\n"),
+        ("link", 'l', 0o777, "sub/run.sh"),
+        ("sub", 'd', 0o755, ""),
+        ("sub/run.sh", 'f', 0o755, "#!/bin/sh\n"),
+    ]);
+    assert_eq!(m["source_sha256"], source, "{text}");
+    assert_eq!(m["source_date_epoch"], 1_700_000_000, "{text}");
+    let version = util::env().nsroot().arg("--version").output().unwrap();
+    assert_eq!(
+        format!("nsroot {}\n", m["nsroot_version"].as_str().unwrap()),
+        stdout(&version),
+        "{text}"
+    );
+    let outputs: Vec<(String, String)> = m["outputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["file"].as_str().unwrap().to_string(),
+                o["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = ["tar", "tar.gz"]
+        .iter()
+        .map(|ext| {
+            let f = format!("{}.{ext}", stem("mani"));
+            let sha = sha256(&out.join(&f));
+            (f, sha)
+        })
+        .collect();
+    assert_eq!(outputs, want, "{text}");
+    // The source hash follows the sources.
+    s.write("mani/src/data", "other data\n");
+    assert_ok(&s.sh("chmod 644 mani/src/data"));
+    assert_ok(&build(&s, &r, &["-o", "out"]));
+    let text =
+        std::fs::read_to_string(out.join(format!("{}.manifest.json", stem("mani")))).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_ne!(m["source_sha256"], source, "{text}");
+}
+
+#[test]
+fn build_ctrl_c_on_a_terminal_stops_the_build_with_the_signal() {
+    if util::no_userns() || util::missing_tool("script") {
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(&s, "ctrlc", "[build]\nsteps = ['echo started; sleep 30']\n");
+    let out = s.path().join("out");
+    let before = scratch_dirs("ctrlc");
+    // As in run.rs: the shell around nsroot traps SIGINT so that it lives to print nsroot's
+    // status however many times Ctrl-C is pressed.
+    let inner = format!(
+        "trap 'echo trapped' INT; echo ready; {} build {} -o {}; echo \"status=$?\"",
+        env().bin.display(),
+        r.display(),
+        out.display()
+    );
+    let mut child = env()
+        .command("script")
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .current_dir(s.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("ready") {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "no 'ready': {seen}"
+        );
+        seen.push_str(&line);
+    }
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
+        rest
+    });
+    // The step runs once its output is in the log.
+    wait_for_log_line(&out, "started");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20) {
+        let _ = std::io::Write::write_all(&mut stdin, b"\x03");
+        let _ = std::io::Write::flush(&mut stdin);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    child.wait().unwrap();
+    let rest = reader.join().unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(20),
+        "Ctrl-C did not stop the build: {rest}"
+    );
+    assert!(rest.contains("status=130"), "expected 128+SIGINT: {rest:?}");
+    assert!(!rest.contains("failed with exit code"), "{rest}");
+    assert_eq!(
+        scratch_dirs("ctrlc"),
+        before,
+        "scratch directory left behind"
+    );
+    // No archive, manifest or log: an interrupted build writes nothing.
+    assert_eq!(names(&out), Vec::<String>::new(), "{rest}");
 }

@@ -1024,3 +1024,181 @@ fn deb_conffile_missing_from_the_tree_fails_the_build_and_writes_nothing() {
         util::stderr(&o)
     );
 }
+
+// ---- Which outputs a [deb] table and --format ask for ----
+
+/// Builds recipe `dir` (an installed file plus `rest`) with `extra` arguments into a
+/// directory named after both; returns the output and the names written there, sorted.
+fn build_with(s: &util::Scratch, dir: &str, rest: &str, extra: &[&str]) -> (Output, Vec<String>) {
+    s.write(&format!("{dir}/src/.keep"), "");
+    let r = s.write(
+        &format!("{dir}/recipe.toml"),
+        &format!(
+            "[package]\nname = \"{dir}\"\nversion = \"1.0\"\narch = \"all\"\nsummary = \"test\"\n\
+             source_date_epoch = 1700000000\n\n[source]\npath = \"src\"\n\n\
+             [install]\nsteps = ['mkdir -p \"$DESTDIR/usr/share/{dir}\"; echo x > \"$DESTDIR/usr/share/{dir}/x\"']\n\n\
+             {rest}"
+        ),
+    );
+    let out = format!("out-{dir}{}", extra.join(""));
+    let mut args = vec![
+        "build".to_string(),
+        r.display().to_string(),
+        "-o".into(),
+        out.clone(),
+    ];
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let o = s.nsroot(args);
+    let mut written: Vec<String> = fs::read_dir(s.path().join(&out))
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    written.sort();
+    (o, written)
+}
+
+const MAINTAINER_ONLY: &str = "[deb]\nmaintainer = \"nsroot maintainers <nsroot@example.org>\"\n";
+
+#[test]
+fn deb_table_alone_makes_build_write_a_deb_too() {
+    if util::no_userns() || util::missing_tool("dpkg-deb") {
+        return;
+    }
+    let s = util::Scratch::new();
+    let (o, written) = build_with(&s, "debonly", MAINTAINER_ONLY, &[]);
+    util::assert_ok(&o);
+    assert_eq!(
+        written,
+        [
+            "debonly_1.0-1_all.build.log",
+            "debonly_1.0-1_all.deb",
+            "debonly_1.0-1_all.manifest.json",
+            "debonly_1.0-1_all.tar.gz",
+        ],
+        "{}",
+        util::stderr(&o)
+    );
+    let deb = s.path().join("out-debonly/debonly_1.0-1_all.deb");
+    assert!(deb_listing(&deb)
+        .iter()
+        .any(|l| l == "-rw-r--r-- root/root ./usr/share/debonly/x"));
+    // An explicit [output] list is the recipe's choice, [deb] or not.
+    let (o, written) = build_with(
+        &s,
+        "debtar",
+        &format!("{MAINTAINER_ONLY}[output]\nformats = [\"tar.xz\"]\n"),
+        &[],
+    );
+    util::assert_ok(&o);
+    assert!(!written.iter().any(|n| n.ends_with(".deb")), "{written:?}");
+}
+
+#[test]
+fn deb_format_on_the_command_line_replaces_the_recipe_formats() {
+    if util::no_userns() || util::missing_tool("dpkg-deb") {
+        return;
+    }
+    let s = util::Scratch::new();
+    let (o, written) = build_with(&s, "clideb", MAINTAINER_ONLY, &["--format", "deb"]);
+    util::assert_ok(&o);
+    assert_eq!(
+        written,
+        [
+            "clideb_1.0-1_all.build.log",
+            "clideb_1.0-1_all.deb",
+            "clideb_1.0-1_all.manifest.json",
+        ],
+        "{}",
+        util::stderr(&o)
+    );
+    run(Command::new("dpkg-deb")
+        .arg("--info")
+        .arg(s.path().join("out-clideb--formatdeb/clideb_1.0-1_all.deb")));
+    let (o, written) = build_with(&s, "clideb", MAINTAINER_ONLY, &["--format", "tar,deb"]);
+    util::assert_ok(&o);
+    assert_eq!(
+        written,
+        [
+            "clideb_1.0-1_all.build.log",
+            "clideb_1.0-1_all.deb",
+            "clideb_1.0-1_all.manifest.json",
+            "clideb_1.0-1_all.tar",
+        ]
+    );
+    // Without a maintainer, --format deb is refused before anything is built.
+    let (o, written) = build_with(&s, "nomaint", "", &["--format", "deb"]);
+    assert_eq!(o.status.code(), Some(2), "{}", util::stderr(&o));
+    assert!(
+        util::stderr(&o).contains("maintainer"),
+        "{}",
+        util::stderr(&o)
+    );
+    assert!(written.is_empty(), "{written:?}");
+}
+
+#[test]
+fn deb_table_without_a_maintainer_and_without_output_formats_is_refused() {
+    let s = util::Scratch::new();
+    let (r, o) = build_bad(
+        &s,
+        "debnomaint",
+        "name = \"debnomaint\"\nversion = \"1.0\"\n",
+        "[deb]\nsection = \"utils\"\n",
+    );
+    assert_refused_before_build(&s, &r, &o, &["recipe.toml:13:", "[deb]", "maintainer"]);
+}
+
+#[test]
+fn deb_conffile_reached_through_a_symlink_is_refused() {
+    if util::no_userns() {
+        return;
+    }
+    let s = util::Scratch::new();
+    let cases = [
+        // A directory symlink out of DESTDIR: the host's /etc/passwd is not in the package.
+        ("confout", "ln -s /etc \"$DESTDIR/etc\"", "/etc/passwd"),
+        // A symlink inside DESTDIR is not a conffile's path either.
+        (
+            "confin",
+            "mkdir -p \"$DESTDIR/real\" && echo x=1 > \"$DESTDIR/real/x.conf\" && ln -s real \"$DESTDIR/etc\"",
+            "/etc/x.conf",
+        ),
+    ];
+    for (dir, install, conffile) in cases {
+        s.write(&format!("{dir}/src/.keep"), "");
+        let r = s.write(
+            &format!("{dir}/recipe.toml"),
+            &format!(
+                "[package]\nname = \"{dir}\"\nversion = \"1.0\"\nsummary = \"test\"\n\
+                 source_date_epoch = 1700000000\n\n[source]\npath = \"src\"\n\n\
+                 [install]\nsteps = ['{install}']\n\n\
+                 [deb]\nmaintainer = \"nsroot maintainers <nsroot@example.org>\"\n\
+                 conffiles = [\"{conffile}\"]\n[output]\nformats = [\"tar.gz\", \"deb\"]\n"
+            ),
+        );
+        let out = s.path().join(format!("out-{dir}"));
+        let o = s.nsroot([
+            "build".as_ref(),
+            r.as_os_str(),
+            "-o".as_ref(),
+            out.as_os_str(),
+        ]);
+        let err = util::stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{dir}: {err}");
+        assert!(
+            err.contains(&format!("{}: [deb] conffiles: \"{conffile}\"", r.display())),
+            "{dir}: {err}"
+        );
+        assert!(err.contains("symlink"), "{dir}: {err}");
+        let written: Vec<String> = fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(
+            written.iter().all(|n| n.ends_with(".build.log")),
+            "{dir}: {written:?}"
+        );
+    }
+}

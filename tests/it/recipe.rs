@@ -525,7 +525,10 @@ fn bundled_tarball_recipe_unpacks_its_checked_archive() {
 #[test]
 fn deb_maintainer_scripts_must_exist_inside_and_start_with_a_shebang() {
     let tmp = tempfile::tempdir().unwrap();
-    let file = recipe_dir(tmp.path(), "[deb]\npostinst = \"debian/postinst\"\n");
+    let file = recipe_dir(
+        tmp.path(),
+        "[deb]\npostinst = \"debian/postinst\"\nmaintainer = \"A <a@example.org>\"\n",
+    );
     let dir = file.parent().unwrap();
     let msg = message(Recipe::load(&file).unwrap_err());
     assert!(
@@ -558,7 +561,11 @@ fn deb_maintainer_scripts_must_exist_inside_and_start_with_a_shebang() {
     let msg = message(Recipe::load(&file).unwrap_err());
     assert!(msg.contains("outside the recipe's directory"), "{msg}");
 
-    fs::write(&file, format!("{PACKAGE}[deb]\nprerm = \"/bin/true\"\n")).unwrap();
+    fs::write(
+        &file,
+        format!("{PACKAGE}[deb]\nprerm = \"/bin/true\"\nmaintainer = \"A <a@example.org>\"\n"),
+    )
+    .unwrap();
     let msg = message(Recipe::load(&file).unwrap_err());
     assert!(
         msg.ends_with(
@@ -566,4 +573,23 @@ fn deb_maintainer_scripts_must_exist_inside_and_start_with_a_shebang() {
         ),
         "{msg}"
     );
+}
+
+#[test]
+fn env_may_not_set_what_the_sandbox_sets() {
+    let tmp = tempfile::tempdir().unwrap();
+    for key in ["LANG", "TMPDIR", "SHELL", "USER", "LOGNAME", "TERM", "PATH"] {
+        let file = recipe_dir(
+            tmp.path(),
+            &format!("[build]\nsteps = [\"true\"]\nenv.CFLAGS = \"-O2\"\nenv.{key} = \"x\"\n"),
+        );
+        let msg = message(Recipe::load(&file).unwrap_err());
+        assert!(
+            msg.starts_with(&format!(
+                "{}:8: [build] env: \"{key}\" is set by nsroot",
+                file.display()
+            )),
+            "{msg}"
+        );
+    }
 }
