@@ -4,9 +4,8 @@
 //! the sources (a path source is used in place as an overlay's lower layer, never written;
 //! an archive is checked against its sha256 first); only then create the output directory;
 //! run every step in one sandbox (pid 1 runs them in order, stopping at the first failure),
-//! logging into a temporary file beside the final log; archive the output tree with the
-//! records the build made; write a manifest; put the log in place (also when the build
-//! failed; an interrupted build removes it instead).
+//! logging live into `<stem>.build.log` (locked, so two builds of a recipe into one directory
+//! take turns); archive the output tree with the records the build made; write a manifest.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -281,7 +280,7 @@ fn build_in(
         log: &log,
         check: &check,
     });
-    log.finish(result)
+    result
 }
 
 /// What [`run_and_pack`] works on.
@@ -435,146 +434,54 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
     })
 }
 
-/// The build log: written under a unique temporary name beside its final path, so that two
-/// builds into one directory never write one file and an interrupted build never touches the
-/// previous build's log; renamed into place when the build ends.
+/// The build log, written live at its final path `<out>/<stem>.build.log`, so that
+/// `tail -f` follows a build and a failure message names a file that has the whole log.
 ///
-/// The temporary log is locked (`flock`) while the build lives, so that the next build of the
-/// same recipe into the same directory removes one a killed build left, and never a live one.
-/// As with the scratch directory, it is locked before it gets the name that is looked for.
+/// It is locked (`flock`) for the whole build: a second build of the same recipe into the
+/// same directory waits for the first to end (and says so) instead of writing into its log.
+/// The lock dies with the build's last process, however it ends.
 struct BuildLog {
+    /// Open and locked; the steps write through duplicates of it.
     file: File,
-    /// The temporary name, until the log is put in place (removed on drop).
-    tmp: Option<PathBuf>,
-    /// The final path, `<out>/<stem>.build.log`.
     path: PathBuf,
-    _lock: Option<sys::FileLock>,
 }
-
-/// Suffix of a temporary log not yet locked.
-const LOG_NEW: &str = ".new";
 
 impl BuildLog {
     fn create(out_dir: &Path, stem: &str) -> Result<BuildLog, BuildError> {
-        let prefix = format!(".{stem}.build.log.");
-        reclaim_stale_logs(out_dir, &prefix);
-        let (file, new) = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(LOG_NEW)
-            .permissions(std::fs::Permissions::from_mode(0o666))
-            .tempfile_in(out_dir)
-            .and_then(|t| t.keep().map_err(|e| e.error))
-            .map_err(io("create a temporary log in", out_dir))?;
-        let mut log = BuildLog {
-            file,
-            tmp: Some(new.clone()),
-            path: out_dir.join(format!("{stem}.build.log")),
-            _lock: None,
-        };
-        let reader = File::open(&new).map_err(io("open", &new))?;
-        log._lock = sys::try_lock(reader).map_err(|e| BuildError::Io {
-            action: "lock",
-            path: new.clone(),
-            source: std::io::Error::from(e.errno),
-        })?;
-        let name = new.to_string_lossy();
-        let tmp = PathBuf::from(name.strip_suffix(LOG_NEW).unwrap_or(&name));
-        std::fs::rename(&new, &tmp).map_err(io("rename", &new))?;
-        log.tmp = Some(tmp);
-        Ok(log)
-    }
-
-    /// The temporary path.
-    fn tmp_path(&self) -> &Path {
-        self.tmp.as_deref().unwrap_or(&self.path)
+        let path = out_dir.join(format!("{stem}.build.log"));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .mode(0o666)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+            .map_err(io("create", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                eprintln!(
+                    "nsroot: another build is writing {}; waiting for it to end",
+                    path.display()
+                );
+                file.lock().map_err(io("lock", &path))?;
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", &path)(e)),
+        }
+        // Only now that the log is ours: the previous build's log gives way to this one's.
+        file.set_len(0).map_err(io("truncate", &path))?;
+        Ok(BuildLog { file, path })
     }
 
     /// A descriptor of the log for the steps' output.
     fn file(&self) -> Result<File, BuildError> {
         self.file
             .try_clone()
-            .map_err(io("duplicate the descriptor of", self.tmp_path()))
+            .map_err(io("duplicate the descriptor of", &self.path))
     }
 
     /// The last `n` lines written so far.
     fn tail(&self, n: usize) -> String {
-        tail(self.tmp_path(), n)
-    }
-
-    /// Ends the build: the log goes to its final path, whatever the result, unless a signal
-    /// interrupted the build (then it is removed, as the rest of the build's files).
-    fn finish(
-        mut self,
-        result: Result<BuildResult, BuildError>,
-    ) -> Result<BuildResult, BuildError> {
-        if result
-            .as_ref()
-            .err()
-            .and_then(BuildError::interrupted_by)
-            .is_some()
-        {
-            return result;
-        }
-        let Some(tmp) = self.tmp.take() else {
-            return result;
-        };
-        match (std::fs::rename(&tmp, &self.path), result) {
-            (Ok(()), result) => result,
-            (Err(e), result) => {
-                let _ = std::fs::remove_file(&tmp);
-                match result {
-                    Ok(_) => Err(BuildError::Io {
-                        action: "put the build log in place at",
-                        path: self.path.clone(),
-                        source: e,
-                    }),
-                    Err(build) => {
-                        eprintln!(
-                            "nsroot: warning: put the build log in place at {}: {e}",
-                            self.path.display()
-                        );
-                        Err(build)
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for BuildLog {
-    fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
-            let _ = std::fs::remove_file(tmp);
-        }
-    }
-}
-
-/// Removes the temporary logs (`prefix*`) that killed builds left in `dir`: those no build
-/// holds locked.
-fn reclaim_stale_logs(dir: &Path, prefix: &str) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if !name.starts_with(prefix) || name.ends_with(LOG_NEW) {
-            continue;
-        }
-        if !e.file_type().is_ok_and(|t| t.is_file()) {
-            continue;
-        }
-        let path = e.path();
-        let Ok(file) = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-        else {
-            continue;
-        };
-        if let Ok(Some(_lock)) = sys::try_lock(file) {
-            let _ = std::fs::remove_file(&path);
-        }
+        tail(&self.path, n)
     }
 }
 

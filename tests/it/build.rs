@@ -343,7 +343,7 @@ fn build_interrupted_leaves_no_scratch_and_no_archive() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until the step runs (its output is in the log, under its temporary name).
+    // Wait until the step runs (its output is in the log).
     wait_for_log_line(&s.path().join("out"), "started");
     let start = Instant::now();
     // SAFETY: kill(2) on our child.
@@ -369,8 +369,11 @@ fn build_interrupted_leaves_no_scratch_and_no_archive() {
         before,
         "scratch directory left behind"
     );
-    // No archive, manifest or log.
-    assert_eq!(names(&s.path().join("out")), Vec::<String>::new());
+    // No archive or manifest: only the log of what ran before the interrupt.
+    assert_eq!(
+        names(&s.path().join("out")),
+        [format!("{}.build.log", stem("slow"))]
+    );
 }
 
 #[test]
@@ -454,7 +457,7 @@ fn stem(name: &str) -> String {
 }
 
 #[test]
-fn build_interrupted_build_leaves_the_previous_log_whole() {
+fn build_log_is_live_at_its_final_path_and_an_interrupt_keeps_the_archives() {
     if util::no_userns() {
         return;
     }
@@ -468,7 +471,8 @@ fn build_interrupted_build_leaves_the_previous_log_whole() {
     assert_ok(&build(&s, &r, &["-o", "out"]));
     let out = s.path().join("out");
     let log = out.join(format!("{}.build.log", stem("relog")));
-    let written = names(&out);
+    let archive = out.join(format!("{}.tar.gz", stem("relog")));
+    let (written, sum) = (names(&out), sha256(&archive));
     assert!(std::fs::read_to_string(&log).unwrap().contains("run-first"));
 
     s.write("relog/src/who", "second\n");
@@ -480,7 +484,18 @@ fn build_interrupted_build_leaves_the_previous_log_whole() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_for_log_line(&out, "run-second");
+    // What `tail -f` on the log shows while the step runs.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("run-second")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the running build's log is not at {log:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // SAFETY: kill(2) on our child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let o = child.wait_with_output().unwrap();
@@ -490,63 +505,15 @@ fn build_interrupted_build_leaves_the_previous_log_whole() {
         "{}",
         stderr(&o)
     );
+    // The log tells what the last build did; the earlier archive is intact and nothing else
+    // was left.
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(
-        text.contains("run-first") && !text.contains("run-second"),
-        "the interrupted build touched the previous log: {text}"
+        text.contains("run-second") && !text.contains("run-first"),
+        "{text}"
     );
-    // Nor did it leave its own log (or anything else) behind.
     assert_eq!(names(&out), written);
-}
-
-#[test]
-fn build_killed_build_log_is_removed_by_the_next_build() {
-    if util::no_userns() {
-        return;
-    }
-    let s = Scratch::new();
-    let r = recipe(
-        &s,
-        "killed",
-        "[build]\nsteps = ['echo \"run-$(cat who)\"; if test -e slow; then exec sleep 30; fi']\n",
-    );
-    s.write("killed/src/who", "first\n");
-    s.write("killed/src/slow", "");
-    let out = s.path().join("out");
-    let mut child = util::env()
-        .nsroot()
-        .args(["build", r.to_str().unwrap(), "-o", "out"])
-        .current_dir(s.path())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_for_log_line(&out, "run-first");
-    // SAFETY: kill(2) on our child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
-    child.wait().unwrap();
-    // SIGKILL leaves the temporary log: nothing can remove it then.
-    let left = names(&out);
-    let prefix = format!(".{}.build.log.", stem("killed"));
-    assert!(left.len() == 1 && left[0].starts_with(&prefix), "{left:?}");
-    std::fs::remove_file(s.path().join("killed/src/slow")).unwrap();
-    s.write("killed/src/who", "second\n");
-    // The next build removes it (once the killed build's processes are gone and its lock
-    // with them), and never the log of a build that runs.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        assert_ok(&build(&s, &r, &["-o", "out"]));
-        if !names(&out).iter().any(|n| n.starts_with(&prefix)) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never removed: {:?}",
-            names(&out)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let log = std::fs::read_to_string(out.join(format!("{}.build.log", stem("killed")))).unwrap();
-    assert!(log.contains("run-second"), "{log}");
+    assert_eq!(sha256(&archive), sum);
 }
 
 #[test]
@@ -560,7 +527,7 @@ fn build_two_builds_into_one_directory_each_write_a_whole_log() {
     let r = recipe(
         &s,
         "twice",
-        "[build]\nsteps = ['for i in 1 2 3 4 5 6; do echo \"jobs=$NSROOT_JOBS line $i\"; sleep 0.3; done']\n",
+        "[build]\nsteps = ['for i in 1 2 3 4 5 6; do echo \"jobs=$NSROOT_JOBS line $i\"; sleep 0.5; done']\n",
     );
     let run = |jobs: &'static str| {
         let r = r.clone();
@@ -579,6 +546,15 @@ fn build_two_builds_into_one_directory_each_write_a_whole_log() {
     let (a, b) = (a.join().unwrap(), b.join().unwrap());
     assert_ok(&a);
     assert_ok(&b);
+    // Whichever came second waited for the first's log.
+    assert!(
+        [&a, &b]
+            .iter()
+            .any(|o| stderr(o).contains("another build is writing")),
+        "neither build waited: {} / {}",
+        stderr(&a),
+        stderr(&b)
+    );
     let out = s.path().join("out");
     let log = out.join(format!("{}.build.log", stem("twice")));
     for o in [&a, &b] {
@@ -912,6 +888,10 @@ fn build_ctrl_c_on_a_terminal_stops_the_build_with_the_signal() {
         before,
         "scratch directory left behind"
     );
-    // No archive, manifest or log: an interrupted build writes nothing.
-    assert_eq!(names(&out), Vec::<String>::new(), "{rest}");
+    // No archive or manifest: only the log of what ran before the interrupt.
+    assert_eq!(
+        names(&out),
+        [format!("{}.build.log", stem("ctrlc"))],
+        "{rest}"
+    );
 }
