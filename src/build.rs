@@ -266,7 +266,7 @@ fn build_in(
     }
     let stem = recipe.output_stem();
     let log = BuildLog::create(out_dir, &stem)?;
-    let result = run_and_pack(Job {
+    run_and_pack(Job {
         recipe,
         formats,
         opts,
@@ -279,8 +279,7 @@ fn build_in(
         stem: &stem,
         log: &log,
         check: &check,
-    });
-    result
+    })
 }
 
 /// What [`run_and_pack`] works on.
@@ -442,7 +441,7 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
 /// The lock dies with the build's last process, however it ends.
 struct BuildLog {
     /// Open and locked; the steps write through duplicates of it.
-    file: File,
+    file: sys::FileLock,
     path: PathBuf,
 }
 
@@ -456,17 +455,18 @@ impl BuildLog {
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
             .map_err(io("create", &path))?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
+        let lock_err = |e: sys::SysError| io("lock", &path)(std::io::Error::from(e.errno));
+        let waiting = file.try_clone().map_err(io("open", &path))?;
+        let file = match sys::try_lock(file).map_err(lock_err)? {
+            Some(locked) => locked,
+            None => {
                 eprintln!(
                     "nsroot: another build is writing {}; waiting for it to end",
                     path.display()
                 );
-                file.lock().map_err(io("lock", &path))?;
+                sys::lock(waiting).map_err(lock_err)?
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(io("lock", &path)(e)),
-        }
+        };
         // Only now that the log is ours: the previous build's log gives way to this one's.
         file.set_len(0).map_err(io("truncate", &path))?;
         Ok(BuildLog { file, path })

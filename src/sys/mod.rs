@@ -413,6 +413,14 @@ pub fn try_lock(file: std::fs::File) -> SysResult<Option<FileLock>> {
     }
 }
 
+/// Takes an exclusive `flock(2)` on `file`, waiting for whoever holds it.
+pub fn lock(file: std::fs::File) -> SysResult<FileLock> {
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| SysError {
+        call: "flock(LOCK_EX)".into(),
+        errno: e,
+    })
+}
+
 /// True when this process may create files in `dir` (`access(2)` with W_OK|X_OK).
 pub fn can_write(dir: &Path) -> bool {
     nix::unistd::access(
