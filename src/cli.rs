@@ -37,10 +37,15 @@ See `nsroot <SUBCOMMAND> --help` for each.";
 #[command(
     name = "nsroot",
     version,
+    disable_version_flag = true,
     after_help = RUN_AFTER_HELP,
     disable_help_subcommand = true
 )]
 pub struct RunCli {
+    /// Print version (-v as in fakeroot, or -V)
+    #[arg(short = 'v', visible_short_alias = 'V', long = "version", action = clap::ArgAction::Version)]
+    version: (),
+
     #[command(flatten)]
     pub run: RunArgs,
 }
@@ -126,6 +131,11 @@ pub enum Command {
     /// Compare two archives (tar or .deb) entry by entry; exit 0 if identical, 1 if not
     Diff(DiffArgs),
     /// Build a recipe twice under varied conditions and compare the outputs
+    #[command(
+        after_help = "Exit status: 0 reproducible, 1 not reproducible (the differences are \
+                      printed), 2 bad input (recipe, sources, -o), 3 a build failed or an \
+                      output could not be read (nothing was compared)."
+    )]
     Repro(ReproArgs),
     /// Build a recipe in a sealed sandbox into a root-owned archive
     Build(BuildArgs),

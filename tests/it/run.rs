@@ -582,12 +582,22 @@ fn run_rejects_fakeroot_only_options_clearly() {
     let o = s.nsroot(["--no-such-option"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("--no-such-option"), "{}", stderr(&o));
-    let o = s.nsroot(["--version"]);
-    assert_ok(&o);
-    assert_eq!(
-        stdout(&o).trim(),
-        format!("nsroot {}", env!("CARGO_PKG_VERSION"))
-    );
+    // fakeroot's -v, clap's -V, and --version.
+    for flag in ["-v", "-V", "--version"] {
+        let o = s.nsroot([flag]);
+        assert_ok(&o);
+        assert_eq!(
+            stdout(&o).trim(),
+            format!("nsroot {}", env!("CARGO_PKG_VERSION")),
+            "{flag}"
+        );
+    }
+    // -h and --help describe run mode, naming its fakeroot options.
+    for flag in ["-h", "--help"] {
+        let o = s.nsroot([flag]);
+        assert_ok(&o);
+        assert!(stdout(&o).contains("-s <FILE>"), "{flag}: {}", stdout(&o));
+    }
 }
 
 #[test]
