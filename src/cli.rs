@@ -41,6 +41,8 @@ See `nsroot <SUBCOMMAND> --help` for each.";
     after_help = RUN_AFTER_HELP,
     disable_help_subcommand = true
 )]
+// The private unit field is clap's version flag, not a non-exhaustive marker.
+#[allow(clippy::manual_non_exhaustive)]
 pub struct RunCli {
     /// Print version (-v as in fakeroot, or -V)
     #[arg(short = 'v', visible_short_alias = 'V', long = "version", action = clap::ArgAction::Version)]
