@@ -442,6 +442,39 @@ fn run_ctrl_c_on_a_terminal_interrupts_the_command() {
 }
 
 #[test]
+fn run_and_doctor_without_user_namespaces_name_the_knob_and_the_fix() {
+    if util::no_userns() || util::missing_tool("unshare") {
+        return;
+    }
+    // user.max_user_namespaces is per user namespace: 0 in one made for the test switches
+    // them off for nsroot inside it, and for nothing else on the machine.
+    let bin = env().bin.display().to_string();
+    let o = env()
+        .command("unshare")
+        .args(["--user", "--map-root-user", "sh", "-c"])
+        .arg(format!(
+            "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; \
+             {bin} true; echo \"run=$?\"; {bin} doctor; echo \"doctor=$?\""
+        ))
+        .output()
+        .unwrap();
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert!(out.contains("run=1\n"), "{out}{err}");
+    assert!(out.contains("doctor=1\n"), "{out}{err}");
+    let fix = "user.max_user_namespaces is 0: run `sysctl -w user.max_user_namespaces=";
+    assert!(
+        err.contains("nsroot: cannot create a user namespace") && err.contains(fix),
+        "{err}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("MISSING  user namespace") && l.contains(fix)),
+        "{out}"
+    );
+    assert!(out.contains("required feature(s) missing"), "{out}");
+}
+
+#[test]
 fn run_nests_inside_itself() {
     if util::no_userns() {
         return;
