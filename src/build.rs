@@ -31,6 +31,9 @@ use crate::sys::archive::InterruptGuard;
 pub const BUILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Prefix of scratch directories (under $TMPDIR or /tmp).
 const SCRATCH_PREFIX: &str = "nsroot-build-";
+/// `nsroot repro` sets this in a build's environment to shift the sandbox's CLOCK_MONOTONIC
+/// and CLOCK_BOOTTIME by that many seconds ([`BuildOptions::clock_offset_secs`]).
+pub const CLOCK_OFFSET_VAR: &str = "NSROOT_REPRO_CLOCK_OFFSET";
 /// How many log lines a failed step shows.
 const TAIL_LINES: usize = 25;
 
@@ -114,6 +117,9 @@ pub struct BuildOptions {
     pub jobs: usize,
     /// Print the plan and each step.
     pub verbose: bool,
+    /// Shift the sandbox's monotonic and boot-time clocks by this many seconds (a time
+    /// namespace); only `nsroot repro` asks, through [`CLOCK_OFFSET_VAR`].
+    pub clock_offset_secs: Option<i64>,
 }
 
 /// What a successful build wrote.
@@ -151,6 +157,14 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
                 .unwrap_or(1)
         }),
         verbose: args.verbose,
+        clock_offset_secs: match std::env::var(CLOCK_OFFSET_VAR) {
+            Ok(v) => Some(v.parse().map_err(|_| {
+                crate::error::InputError::new(format!(
+                    "{CLOCK_OFFSET_VAR}={v:?}: not a number of seconds"
+                ))
+            })?),
+            Err(_) => None,
+        },
     };
     let result = match build(&args.recipe, &opts) {
         Ok(r) => r,
@@ -260,7 +274,8 @@ fn build_in(
         .map_err(io("chmod", &layout.destdir))?;
 
     let (uid, gid) = sys::ids();
-    let plan = Plan::for_build(IdMap::Single { uid, gid }, &layout);
+    let mut plan = Plan::for_build(IdMap::Single { uid, gid }, &layout);
+    plan.time_offset_secs = opts.clock_offset_secs;
     if opts.verbose {
         eprint!("{plan}");
     }

@@ -123,11 +123,34 @@ fn temp_name(target: &Path) -> String {
     )
 }
 
+/// The order in which [`copy_tree_in_order`] creates the entries of each directory.
+///
+/// Some filesystems list a directory in the order its entries were created (tmpfs, newest
+/// first), so this decides what an unsorted `readdir` (`ls -f`, `find`, a glob-free `tar`)
+/// shows in the copy; others (ext4) list in hash order, whatever the creation order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryOrder {
+    /// The order the source lists them in.
+    AsListed,
+    /// Byte order of the names.
+    Ascending,
+    /// Reverse byte order of the names.
+    Descending,
+}
+
 /// Copies the tree under `from` into `to` (created if missing), keeping modes, symlinks and
 /// modification times; other file types (fifos, sockets, devices) are skipped.
 ///
 /// Errors: the first failing operation, with the path in the message.
 pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
+    copy_tree_in_order(from, to, EntryOrder::AsListed)
+}
+
+/// [`copy_tree`], creating each directory's entries in `order`.
+///
+/// Errors: the first failing operation, with the path in the message.
+pub fn copy_tree_in_order(from: &Path, to: &Path, order: EntryOrder) -> io::Result<()> {
     let ctx = |what: &str, p: &Path| {
         let what = format!("{what} {}", p.display());
         move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"))
@@ -137,7 +160,7 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         .mode(0o755)
         .create(to)
         .map_err(ctx("mkdir", to))?;
-    for entry in walkdir::WalkDir::new(from).min_depth(1) {
+    for entry in creation_walk(from, order) {
         let entry = entry.map_err(io::Error::from)?;
         let rel = entry.path().strip_prefix(from).unwrap_or(entry.path());
         let dst = to.join(rel);
@@ -188,6 +211,17 @@ pub fn copy_tree(from: &Path, to: &Path) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The walk [`copy_tree_in_order`] creates entries in: depth first, each directory before
+/// its entries, each directory's entries in `order`.
+fn creation_walk(from: &Path, order: EntryOrder) -> walkdir::WalkDir {
+    let walk = walkdir::WalkDir::new(from).min_depth(1);
+    match order {
+        EntryOrder::AsListed => walk,
+        EntryOrder::Ascending => walk.sort_by(|a, b| a.file_name().cmp(b.file_name())),
+        EntryOrder::Descending => walk.sort_by(|a, b| b.file_name().cmp(a.file_name())),
+    }
 }
 
 /// Removes a tree the user owns, first giving back write permission on directories that a
@@ -277,5 +311,38 @@ mod tests {
         remove_tree(&b);
         remove_tree(&a);
         assert!(!a.exists() && !b.exists());
+    }
+
+    #[test]
+    fn copy_creates_entries_in_the_order_asked() {
+        let t = tempfile::tempdir().unwrap();
+        let a = t.path().join("a");
+        for name in ["b", "d/y", "d/x", "a", "c"] {
+            let p = a.join(name);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, name).unwrap();
+        }
+        // Which filesystem lists entries in creation order is the integration tests' concern
+        // (tests/it/repro.rs); here, the order the copy creates them in.
+        for (order, want) in [
+            (EntryOrder::Ascending, ["a", "b", "c", "d", "d/x", "d/y"]),
+            (EntryOrder::Descending, ["d", "d/y", "d/x", "c", "b", "a"]),
+        ] {
+            let created: Vec<String> = creation_walk(&a, order)
+                .into_iter()
+                .map(|e| {
+                    let e = e.unwrap();
+                    e.path()
+                        .strip_prefix(&a)
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
+            assert_eq!(created, want, "{order:?}");
+            let b = t.path().join(format!("{order:?}"));
+            copy_tree_in_order(&a, &b, order).unwrap();
+            assert_eq!(std::fs::read_to_string(b.join("d/x")).unwrap(), "d/x");
+        }
     }
 }

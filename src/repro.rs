@@ -2,9 +2,14 @@
 //!
 //! Each run is a separate `nsroot build` process on a copy of the recipe directory (mtimes
 //! kept) in a different place, with a different caller environment, user name variables,
-//! umask, job count and time of day. What nsroot cannot vary is said in the report: the
-//! wall clock inside the sandbox (Linux time namespaces do not shift CLOCK_REALTIME) and the
-//! order in which a directory lists its entries (that needs a FUSE layer such as disorderfs).
+//! umask, job count and time of day, its monotonic and boot-time clocks shifted by a
+//! different offset (a time namespace, Linux 5.6), and the recipe directory's entries created
+//! in a different order (ascending, then descending), which is the order an unsorted
+//! `readdir` shows them in where the runs live on a filesystem that lists entries in creation
+//! order (tmpfs). What nsroot cannot vary is said in the report: the wall clock inside the
+//! sandbox (time namespaces do not shift CLOCK_REALTIME), the listing order where the
+//! filesystem imposes its own (ext4's hash order; varying that needs a FUSE layer such as
+//! disorderfs), and the clocks where the kernel refuses a time namespace.
 //!
 //! Exit statuses: 0 REPRODUCIBLE, 1 NOT REPRODUCIBLE, 2 bad input (the recipe does not parse,
 //! its source's sha256 does not match, `-o` names a directory in use), 3 nothing to compare:
@@ -19,9 +24,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::archive::{diff_archives, DiffReport};
+use crate::build::CLOCK_OFFSET_VAR;
 use crate::cli::ReproArgs;
 use crate::error::{exit_code_of, InputError, EXIT_INPUT};
+use crate::fsutil::EntryOrder;
 use crate::recipe::Recipe;
+use crate::sandbox::CLOCKS_NOT_SHIFTED;
 
 /// What differs between runs.
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +42,11 @@ pub struct Variation {
     pub umask: u32,
     /// `-j` given to the build.
     pub jobs: usize,
+    /// How far the build's CLOCK_MONOTONIC and CLOCK_BOOTTIME were shifted, in seconds; None
+    /// when the kernel refused the time namespace.
+    pub clock_offset_secs: Option<i64>,
+    /// The order the recipe directory's entries were created in, in the copy.
+    pub entry_order: EntryOrder,
 }
 
 /// The comparison of all runs.
@@ -157,8 +170,9 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
     let mut variations = Vec::new();
     let mut outs = Vec::new();
     let mut last_start: Option<Instant> = None;
+    let mut clocks_refused: Option<String> = None;
     for i in 0..runs {
-        // Place, environment, umask and jobs differ from run to run.
+        // Place, entry order, environment, umask, jobs and clocks differ from run to run.
         let place = if i % 2 == 0 {
             work.join(format!("run{}", i + 1)).join(&dir_name)
         } else {
@@ -166,7 +180,14 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
                 .join("a/much/deeper/place")
                 .join(&dir_name)
         };
-        crate::fsutil::copy_tree(&recipe.recipe_dir, &place)
+        // Where the filesystem lists entries in creation order, this is the order an
+        // unsorted readdir shows in the build (the copy is the overlay's lower layer).
+        let entry_order = if i % 2 == 0 {
+            EntryOrder::Ascending
+        } else {
+            EntryOrder::Descending
+        };
+        crate::fsutil::copy_tree_in_order(&recipe.recipe_dir, &place, entry_order)
             .map_err(|e| anyhow::anyhow!("copy the recipe directory: {e}"))?;
         let env: Vec<(String, String)> = if i % 2 == 0 {
             vec![
@@ -186,6 +207,7 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
         };
         let umask = if i % 2 == 0 { 0o022 } else { 0o077 };
         let jobs = if i % 2 == 0 { 1 } else { cpus.max(2) };
+        let clock_offset = clock_offset(i);
         let out = work.join(format!("out{}", i + 1));
         // At least a second apart, so anything that embeds the time shows it.
         if let Some(t) = last_start {
@@ -203,7 +225,8 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
             .arg("-j")
             .arg(jobs.to_string())
             .current_dir(&place)
-            .envs(env.iter().map(|(k, v)| (k, v)));
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env(CLOCK_OFFSET_VAR, clock_offset.to_string());
         crate::sys::set_umask_in_child(&mut cmd, umask);
         let o = cmd.output().map_err(|e| {
             anyhow::anyhow!(
@@ -225,11 +248,23 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
                 anyhow::anyhow!(msg)
             });
         }
+        let refused = String::from_utf8_lossy(&o.stderr)
+            .lines()
+            .find(|l| l.contains(CLOCKS_NOT_SHIFTED))
+            .map(|l| l.trim_start_matches("nsroot: warning: ").to_string());
+        if let Some(why) = &refused {
+            if clocks_refused.is_none() {
+                eprintln!("nsroot: warning: {why}");
+                clocks_refused = Some(why.clone());
+            }
+        }
         variations.push(Variation {
             recipe_dir: place,
             env,
             umask,
             jobs,
+            clock_offset_secs: refused.is_none().then_some(clock_offset),
+            entry_order,
         });
         outs.push(out);
     }
@@ -251,12 +286,83 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
         differences: c.differences,
         missing_outputs: c.missing_outputs,
         extra_outputs: c.extra_outputs,
-        not_varied: vec![
-            "the wall clock inside the sandbox (runs are only a second or more apart)".into(),
-            "directory listing order".into(),
-            "the user: every build runs as root of its own user namespace".into(),
-        ],
+        not_varied: not_varied(work, clocks_refused),
     })
+}
+
+/// Run `i` (from 0) shifts the build's monotonic and boot-time clocks by `i + 1` times 3
+/// days, 1 hour, 1 minute and 1 second: every unit of an uptime differs from run to run.
+fn clock_offset(i: usize) -> i64 {
+    (i as i64 + 1) * (3 * 86_400 + 3_600 + 60 + 1)
+}
+
+/// What the runs could not vary, and why.
+fn not_varied(work: &Path, clocks_refused: Option<String>) -> Vec<String> {
+    let mut v = vec![
+        "the wall clock inside the sandbox (a time namespace cannot shift CLOCK_REALTIME; the \
+         runs are a second or more apart)"
+            .to_string(),
+    ];
+    if let Some(why) = clocks_refused {
+        v.push(format!("the monotonic and boot-time clocks: {why}"));
+    }
+    match listing_follows_creation(work) {
+        Ok(true) => {}
+        Ok(false) => v.push(format!(
+            "directory listing order: {} is on {}, which lists a directory's entries in an \
+             order of its own (ext4: hash order), whatever order they were created in; put the \
+             runs on a tmpfs (-o or TMPDIR) to vary it",
+            work.display(),
+            fs_name(work)
+        )),
+        Err(e) => v.push(format!(
+            "directory listing order: cannot tell whether {} lists entries in creation order: {e}",
+            work.display()
+        )),
+    }
+    v.push("the user: every build runs as root of its own user namespace".into());
+    v
+}
+
+/// Whether directories under `dir` list their entries in an order that follows the order
+/// they were created in (tmpfs, btrfs), so that copying in another order changes what
+/// `readdir` shows: two probe directories get the same names, created in opposite orders.
+fn listing_follows_creation(dir: &Path) -> std::io::Result<bool> {
+    let probe = tempfile::Builder::new()
+        .prefix(".listing-order-")
+        .tempdir_in(dir)?;
+    let names = ["a", "b", "c", "d"];
+    let mut listings = Vec::new();
+    for (sub, reversed) in [("up", false), ("down", true)] {
+        let d = probe.path().join(sub);
+        std::fs::create_dir(&d)?;
+        let mut order = names.to_vec();
+        if reversed {
+            order.reverse();
+        }
+        for n in order {
+            std::fs::File::create(d.join(n))?;
+        }
+        let listed = std::fs::read_dir(&d)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        listings.push(listed);
+    }
+    Ok(listings[0] != listings[1])
+}
+
+/// A name for the type of the filesystem holding `path`, for messages.
+fn fs_name(path: &Path) -> String {
+    match crate::sys::fs_type(path) {
+        Ok(0xEF53) => "ext2/ext3/ext4".into(),
+        Ok(0x0102_1994) => "tmpfs".into(),
+        Ok(0x5846_5342) => "xfs".into(),
+        Ok(0x9123_683E) => "btrfs".into(),
+        Ok(0x794C_7630) => "overlayfs".into(),
+        Ok(0x6969) => "nfs".into(),
+        Ok(m) => format!("a filesystem of type {m:#x}"),
+        Err(e) => format!("an unknown filesystem ({e})"),
+    }
 }
 
 /// What the build said on stderr, without its own `nsroot: ` prefixes (the caller adds
@@ -341,8 +447,17 @@ fn sha256(path: &Path) -> anyhow::Result<String> {
 fn print_report(r: &ReproReport) {
     for (i, v) in r.runs.iter().enumerate() {
         let env: Vec<String> = v.env.iter().map(|(k, val)| format!("{k}={val}")).collect();
+        let clocks = match v.clock_offset_secs {
+            Some(s) => format!("clocks {s:+} s"),
+            None => "clocks not shifted".into(),
+        };
+        let order = match v.entry_order {
+            EntryOrder::AsListed => "as listed",
+            EntryOrder::Ascending => "ascending",
+            EntryOrder::Descending => "descending",
+        };
         println!(
-            "run {}: {} (umask {:03o}, -j {}, env {})",
+            "run {}: {} (umask {:03o}, -j {}, {clocks}, entries copied {order}, env {})",
             i + 1,
             v.recipe_dir.display(),
             v.umask,

@@ -42,6 +42,10 @@ pub const FORWARDED: &[Signal] = &[
 /// The signals that ask a build to stop, which [`run_in_child`] hands back to its caller.
 const INTERRUPTING: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
+/// How the warning starts when a plan's clock offset could not be applied; `nsroot repro`
+/// looks for it in a build's messages.
+pub const CLOCKS_NOT_SHIFTED: &str = "the clocks could not be shifted";
+
 /// [`FORWARDED`] and SIGCHLD: what the outer processes block and read from a signalfd.
 fn forwarded_mask() -> SigSet {
     let mut mask = SigSet::empty();
@@ -321,6 +325,26 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         })?,
     }
 
+    // The clock offset: a time namespace for our children, its offsets written now, before
+    // pid 1 (the first process in it) is forked, as the kernel requires (time_namespaces(7)).
+    // It is a variation, not isolation: where the kernel refuses it (before 5.6, or a
+    // container's seccomp policy), the sandbox runs with the host's clocks and says so.
+    let mut warnings = Vec::new();
+    if let Some(secs) = spec.plan.time_offset_secs {
+        if let Err(e) = sys::unshare_time().and_then(|()| sys::set_time_offsets(secs)) {
+            let why = match e.errno {
+                sys::Errno::EINVAL => "time namespaces need Linux 5.6 with CONFIG_TIME_NS",
+                sys::Errno::ENOSPC => "raise /proc/sys/user/max_time_namespaces",
+                sys::Errno::EPERM | sys::Errno::EACCES => "a security policy forbids them",
+                _ => "the kernel refused",
+            };
+            warnings.push(format!(
+                "{CLOCKS_NOT_SHIFTED} by {secs} s ({e}: {why}); CLOCK_MONOTONIC and \
+                 CLOCK_BOOTTIME are the host's"
+            ));
+        }
+    }
+
     // Block the signals we forward (and SIGCHLD) before any thread or fork, so none is lost
     // and none lands on the supervisor thread; pid 1 inherits the mask and the command gets a
     // clean one.
@@ -381,7 +405,7 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     let mut outcome = Outcome {
         steps: Vec::new(),
         code: 1,
-        warnings: Vec::new(),
+        warnings,
     };
     let mut failure: Option<String> = None;
     let handle = |msg: InitMsg, outcome: &mut Outcome, failure: &mut Option<String>| match msg {

@@ -111,6 +111,10 @@ pub struct Plan {
     pub hostname: Option<String>,
     /// Mount steps, in order.
     pub mounts: Vec<MountOp>,
+    /// A time namespace whose CLOCK_MONOTONIC and CLOCK_BOOTTIME run this many seconds ahead
+    /// of the host's (`nsroot repro` varies it; CLOCK_REALTIME cannot be shifted). Where the
+    /// kernel refuses the namespace, the sandbox goes on without it and warns.
+    pub time_offset_secs: Option<i64>,
 }
 
 impl Plan {
@@ -121,6 +125,7 @@ impl Plan {
             id_map,
             net,
             hostname,
+            time_offset_secs: None,
             mounts: vec![
                 MountOp::MakePrivate,
                 MountOp::Proc {
@@ -237,6 +242,7 @@ impl Plan {
             net: !layout.net,
             hostname: Some(BUILD_HOSTNAME.into()),
             mounts: m,
+            time_offset_secs: None,
         }
     }
 
@@ -248,6 +254,9 @@ impl Plan {
         }
         if self.hostname.is_some() {
             v.push("uts");
+        }
+        if self.time_offset_secs.is_some() {
+            v.push("time");
         }
         v
     }
@@ -276,6 +285,12 @@ impl fmt::Display for Plan {
         }
         if let Some(h) = &self.hostname {
             writeln!(f, "hostname: {h}")?;
+        }
+        if let Some(secs) = self.time_offset_secs {
+            writeln!(
+                f,
+                "clocks: monotonic and boottime {secs:+} s (time namespace; the wall clock is the host's)"
+            )?;
         }
         for (i, m) in self.mounts.iter().enumerate() {
             writeln!(f, "mount {}: {}", i + 1, describe(m))?;
@@ -381,6 +396,27 @@ mod tests {
         assert!(s.contains("uid_map: 0 1000 1; gid_map: 0 100 1"), "{s}");
         assert!(s.contains("hostname: box"), "{s}");
         assert!(s.contains("mount 1: make / recursively private"), "{s}");
+        assert!(
+            !s.contains("clocks:"),
+            "no time namespace unless asked: {s}"
+        );
+    }
+
+    #[test]
+    fn a_clock_offset_adds_a_time_namespace() {
+        let mut p = Plan::for_build(IdMap::Single { uid: 1, gid: 1 }, &layout());
+        assert_eq!(
+            p.time_offset_secs, None,
+            "builds shift no clock unless asked"
+        );
+        assert!(!p.namespace_names().contains(&"time"));
+        p.time_offset_secs = Some(259_261);
+        assert!(p.namespace_names().contains(&"time"));
+        assert!(
+            p.to_string()
+                .contains("clocks: monotonic and boottime +259261 s"),
+            "{p}"
+        );
     }
 
     fn layout() -> BuildLayout {

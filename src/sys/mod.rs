@@ -57,6 +57,35 @@ pub fn unshare(flags: CloneFlags) -> SysResult<()> {
     nix::sched::unshare(flags).map_err(err(format!("unshare({flags:?})")))
 }
 
+/// `unshare(CLONE_NEWTIME)` (Linux 5.6): the children forked afterwards are in a new time
+/// namespace, whose clock offsets [`set_time_offsets`] writes (nix 0.30 has no flag for it).
+pub fn unshare_time() -> SysResult<()> {
+    // SAFETY: unshare(2) takes a flag word and touches no memory of ours.
+    let r = unsafe { libc::unshare(libc::CLONE_NEWTIME) };
+    Errno::result(r)
+        .map(drop)
+        .map_err(err("unshare(CLONE_NEWTIME)"))
+}
+
+/// Shifts CLOCK_MONOTONIC and CLOCK_BOOTTIME by `secs` in the time namespace our children
+/// will enter (`/proc/self/timens_offsets`, time_namespaces(7)). The kernel takes it only
+/// before any process is in that namespace, and refuses offsets that would make a clock
+/// negative (EINVAL).
+pub fn set_time_offsets(secs: i64) -> SysResult<()> {
+    write_proc(
+        Path::new("/proc/self/timens_offsets"),
+        &format!("monotonic {secs} 0\nboottime {secs} 0\n"),
+    )
+}
+
+/// The filesystem type (`statfs(2)` `f_type`, a magic number such as 0x01021994 for tmpfs)
+/// of the filesystem holding `path`.
+pub fn fs_type(path: &Path) -> SysResult<u32> {
+    let st = nix::sys::statfs::statfs(path).map_err(err(format!("statfs({path:?})")))?;
+    // The magic numbers are 32-bit; f_type is a wider signed word on some targets.
+    Ok(st.filesystem_type().0 as u32)
+}
+
 /// Writes `contents` to a /proc file in one `write(2)`, as the id-map files demand.
 pub fn write_proc(path: &Path, contents: &str) -> SysResult<()> {
     use std::io::Write;
