@@ -895,3 +895,80 @@ fn build_ctrl_c_on_a_terminal_stops_the_build_with_the_signal() {
         "{rest}"
     );
 }
+
+#[test]
+fn build_shell_on_failure_opens_a_shell_in_the_failed_sandbox() {
+    if util::no_userns() || util::missing_tool("script") {
+        return;
+    }
+    let s = Scratch::new();
+    let r = recipe(
+        &s,
+        "sof",
+        "[build]\nsteps = ['echo made > made-by-step; false']\n",
+    );
+    let cmd = format!(
+        "{} build {} -o out --shell-on-failure; echo \"build-status=$?\"",
+        env().bin.display(),
+        r.display()
+    );
+    let mut child = env()
+        .command("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .current_dir(s.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&out);
+    let mut pipe = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            sink.lock()
+                .unwrap()
+                .push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    });
+    // The shell's answers are computed (`$((...))`), so the terminal's echo of the input
+    // cannot satisfy them; the input is sent again if script dropped it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !out.lock().unwrap().contains("where-42") {
+        assert!(
+            Instant::now() < deadline,
+            "no answer from the shell: {:?}",
+            out.lock().unwrap()
+        );
+        let _ = std::io::Write::write_all(
+            &mut stdin,
+            b"echo \"uid-$(id -u) $(pwd) $(cat made-by-step) $(hostname) where-$((40+2))\"\n",
+        );
+        let _ = std::io::Write::flush(&mut stdin);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let _ = std::io::Write::write_all(&mut stdin, b"exit\n");
+    drop(stdin);
+    let st = child.wait().unwrap();
+    reader.join().unwrap();
+    let text = out.lock().unwrap().clone();
+    assert!(st.success(), "{text}");
+    // Root in the failed step's sandbox, in its directory, with what the step left.
+    assert!(
+        text.contains("uid-0 /build/src made nsroot where-42"),
+        "{text}"
+    );
+    // The build still fails as the step did, and writes no archive.
+    assert!(text.contains("build-status=1"), "{text}");
+    assert!(text.contains("failed with exit code 1"), "{text}");
+    assert!(
+        !names(&s.path().join("out"))
+            .iter()
+            .any(|n| n.contains(".tar")),
+        "{text}"
+    );
+}
