@@ -170,6 +170,18 @@ pub fn checks() -> Vec<Check> {
         required: false,
     });
     out.push(Check {
+        name: "time namespace (nsroot repro shifts the sandbox's clocks)",
+        result: probe(move || {
+            enter(CloneFlags::empty())?;
+            sys::unshare_time()
+                .and_then(|_| sys::set_time_offsets(86_400))
+                .map_err(|e| {
+                    format!("{e}: needs Linux 5.6+ and user.max_time_namespaces > 0; repro then runs with the host's clocks")
+                })
+        }),
+        required: false,
+    });
+    out.push(Check {
         name: "newuidmap/newgidmap and subuid ranges (--map-auto)",
         result: match idmap::auto_map(uid, gid) {
             Ok(crate::sandbox::plan::IdMap::Auto { subuid, subgid, .. }) => Ok(format!(

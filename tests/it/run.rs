@@ -681,7 +681,9 @@ fn doctor_reports_every_feature_and_passes_here() {
         "uts namespace",
         "tmpfs in a user namespace",
         "overlayfs in a user namespace",
+        "time namespace",
         "newuidmap/newgidmap",
+        "ownership emulation",
     ] {
         let line = out.lines().find(|l| l.contains(feature));
         assert!(line.is_some(), "doctor has no line for {feature}: {out}");
@@ -689,8 +691,15 @@ fn doctor_reports_every_feature_and_passes_here() {
     assert_ok(&o);
     assert!(
         out.lines()
-            .filter(|l| l.contains("namespace"))
+            .filter(|l| l.contains("namespace") || l.contains("ownership emulation"))
             .all(|l| l.starts_with("ok")),
+        "{out}"
+    );
+    // The kernel line gives this kernel's release, as uname does.
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("ok       kernel (") && l.contains(release.trim())),
         "{out}"
     );
 }
