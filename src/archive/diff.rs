@@ -119,6 +119,20 @@ impl Field {
             Field::Bytes => "bytes",
         }
     }
+
+    /// How the report says that this field differs, for the differences found in the bytes.
+    fn sentence(self) -> &'static str {
+        match self {
+            Field::MemberBytes => "member bytes differ though every entry is the same",
+            Field::Header => "header bytes differ",
+            Field::EntryOrder => "entry order differs",
+            Field::CompressedBytes => {
+                "compressed stream differs though the tar streams are the same"
+            }
+            Field::Bytes => "archives differ in bytes not covered by the entry comparison",
+            other => other.label(),
+        }
+    }
 }
 
 /// One difference: `path` is the entry as shown (`./etc/motd`, `data.tar:./usr/bin/x`,
@@ -186,38 +200,21 @@ impl fmt::Display for DiffReport {
                         }
                     }
                 }
-                Field::MemberBytes => writeln!(
+                // Differences found in the bytes rather than in an entry's fields: a sentence
+                // saying what differs, then the two sides.
+                Field::MemberBytes | Field::CompressedBytes | Field::Bytes => writeln!(
                     f,
-                    "{}: member bytes differ though every entry is the same ({} -> {})",
+                    "{}: {} ({} -> {})",
                     d.path,
+                    d.field.sentence(),
                     opt(&d.a),
                     opt(&d.b)
                 )?,
-                Field::Header => writeln!(
+                Field::Header | Field::EntryOrder => writeln!(
                     f,
-                    "{}: header bytes differ: {} -> {}",
+                    "{}: {}: {} -> {}",
                     d.path,
-                    opt(&d.a),
-                    opt(&d.b)
-                )?,
-                Field::EntryOrder => writeln!(
-                    f,
-                    "{}: entry order differs: {} -> {}",
-                    d.path,
-                    opt(&d.a),
-                    opt(&d.b)
-                )?,
-                Field::CompressedBytes => writeln!(
-                    f,
-                    "{}: compressed stream differs though the tar streams are the same ({} -> {})",
-                    d.path,
-                    opt(&d.a),
-                    opt(&d.b)
-                )?,
-                Field::Bytes => writeln!(
-                    f,
-                    "{}: archives differ in bytes not covered by the entry comparison ({} -> {})",
-                    d.path,
+                    d.field.sentence(),
                     opt(&d.a),
                     opt(&d.b)
                 )?,
