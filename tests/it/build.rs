@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{self, assert_ok, env, stderr, stdout, Scratch};
+use crate::util::{self, assert_ok, env, stderr, stdout, Scratch, Terminal};
 
 /// Copies the repository's recipes/ into the scratch dir (as the test user's).
 fn copy_recipes(s: &Scratch, dest: &str) -> PathBuf {
@@ -837,52 +837,23 @@ fn build_ctrl_c_on_a_terminal_stops_the_build_with_the_signal() {
     let before = scratch_dirs("ctrlc");
     // As in run.rs: the shell around nsroot traps SIGINT so that it lives to print nsroot's
     // status however many times Ctrl-C is pressed.
-    let inner = format!(
-        "trap 'echo trapped' INT; echo ready; {} build {} -o {}; echo \"status=$?\"",
+    let line = format!(
+        "trap 'echo trapped' INT; {} build {} -o {}; echo \"status=$?\"",
         env().bin.display(),
         r.display(),
         out.display()
     );
-    let mut child = env()
-        .command("script")
-        .args(["-q", "-e", "-c", &inner, "/dev/null"])
-        .current_dir(s.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut reader = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("ready") {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "no 'ready': {seen}"
-        );
-        seen.push_str(&line);
-    }
-    let reader = std::thread::spawn(move || {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut reader, &mut rest).unwrap();
-        rest
-    });
+    let mut t = Terminal::start(&line, s.path(), &[]);
     // The step runs once its output is in the log.
     wait_for_log_line(&out, "started");
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20) {
-        let _ = std::io::Write::write_all(&mut stdin, b"\x03");
-        let _ = std::io::Write::flush(&mut stdin);
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    child.wait().unwrap();
-    let rest = reader.join().unwrap();
+    let took = t.press_until_exit(b"\x03", 20);
+    let (_, text) = t.finish();
     assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "Ctrl-C did not stop the build: {rest}"
+        took < Duration::from_secs(20),
+        "Ctrl-C did not stop the build: {text}"
     );
-    assert!(rest.contains("status=130"), "expected 128+SIGINT: {rest:?}");
-    assert!(!rest.contains("failed with exit code"), "{rest}");
+    assert!(text.contains("status=130"), "expected 128+SIGINT: {text:?}");
+    assert!(!text.contains("failed with exit code"), "{text}");
     assert_eq!(
         scratch_dirs("ctrlc"),
         before,
@@ -892,7 +863,7 @@ fn build_ctrl_c_on_a_terminal_stops_the_build_with_the_signal() {
     assert_eq!(
         names(&out),
         [format!("{}.build.log", stem("ctrlc"))],
-        "{rest}"
+        "{text}"
     );
 }
 
@@ -907,55 +878,19 @@ fn build_shell_on_failure_opens_a_shell_in_the_failed_sandbox() {
         "sof",
         "[build]\nsteps = ['echo made > made-by-step; false']\n",
     );
-    let cmd = format!(
+    let line = format!(
         "{} build {} -o out --shell-on-failure; echo \"build-status=$?\"",
         env().bin.display(),
         r.display()
     );
-    let mut child = env()
-        .command("script")
-        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
-        .current_dir(s.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = std::sync::Arc::clone(&out);
-    let mut pipe = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    // The shell's answers are computed (`$((...))`), so the terminal's echo of the input
-    // cannot satisfy them; the input is sent again if script dropped it.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !out.lock().unwrap().contains("where-42") {
-        assert!(
-            Instant::now() < deadline,
-            "no answer from the shell: {:?}",
-            out.lock().unwrap()
-        );
-        let _ = std::io::Write::write_all(
-            &mut stdin,
-            b"echo \"uid-$(id -u) $(pwd) $(cat made-by-step) $(hostname) where-$((40+2))\"\n",
-        );
-        let _ = std::io::Write::flush(&mut stdin);
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    let _ = std::io::Write::write_all(&mut stdin, b"exit\n");
-    drop(stdin);
-    let st = child.wait().unwrap();
-    reader.join().unwrap();
-    let text = out.lock().unwrap().clone();
+    let mut t = Terminal::start(&line, s.path(), &[]);
+    // The answer is computed (`$((...))`), so the terminal's echo cannot satisfy it.
+    t.type_until(
+        b"echo \"uid-$(id -u) $(pwd) $(cat made-by-step) $(hostname) where-$((40+2))\"\n",
+        "where-42",
+    );
+    t.type_once(b"exit\n");
+    let (st, text) = t.finish();
     assert!(st.success(), "{text}");
     // Root in the failed step's sandbox, in its directory, with what the step left.
     assert!(

@@ -1,11 +1,11 @@
 //! Tests of `nsroot run`, the fakeroot-style prefix command (issue 2).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{self, assert_ok, env, stderr, stdout, Scratch};
+use crate::util::{self, assert_ok, env, stderr, stdout, Scratch, Terminal};
 
 /// Host pids whose command line is exactly `needle` (arguments joined by spaces) (read from the host's /proc).
 fn host_processes(needle: &str) -> Vec<String> {
@@ -394,51 +394,20 @@ fn run_ctrl_c_on_a_terminal_interrupts_the_command() {
     // The shell around nsroot traps SIGINT (the terminal signals it too) so that it always
     // lives to print nsroot's status, however many times Ctrl-C is pressed below; the trap
     // is reset to the default action in nsroot and the command.
-    let inner = format!(
+    let line = format!(
         "trap 'echo trapped' INT; {} sh -c 'echo ready; sleep 30; echo not-reached'; echo \"status=$?\"",
         env().bin.display()
     );
-    let mut child = env()
-        .command("script")
-        .args(["-q", "-e", "-c", &inner, "/dev/null"])
-        .current_dir(s.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut seen = String::new();
-    while !seen.contains("ready") {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "no 'ready' from nsroot: {seen}"
-        );
-        seen.push_str(&line);
-    }
-    let start = Instant::now();
-    let reader = std::thread::spawn(move || {
-        let mut rest = String::new();
-        std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
-        rest
-    });
-    // util-linux script sometimes drops input that arrives while its child is starting up
-    // (seen under load, with every process in the terminal's foreground group): press Ctrl-C
-    // again, as a user would, until the command is gone.
-    while child.try_wait().unwrap().is_none() && start.elapsed() < Duration::from_secs(20) {
-        let _ = stdin.write_all(b"\x03");
-        let _ = stdin.flush();
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    child.wait().unwrap();
-    let rest = reader.join().unwrap();
+    let mut t = Terminal::start(&line, s.path(), &[]);
+    t.wait_for("ready", 30);
+    let took = t.press_until_exit(b"\x03", 20);
+    let (_, text) = t.finish();
     assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "Ctrl-C did not stop the command"
+        took < Duration::from_secs(20),
+        "Ctrl-C did not stop the command: {text}"
     );
-    assert!(!rest.contains("not-reached"), "{rest}");
-    assert!(rest.contains("status=130"), "expected 128+SIGINT: {rest:?}");
+    assert!(!text.contains("not-reached"), "{text}");
+    assert!(text.contains("status=130"), "expected 128+SIGINT: {text:?}");
 }
 
 #[test]
@@ -710,62 +679,28 @@ fn run_interactive_shell_has_job_control() {
         return;
     }
     let s = Scratch::new();
-    let mut child = env()
-        .command("script")
-        .args(["-q", "-c", &env().bin.display().to_string(), "/dev/null"])
-        .env("SHELL", "/bin/bash")
-        .env("HOME", s.path())
-        .current_dir(s.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let sink = std::sync::Arc::clone(&out);
-    let mut stdout_pipe = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = std::io::Read::read(&mut stdout_pipe, &mut buf) {
-            if n == 0 {
-                break;
-            }
-            sink.lock()
-                .unwrap()
-                .push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    });
-    // Sends `input` (again, as a user would, if script dropped it) until `marker` shows up.
-    let send_until = |stdin: &mut std::process::ChildStdin, input: &[u8], marker: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !out.lock().unwrap().contains(marker) {
-            assert!(
-                Instant::now() < deadline,
-                "no {marker:?} in {:?}",
-                out.lock().unwrap()
-            );
-            stdin.write_all(input).unwrap();
-            stdin.flush().unwrap();
-            std::thread::sleep(Duration::from_millis(400));
-        }
-    };
-    send_until(&mut stdin, b"", "# ");
-    send_until(&mut stdin, b"echo uid=$(id -u)\n", "uid=0");
-    stdin.write_all(b"sleep 600\n").unwrap();
-    stdin.flush().unwrap();
+    let bin = env().bin.display().to_string();
+    let mut t = Terminal::start(
+        &bin,
+        s.path(),
+        &[
+            ("SHELL", "/bin/bash".as_ref()),
+            ("HOME", s.path().as_os_str()),
+        ],
+    );
+    t.type_until(b"", "# ");
+    t.type_until(b"echo uid=$(id -u)\n", "uid=0");
+    t.type_once(b"sleep 600\n");
     std::thread::sleep(Duration::from_millis(500));
     // Ctrl-Z stops the foreground job and gives the prompt back.
-    send_until(&mut stdin, b"\x1a", "Stopped");
+    t.type_until(b"\x1a", "Stopped");
     // The markers are computed by the shell, so the terminal's echo of the input cannot
     // satisfy them.
-    send_until(&mut stdin, b"jobs -l; echo listed-$((40+2))\n", "listed-42");
+    t.type_until(b"jobs -l; echo listed-$((40+2))\n", "listed-42");
     // SIGTERM stays pending while the job is stopped; `fg` continues it into its death.
-    send_until(&mut stdin, b"kill %1; fg\n", "Terminated");
-    stdin.write_all(b"exit\n").ok();
-    drop(stdin);
-    child.wait().unwrap();
-    reader.join().unwrap();
-    let text = out.lock().unwrap().clone();
+    t.type_until(b"kill %1; fg\n", "Terminated");
+    t.type_once(b"exit\n");
+    let (_, text) = t.finish();
     // Once for Ctrl-Z and once for `jobs -l`: bash's job table has the stopped sleep.
     let stopped = text
         .lines()

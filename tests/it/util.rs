@@ -273,3 +273,116 @@ pub fn assert_ok(o: &Output) {
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// A shell command line run on a pseudo-terminal (util-linux `script -q -e`) as the test user,
+/// its output collected as it comes: for what only a terminal does (Ctrl-C, Ctrl-Z, job
+/// control, an interactive shell).
+///
+/// util-linux `script` sometimes drops input that arrives while its child starts up, so the
+/// typing methods repeat their input, as a user would, until the expected answer shows up.
+pub struct Terminal {
+    child: std::process::Child,
+    stdin: Option<std::process::ChildStdin>,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Terminal {
+    /// Starts `command` (a `sh -c` line) on a terminal in `dir`, with `envs` added.
+    pub fn start(command: &str, dir: &Path, envs: &[(&str, &OsStr)]) -> Terminal {
+        let mut cmd = env().command("script");
+        cmd.args(["-q", "-e", "-c", command, "/dev/null"])
+            .current_dir(dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stdin = child.stdin.take();
+        let mut pipe = child.stdout.take().unwrap();
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&out);
+        let reader = std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        Terminal {
+            child,
+            stdin,
+            out,
+            reader: Some(reader),
+        }
+    }
+
+    /// Everything the terminal showed so far.
+    pub fn text(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    /// Types `input` once.
+    pub fn type_once(&mut self, input: &[u8]) {
+        if let Some(stdin) = self.stdin.as_mut() {
+            let _ = std::io::Write::write_all(stdin, input);
+            let _ = std::io::Write::flush(stdin);
+        }
+    }
+
+    /// Waits up to `secs` seconds for `marker` to show up; panics with the output if not.
+    pub fn wait_for(&self, marker: &str, secs: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while !self.text().contains(marker) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {marker:?} on the terminal: {:?}",
+                self.text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// Types `input`, again every 400 ms, until `marker` shows up (at most 20 s). Choose a
+    /// marker the terminal's echo of `input` cannot contain (e.g. computed by `$((40+2))`).
+    pub fn type_until(&mut self, input: &[u8], marker: &str) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !self.text().contains(marker) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {marker:?} on the terminal: {:?}",
+                self.text()
+            );
+            self.type_once(input);
+            std::thread::sleep(std::time::Duration::from_millis(400));
+        }
+    }
+
+    /// Presses `key` every 300 ms until the command line has ended, for at most `secs`
+    /// seconds; returns how long that took.
+    pub fn press_until_exit(&mut self, key: &[u8], secs: u64) -> std::time::Duration {
+        let start = std::time::Instant::now();
+        while self.child.try_wait().unwrap().is_none()
+            && start.elapsed() < std::time::Duration::from_secs(secs)
+        {
+            self.type_once(key);
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        start.elapsed()
+    }
+
+    /// Closes the input, waits for the end, and returns the exit status and the whole output.
+    pub fn finish(mut self) -> (std::process::ExitStatus, String) {
+        drop(self.stdin.take());
+        let status = self.child.wait().unwrap();
+        if let Some(r) = self.reader.take() {
+            r.join().unwrap();
+        }
+        (status, self.text())
+    }
+}
