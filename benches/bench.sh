@@ -31,6 +31,8 @@ else
     echo "## pack: benches/pack.sh is not there yet, skipped"
 fi
 echo
+benches/syscall.sh "$bin" || status=1
+echo
 # Last, because its tree is deleted at the end: files created right after a large deletion
 # are slow to create on these disks (KERNEL-NOTES.md item 20).
 benches/ownership.sh "$bin" || status=1
