@@ -45,20 +45,17 @@ fn diff(s: &Scratch, args: &[&str]) -> Output {
     s.nsroot(all)
 }
 
-/// Runs `nsroot diff A B`, expects status 1, and returns the report's difference lines
-/// (without the `---`/`+++` header, unified diffs and the count).
+/// Runs `nsroot diff A B`, expects status 1, and returns the report's lines about entries
+/// (`./...`, `control.tar...`, `data.tar...`; see [`report_lines`] for every line).
 fn differences(s: &Scratch, a: &str, b: &str) -> (Vec<String>, String) {
-    let o = diff(s, &[a, b]);
-    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
-    let text = stdout(&o);
-    let lines = text
-        .lines()
+    let (lines, text) = report_lines(s, a, b);
+    let entries = lines
+        .into_iter()
         .filter(|l| {
             l.starts_with("./") || l.starts_with("control.tar") || l.starts_with("data.tar")
         })
-        .map(String::from)
         .collect();
-    (lines, text)
+    (entries, text)
 }
 
 #[test]

@@ -136,19 +136,25 @@ pub(crate) fn write_recipe(s: &Scratch, dir: &str, pkg: &str, body: &str) -> Pat
     )
 }
 
-/// `nsroot build RECIPE -o OUT` as the test user with `$TMPDIR` = `tmp`, stdout and stderr to
-/// files (a pipe would keep a killed build's survivors from ever reaching EOF).
-fn spawn_build(s: &Scratch, recipe: &Path, out: &Path, tmp: &Path, log: &Path) -> Child {
-    let err = File::create(log).unwrap();
-    env()
-        .nsroot()
-        .arg("build")
+/// `nsroot build RECIPE -o OUT` as the test user, with `$TMPDIR` = `tmp` (the run's private
+/// scratch space) and stdin from /dev/null; the caller sets the rest and runs it.
+pub(crate) fn build_command(recipe: &Path, out: &Path, tmp: &Path) -> Command {
+    let mut c = env().nsroot();
+    c.arg("build")
         .arg(recipe)
         .arg("-o")
         .arg(out)
         .env("TMPDIR", tmp)
+        .stdin(Stdio::null());
+    c
+}
+
+/// [`build_command`] started in `s`, stdout discarded and stderr to the file `log` (a pipe
+/// would keep a killed build's survivors from ever reaching EOF).
+fn spawn_build(s: &Scratch, recipe: &Path, out: &Path, tmp: &Path, log: &Path) -> Child {
+    let err = File::create(log).unwrap();
+    build_command(recipe, out, tmp)
         .current_dir(s.path())
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(err)
         .spawn()
@@ -709,13 +715,7 @@ fn faults_build_step_reading_stdin_gets_eof_even_from_a_caller_that_never_closes
     let out = s.path().join("out");
     let tmp = private_tmpdir(&s, "tmp");
     // Our end of the pipe stays open all along: a step reading the caller's stdin would hang.
-    let mut c = env()
-        .nsroot()
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(&out)
-        .env("TMPDIR", &tmp)
+    let mut c = build_command(&recipe, &out, &tmp)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -8,8 +8,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use crate::faults::{
-    host_processes, marker, names, private_tmpdir, signal, wait_bounded, wait_for_text,
-    wait_no_processes, write_recipe,
+    build_command, host_processes, marker, names, private_tmpdir, signal, wait_bounded,
+    wait_for_text, wait_no_processes, write_recipe,
 };
 use crate::util::{self, assert_ok, env, stderr, stdout, Scratch};
 
@@ -39,15 +39,8 @@ fn build(s: &Scratch, pkg: &str, steps: &[String]) -> (Output, String) {
     let recipe = recipe_of(s, pkg, steps);
     let tmp = private_tmpdir(s, "tmp");
     let out = s.path().join("out");
-    let o = env()
-        .nsroot()
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(&out)
-        .env("TMPDIR", &tmp)
+    let o = build_command(&recipe, &out, &tmp)
         .current_dir(s.path())
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     let log = std::fs::read_to_string(out.join(format!("{pkg}_1.0-1_amd64.build.log")))
@@ -266,14 +259,7 @@ fn isolation_build_mounts_do_not_reach_the_host() {
     let out = s.path().join("out");
     let mountinfo = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let before = mountinfo();
-    let mut c = env()
-        .nsroot()
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(&out)
-        .env("TMPDIR", &tmp)
-        .stdin(Stdio::null())
+    let mut c = build_command(&recipe, &out, &tmp)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -845,15 +831,8 @@ fn isolation_build_pid1_holds_only_what_it_needs() {
     let recipe = recipe_of(&s, "isopid1fds", &[script]);
     let tmp = private_tmpdir(&s, "tmp");
     let out = s.path().join("out");
-    let mut c = env()
-        .nsroot()
-        .arg("build")
-        .arg(&recipe)
-        .arg("-o")
-        .arg(&out)
-        .env("TMPDIR", &tmp)
+    let mut c = build_command(&recipe, &out, &tmp)
         .current_dir(s.path())
-        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
