@@ -185,6 +185,35 @@ fn signame(sig: i32) -> &'static str {
 /// build (set-up, steps, packing); after each: nothing of it alive, the earlier archives
 /// intact and alone in the output directory, no scratch left (after SIGKILL: reclaimed by a
 /// later build, which says so).
+/// The span random signal delays are drawn from, for runs that take `took`: 1.3 times that,
+/// so that some signals land after the end too, and at least 50 ms.
+fn span_of(took: Duration) -> u64 {
+    (took.as_millis() as u64 * 13 / 10).max(50)
+}
+
+/// Ends a random-point loop of `n` `runs` sent `sig`: prints the tally, then fails on any
+/// problem, and when fewer than a third were interrupted (the loop would have tested
+/// little but finished runs).
+fn conclude(runs: &str, sig: i32, n: usize, interrupted: usize, problems: &[String]) {
+    eprintln!(
+        "{}: {n} {runs} signalled, {interrupted} interrupted, {} completed first",
+        signame(sig),
+        n - interrupted
+    );
+    assert!(
+        problems.is_empty(),
+        "{} problems in {n} {runs} sent {}:\n{}",
+        problems.len(),
+        signame(sig),
+        problems.join("\n")
+    );
+    // Not vacuous: most signals landed while the run was going.
+    assert!(
+        interrupted * 3 >= n,
+        "only {interrupted} of {n} interrupted"
+    );
+}
+
 fn build_killed_at_random_points(sig: i32, n: usize, seed: u64) {
     if util::no_userns() {
         return;
@@ -234,7 +263,7 @@ fn build_killed_at_random_points(sig: i32, n: usize, seed: u64) {
     let sums: Vec<String> = archives.iter().map(|a| sha256(&out.join(a))).collect();
 
     let mut rng = Lcg::new(seed);
-    let mut span = (full.as_millis() as u64 * 13 / 10).max(50);
+    let mut span = span_of(full);
     let mut problems = Vec::new();
     let mut pending: BTreeSet<String> = BTreeSet::new();
     let mut interrupted = 0;
@@ -249,7 +278,7 @@ fn build_killed_at_random_points(sig: i32, n: usize, seed: u64) {
         if st.success() {
             // It finished before the signal: builds run faster now than when timed (the
             // suite's load varies), so narrow the span to what this one took at most.
-            span = span.min((t0.elapsed().as_millis() as u64 * 13 / 10).max(50));
+            span = span.min(span_of(t0.elapsed()));
         } else {
             interrupted += 1;
         }
@@ -300,23 +329,7 @@ fn build_killed_at_random_points(sig: i32, n: usize, seed: u64) {
     if !names(&tmp).is_empty() {
         problems.push(format!("scratch left after all: {:?}", names(&tmp)));
     }
-    eprintln!(
-        "{}: {n} builds signalled, {interrupted} interrupted, {} completed first",
-        signame(sig),
-        n - interrupted
-    );
-    assert!(
-        problems.is_empty(),
-        "{} problems in {n} builds sent {}:\n{}",
-        problems.len(),
-        signame(sig),
-        problems.join("\n")
-    );
-    // Not vacuous: most signals landed while the build was running.
-    assert!(
-        interrupted * 3 >= n,
-        "only {interrupted} of {n} interrupted"
-    );
+    conclude("builds", sig, n, interrupted, &problems);
 }
 
 #[test]
@@ -382,7 +395,7 @@ fn pack_killed_at_random_points(sig: i32, n: usize, seed: u64) {
             out.join(f).as_os_str(),
         ]);
         assert_ok(&o);
-        spans.push((t0.elapsed().as_millis() as u64 * 13 / 10).max(50));
+        spans.push(span_of(t0.elapsed()));
         sums.push(sha256(&out.join(f)));
     }
     let expected: Vec<String> = names(&out);
@@ -410,7 +423,7 @@ fn pack_killed_at_random_points(sig: i32, n: usize, seed: u64) {
         let st = wait_bounded(&mut c, Duration::from_secs(60), "a signalled pack");
         if st.success() {
             // Finished before the signal: narrow the span (see build_killed_at_random_points).
-            spans[k] = spans[k].min((t0.elapsed().as_millis() as u64 * 13 / 10).max(50));
+            spans[k] = spans[k].min(span_of(t0.elapsed()));
         } else {
             interrupted += 1;
         }
@@ -430,21 +443,7 @@ fn pack_killed_at_random_points(sig: i32, n: usize, seed: u64) {
             problems.push(format!("{what}: {} missing or changed", formats[k]));
         }
     }
-    eprintln!(
-        "{}: {n} packs signalled, {interrupted} interrupted",
-        signame(sig)
-    );
-    assert!(
-        problems.is_empty(),
-        "{} problems in {n} packs sent {}:\n{}",
-        problems.len(),
-        signame(sig),
-        problems.join("\n")
-    );
-    assert!(
-        interrupted * 3 >= n,
-        "only {interrupted} of {n} interrupted"
-    );
+    conclude("packs", sig, n, interrupted, &problems);
 }
 
 #[test]
