@@ -2,7 +2,7 @@
 //! reaps orphans and forwards signals. It never returns: it ends in `_exit`, after telling the
 //! outer process how things went over the channel.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixStream;
@@ -59,8 +59,36 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
     if let Err(e) = sys::set_dumpable(false) {
         fail(&mut tx, e.to_string());
     }
-    // Look every command up on PATH now, before the filter: each stat after it would be a
-    // round trip to the supervisor.
+    // What every command inherits from us, set once: the umask, the working directory (a
+    // failure there is each step's "cannot execute"), and in build mode nothing above 2
+    // (marked close-on-exec: we keep using ours).
+    if let Some(mask) = spec.umask {
+        sys::set_umask(mask);
+    }
+    let mut setup_error = spec
+        .cwd
+        .as_ref()
+        .and_then(|dir| sys::chdir(dir).err().map(|e| e.errno));
+    if spec.close_fds {
+        if let Err(e) = sys::cloexec_fds_from(3) {
+            fail(&mut tx, e.to_string());
+        }
+    }
+    let env = match spec
+        .env
+        .iter()
+        .map(|v| sys::cstring(v))
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(env) => env,
+        Err(e) => {
+            setup_error.get_or_insert(e);
+            Vec::new()
+        }
+    };
+    // Look every command up on PATH now (relative entries from the working directory, as a
+    // shell would), before the filter: each stat after it would be a round trip to the
+    // supervisor.
     let paths: Vec<Option<OsString>> = spec
         .steps
         .iter()
@@ -70,6 +98,12 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
         .on_failure
         .as_ref()
         .and_then(|s| resolve(&s.argv[0], &spec.env));
+    let launch = Launch {
+        spec: &spec,
+        env: &env,
+        setup_error,
+        sigfd: &sigfd,
+    };
     // Ownership emulation covers pid 1 and so every step: the filter goes on last, after the
     // mounts, and its listener to the outer process's supervisor.
     if let Some(sock) = listener_sock {
@@ -90,7 +124,7 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
             // A header per step, so the log says which output came from where.
             let _ = sys::write_fd(fd.as_fd(), format!("==> {}\n", step.name).as_bytes());
         }
-        let (c, exec_error) = run_step(&spec, step, paths[index].as_deref(), &sigfd, false);
+        let (c, exec_error) = launch.run_step(step, paths[index].as_deref(), false);
         code = c;
         tx.send(&InitMsg::StepExited {
             index,
@@ -102,7 +136,7 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
         }
         if code != 0 {
             if let Some(shell) = &spec.on_failure {
-                let _ = run_step(&spec, shell, shell_path.as_deref(), &sigfd, true);
+                let _ = launch.run_step(shell, shell_path.as_deref(), true);
             }
             break;
         }
@@ -123,120 +157,85 @@ fn kill_all_but_me() {
     while let Ok(Some(_)) = sys::try_wait(None) {}
 }
 
-/// Forks and execs one step, then supervises it: forwards signals a process sent us, reaps
-/// every orphan, and returns the step's status once it exits (128+N for signal N), with a
-/// message when it could not be executed at all.
-fn run_step(
-    spec: &Spec,
-    step: &Step,
-    path: Option<&OsStr>,
-    sigfd: &sys::SignalFd,
-    interactive: bool,
-) -> (i32, Option<String>) {
-    // The child reports a failed exec through this close-on-exec pipe; EOF means exec worked.
-    let (err_r, err_w) = match sys::pipe() {
-        Ok(p) => p,
-        Err(e) => return (1, Some(e.to_string())),
-    };
-    let child = match sys::fork() {
-        Ok(sys::Forked::Child) => {
-            drop(err_r);
-            let errno = exec_child(spec, step, path, interactive);
-            let _ = sys::write_fd(err_w.as_fd(), &(errno as i32).to_ne_bytes());
-            sys::exit_now(if matches!(errno, Errno::ENOENT) {
-                127
-            } else {
-                126
-            })
-        }
-        Ok(sys::Forked::Parent(pid)) => pid,
-        Err(e) => return (1, Some(e.to_string())),
-    };
-    drop(err_w);
-    let mut buf = [0u8; 4];
-    let exec_error = match sys::read_fd(err_r.as_fd(), &mut buf) {
-        Ok(4) => {
-            let errno = Errno::from_raw(i32::from_ne_bytes(buf));
-            let name = sys::display_os(step.argv[0].as_os_str());
-            Some(match errno {
-                Errno::ENOENT => format!("{name}: command not found"),
-                e => format!("{name}: cannot execute: {}", e.desc()),
-            })
-        }
-        _ => None,
-    };
-    loop {
-        if sys::poll_readable(&[sigfd.as_fd()], -1).is_err() {
-            continue;
-        }
-        let mut status = None;
-        while let Ok(Some(si)) = sys::read_signal(sigfd) {
-            if si.signo == Signal::SIGCHLD as i32 {
-                // Reap everything: orphans of the namespace are re-parented to us.
-                while let Ok(Some(st)) = sys::try_wait(None) {
-                    if st.pid() == Some(child) {
-                        status = sys::exit_code(&st);
-                    }
-                }
-            } else if !si.from_kernel {
-                let _ = sys::kill(child, si.signo);
-            }
-        }
-        if let Some(code) = status {
-            return (code, exec_error);
-        }
-    }
+/// What pid 1 starts every step with.
+struct Launch<'a> {
+    spec: &'a Spec,
+    /// The environment, as C strings, built once.
+    env: &'a [CString],
+    /// Why no step can start (the working directory is missing, say), as an exec error.
+    setup_error: Option<Errno>,
+    sigfd: &'a sys::SignalFd,
 }
 
-/// The command's side of the fork: clean signal state, stdio, cwd, umask, then exec.
-/// Returns only if exec failed, with the errno.
-fn exec_child(spec: &Spec, step: &Step, path: Option<&OsStr>, interactive: bool) -> Errno {
-    sys::reset_signal_dispositions();
-    if sys::set_signal_mask(&SigSet::empty()).is_err() {
-        return Errno::EINVAL;
-    }
-    if let Some(mask) = spec.umask {
-        sys::set_umask(mask);
-    }
-    if let Some(dir) = &spec.cwd {
-        if let Err(e) = sys::chdir(dir) {
-            return e.errno;
-        }
-    }
-    if !interactive {
-        if spec.stdin_null {
-            match std::fs::File::open("/dev/null") {
-                Ok(f) => {
-                    if let Err(e) = sys::dup_onto(f.as_fd(), 0) {
-                        return e.errno;
+impl Launch<'_> {
+    /// Starts one step, then supervises it: forwards signals a process sent us, reaps every
+    /// orphan, and returns the step's status once it exits (128+N for signal N), with a message
+    /// when it could not be executed at all (status 127 when not found, 126 otherwise).
+    fn run_step(
+        &self,
+        step: &Step,
+        path: Option<&OsStr>,
+        interactive: bool,
+    ) -> (i32, Option<String>) {
+        let child = match self.start(step, path, interactive) {
+            Ok(pid) => pid,
+            Err(errno) => {
+                let name = sys::display_os(step.argv[0].as_os_str());
+                return match errno {
+                    Errno::ENOENT => (127, Some(format!("{name}: command not found"))),
+                    e => (126, Some(format!("{name}: cannot execute: {}", e.desc()))),
+                };
+            }
+        };
+        loop {
+            if sys::poll_readable(&[self.sigfd.as_fd()], -1).is_err() {
+                continue;
+            }
+            let mut status = None;
+            while let Ok(Some(si)) = sys::read_signal(self.sigfd) {
+                if si.signo == Signal::SIGCHLD as i32 {
+                    // Reap everything: orphans of the namespace are re-parented to us.
+                    while let Ok(Some(st)) = sys::try_wait(None) {
+                        if st.pid() == Some(child) {
+                            status = sys::exit_code(&st);
+                        }
                     }
+                } else if !si.from_kernel {
+                    let _ = sys::kill(child, si.signo);
                 }
-                Err(e) => return sys::io_errno(&e),
             }
-        }
-        if let Output::To(fd) = &spec.output {
-            for target in [1, 2] {
-                if let Err(e) = sys::dup_onto(fd.as_fd(), target) {
-                    return e.errno;
-                }
+            if let Some(code) = status {
+                return (code, None);
             }
         }
     }
-    if spec.close_fds {
-        // Nothing above 2 may leak into the build; marked close-on-exec rather than closed so
-        // the error pipe still reports a failed exec.
-        if let Err(e) = sys::cloexec_fds_from(3) {
-            return e.errno;
+
+    /// Spawns the step's command (the resolved `path`, showing its own name as argv[0]), with
+    /// stdin and output redirected unless it is the interactive shell.
+    fn start(
+        &self,
+        step: &Step,
+        path: Option<&OsStr>,
+        interactive: bool,
+    ) -> Result<sys::Pid, Errno> {
+        if let Some(e) = self.setup_error {
+            return Err(e);
         }
+        let prog = sys::cstring(path.ok_or(Errno::ENOENT)?)?;
+        let argv = step
+            .argv
+            .iter()
+            .map(|a| sys::cstring(a))
+            .collect::<Result<Vec<_>, _>>()?;
+        let io = sys::SpawnIo {
+            stdin_null: self.spec.stdin_null && !interactive,
+            output: match &self.spec.output {
+                Output::To(fd) if !interactive => Some(fd.as_fd()),
+                _ => None,
+            },
+        };
+        sys::spawn(&prog, &argv, self.env, &io)
     }
-    let mut argv = step.argv.clone();
-    match path {
-        Some(path) => argv[0] = path.to_owned(),
-        None => return Errno::ENOENT,
-    }
-    // execvp on a path with a slash is a plain execv, plus /bin/sh for scripts without a #!
-    // line (ENOEXEC), as shells do.
-    sys::exec_keep_argv0(&argv, &step.argv[0], &spec.env)
 }
 
 /// Finds `name` the way a shell does: a name with a slash is used as is; otherwise the first
