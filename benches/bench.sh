@@ -10,7 +10,8 @@ set -eu
 
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-bin=$PWD/target/release/nsroot
+. benches/common.sh
+bin=$(release_bin "$PWD")
 export NSROOT_BIN="$bin"
 
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)

@@ -3,13 +3,13 @@
 # (one step, `true`: the sealed sandbox's whole set-up and tear-down, the archive of an empty
 # tree, log and manifest) against a bare `sh -c true` and `nsroot true` (run mode).
 #
-# Usage: benches/build.sh [NSROOT_BINARY]    (default: target/release/nsroot)
+# Usage: benches/build.sh [NSROOT_BINARY]    (default: the release build)
 # Environment: RUNS (default 30), NSROOT_TEST_USER (as root, commands run as this user).
 set -eu
 
 RUNS=${RUNS:-30}
-bin=${1:-target/release/nsroot}
 . "$(dirname "$0")/common.sh"
+bin=${1:-$(release_bin)}
 bench_setup buildbench "$bin" "${TMPDIR:-/tmp}" hyperfine python3
 mkdir -p "$work/empty/src"
 cat > "$work/empty/recipe.toml" <<'TOML'

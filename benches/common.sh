@@ -1,4 +1,16 @@
 # Shared set-up of the benchmark scripts (sourced, POSIX sh).
+
+# release_bin [ROOT]: the release binary's path in the checkout at ROOT (default: the parent
+# of the running script's directory). .cargo/config.toml builds for the host's triple, so it
+# is target/<triple>/release/nsroot (target/release/nsroot from a build that overrode it).
+release_bin() {
+    root=$(cd "${1:-$(dirname "$0")/..}" && pwd)
+    triple=$(rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+    for b in "$root/target/$triple/release/nsroot" "$root/target/release/nsroot"; do
+        [ -x "$b" ] && { echo "$b"; return 0; }
+    done
+    echo "$root/target/$triple/release/nsroot"
+}
 #
 # bench_setup NAME BINARY WORKBASE TOOL...: checks BINARY and the TOOLs, makes a fresh work
 # directory under WORKBASE (removed on exit) holding a world-readable copy of nsroot (the

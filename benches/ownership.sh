@@ -7,7 +7,7 @@
 # `nsroot --no-emulate`, pinned to one CPU (`taskset -c 0`) and unpinned, as ratios to bare.
 # Targets: with emulation, overhead at most half of fakeroot's; without it, within 3% of bare.
 #
-# Usage: benches/ownership.sh [NSROOT_BINARY]    (default: target/release/nsroot)
+# Usage: benches/ownership.sh [NSROOT_BINARY]    (default: the release build)
 # Environment: FILES (default 50000), RUNS (default 5), WARMUP (default 1), BENCH_DIR (where
 # the tree goes; default $TMPDIR or /var/tmp), NSROOT_TEST_USER (default nsroot-test: when run
 # as root, every command runs as this unprivileged user), RUNNER=loop to time with a shell
@@ -30,9 +30,9 @@ WARMUP=${WARMUP:-1}
 RUNNER=${RUNNER:-hyperfine}
 WORKLOADS=${WORKLOADS:-stat stat-numeric chown}
 command -v hyperfine >/dev/null || RUNNER=loop
-bin=${1:-target/release/nsroot}
 # A fresh directory that nothing was deleted from (KERNEL-NOTES.md item 20).
 . "$(dirname "$0")/common.sh"
+bin=${1:-$(release_bin)}
 bench_setup ownership "$bin" "${BENCH_DIR:-${TMPDIR:-/var/tmp}}" fakeroot taskset find tar
 gid=$(as_user id -g)
 

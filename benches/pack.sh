@@ -18,7 +18,7 @@ for tool in tar gzip pigz zstd python3 /usr/bin/time; do
 done
 if [[ -z "${NSROOT:-}" ]]; then
     (cd "$here" && cargo build --release --quiet)
-    NSROOT=$here/target/release/nsroot
+    NSROOT=$(. "$here/benches/common.sh" && release_bin "$here")
 fi
 base=$(mktemp -d "${BENCH_DIR:-/var/tmp}/nsroot-bench.XXXXXX")
 trap 'rm -rf "$base"' EXIT

@@ -6,7 +6,7 @@
 # nothing else, the floor of any prefix command that runs its command in a new process
 # image; fakeroot/floor is the best fakeroot/nsroot ratio any such command could reach here.
 #
-# Usage: benches/startup.sh [NSROOT_BINARY]    (default: target/release/nsroot)
+# Usage: benches/startup.sh [NSROOT_BINARY]    (default: the release build)
 # Environment: RUNS (default 200), WARMUP (default 20), NSROOT_TEST_USER (default
 # nsroot-test: when run as root, every command runs as this unprivileged user, as users do).
 # RUNNER=loop (or hyperfine missing) times with a shell loop over `date +%s%N` instead of
@@ -17,8 +17,8 @@ RUNS=${RUNS:-200}
 RUNNER=${RUNNER:-hyperfine}
 command -v hyperfine >/dev/null || RUNNER=loop
 WARMUP=${WARMUP:-20}
-bin=${1:-target/release/nsroot}
 . "$(dirname "$0")/common.sh"
+bin=${1:-$(release_bin)}
 bench_setup startup "$bin" "${TMPDIR:-/tmp}" unshare fakeroot taskset
 
 # Fail early, with the tool's own message, if a command does not work here.

@@ -6,14 +6,14 @@
 # Prints each session's overhead per call (its time minus bare) and nsroot's as a share of
 # fakeroot's, the measure behind the ownership target (at most half).
 #
-# Usage: benches/syscall.sh [NSROOT_BINARY]    (default: target/release/nsroot)
+# Usage: benches/syscall.sh [NSROOT_BINARY]    (default: the release build)
 # Environment: CALLS (default 200000), ROUNDS (default 5: the median of that many runs).
 set -eu
 
 CALLS=${CALLS:-200000}
 ROUNDS=${ROUNDS:-5}
-bin=${1:-target/release/nsroot}
 . "$(dirname "$0")/common.sh"
+bin=${1:-$(release_bin)}
 bench_setup syscall "$bin" "${TMPDIR:-/tmp}" gcc fakeroot taskset
 cat > "$work/fstat.c" <<'C'
 #include <fcntl.h>
