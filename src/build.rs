@@ -343,6 +343,7 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
         on_failure: opts.shell_on_failure.then(|| Step {
             name: "shell on failure".into(),
             argv: vec!["/bin/sh".into(), "-i".into()],
+            interactive: true,
         }),
         env: environment(&recipe.build.env, sde, opts.jobs),
         cwd: Some(BUILD_SRC.into()),
@@ -529,6 +530,7 @@ fn steps_of(recipe: &Recipe) -> Vec<Step> {
             steps.push(Step {
                 name: format!("step {} of {section}", i + 1),
                 argv: vec!["/bin/sh".into(), "-e".into(), "-c".into(), cmd.into()],
+                interactive: false,
             });
         }
     }

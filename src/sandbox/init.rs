@@ -14,7 +14,15 @@ use crate::ownership;
 use crate::sys::{self, CloneFlags, Errno, SigSet, Signal};
 
 /// pid 1's body. `mask` is the blocked signal set inherited from the outer process.
-pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<UnixStream>) -> ! {
+/// `tty_fg`: the outer process holds the terminal's foreground (on fd 0), so an interactive
+/// step may be given it.
+pub fn main(
+    spec: Spec,
+    mut tx: Sender,
+    mask: &SigSet,
+    listener_sock: Option<UnixStream>,
+    tty_fg: bool,
+) -> ! {
     // Die with the outer process (the kernel then kills the whole namespace). If it died
     // before the prctl took effect, its end of the channel is already closed: leave now.
     if sys::set_parent_death_signal(Signal::SIGKILL).is_err()
@@ -103,6 +111,7 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
         env: &env,
         setup_error,
         sigfd: &sigfd,
+        tty_fg,
     };
     // Ownership emulation covers pid 1 and so every step: the filter goes on last, after the
     // mounts, and its listener to the outer process's supervisor.
@@ -124,7 +133,7 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
             // A header per step, so the log says which output came from where.
             let _ = sys::write_fd(fd.as_fd(), format!("==> {}\n", step.name).as_bytes());
         }
-        let (c, exec_error) = launch.run_step(step, paths[index].as_deref(), false);
+        let (c, exec_error) = launch.run_step(step, paths[index].as_deref());
         code = c;
         tx.send(&InitMsg::StepExited {
             index,
@@ -136,7 +145,7 @@ pub fn main(spec: Spec, mut tx: Sender, mask: &SigSet, listener_sock: Option<Uni
         }
         if code != 0 {
             if let Some(shell) = &spec.on_failure {
-                let _ = launch.run_step(shell, shell_path.as_deref(), true);
+                let _ = launch.run_step(shell, shell_path.as_deref());
             }
             break;
         }
@@ -165,19 +174,16 @@ struct Launch<'a> {
     /// Why no step can start (the working directory is missing, say), as an exec error.
     setup_error: Option<Errno>,
     sigfd: &'a sys::SignalFd,
+    /// We are in the terminal's foreground process group (on fd 0).
+    tty_fg: bool,
 }
 
 impl Launch<'_> {
     /// Starts one step, then supervises it: forwards signals a process sent us, reaps every
     /// orphan, and returns the step's status once it exits (128+N for signal N), with a message
     /// when it could not be executed at all (status 127 when not found, 126 otherwise).
-    fn run_step(
-        &self,
-        step: &Step,
-        path: Option<&OsStr>,
-        interactive: bool,
-    ) -> (i32, Option<String>) {
-        let child = match self.start(step, path, interactive) {
+    fn run_step(&self, step: &Step, path: Option<&OsStr>) -> (i32, Option<String>) {
+        let child = match self.start(step, path) {
             Ok(pid) => pid,
             Err(errno) => {
                 let name = sys::display_os(step.argv[0].as_os_str());
@@ -212,12 +218,8 @@ impl Launch<'_> {
 
     /// Spawns the step's command (the resolved `path`, showing its own name as argv[0]), with
     /// stdin and output redirected unless it is the interactive shell.
-    fn start(
-        &self,
-        step: &Step,
-        path: Option<&OsStr>,
-        interactive: bool,
-    ) -> Result<sys::Pid, Errno> {
+    fn start(&self, step: &Step, path: Option<&OsStr>) -> Result<sys::Pid, Errno> {
+        let interactive = step.interactive;
         if let Some(e) = self.setup_error {
             return Err(e);
         }
@@ -234,7 +236,15 @@ impl Launch<'_> {
                 _ => None,
             },
         };
-        sys::spawn(&prog, &argv, self.env, &io)
+        let own_group = interactive && self.tty_fg;
+        let pid = sys::spawn(&prog, &argv, self.env, &io, own_group)?;
+        if own_group {
+            // The shell may have looked before this and stopped itself (SIGTTIN) to wait for
+            // the foreground: give it the terminal, then let it go on.
+            sys::give_terminal_foreground(0, pid);
+            let _ = sys::kill(pid, Signal::SIGCONT as i32);
+        }
+        Ok(pid)
     }
 }
 

@@ -98,6 +98,9 @@ pub struct Step {
     pub name: String,
     /// argv; argv[0] is looked up in PATH.
     pub argv: Vec<OsString>,
+    /// An interactive shell: the caller's stdio as is, and, when nsroot runs in the
+    /// foreground of a terminal, the terminal's foreground process group of its own.
+    pub interactive: bool,
 }
 
 /// What to run and how: the plan plus the commands and their process environment.
@@ -180,6 +183,7 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<i32> {
         steps: vec![Step {
             name: sys::display_os(&argv[0]),
             argv,
+            interactive: args.command.is_empty(),
         }],
         on_failure: None,
         env,
@@ -348,6 +352,16 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     // Block the signals we forward (and SIGCHLD) before any thread or fork, so none is lost
     // and none lands on the supervisor thread; pid 1 inherits the mask and the command gets a
     // clean one.
+    // An interactive step gets the terminal's foreground (its own process group, which its
+    // shell can name: the caller's group is outside the new pid namespace, and dash says
+    // "Cannot set tty process group" when it cannot give the terminal back on exit). Only
+    // when we hold the foreground ourselves; we take it back when the sandbox ends.
+    let tty_fg = spec
+        .steps
+        .iter()
+        .chain(&spec.on_failure)
+        .any(|s| s.interactive)
+        && sys::foreground_of_terminal(0);
     let mask = forwarded_mask();
     sys::block_signals(&mask)?;
     let sigfd = sys::signalfd(&mask)?;
@@ -394,7 +408,7 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         sys::Forked::Child => {
             drop(rx);
             drop(sigfd);
-            init::main(spec, tx, &mask, listener_sock)
+            init::main(spec, tx, &mask, listener_sock, tty_fg)
         }
         sys::Forked::Parent(pid) => pid,
     };
@@ -457,6 +471,10 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
             Some(msg) => handle(msg, &mut outcome, &mut failure),
             None => chan_open = false,
         }
+    }
+    if tty_fg {
+        // A shell that ended leaves the terminal to a group that no longer exists.
+        sys::take_terminal_foreground(0);
     }
     if let Some(handle) = supervisor {
         // Returns once no process is left under the filter: pid 1 is gone, so are they all.

@@ -482,12 +482,15 @@ pub struct SpawnIo<'a> {
 /// so nothing is copied and the command starts a page-fault storm sooner than a fork would.
 /// A file without a `#!` line (ENOEXEC) runs under /bin/sh, as `execvp(3)` and shells do.
 ///
+/// With `own_group`, the child leads a new process group (POSIX_SPAWN_SETPGROUP).
+///
 /// Errors: the errno of the failed exec (or of a file action), as the child saw it.
 pub fn spawn(
     prog: &CStr,
     argv: &[CString],
     env: &[CString],
     io: &SpawnIo<'_>,
+    own_group: bool,
 ) -> Result<Pid, Errno> {
     use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
     let mut actions = PosixSpawnFileActions::init()?;
@@ -506,9 +509,13 @@ pub fn spawn(
     let mut attr = PosixSpawnAttr::init()?;
     attr.set_sigmask(&SigSet::empty())?;
     attr.set_sigdefault(&SigSet::all())?;
-    attr.set_flags(
-        PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
-    )?;
+    let mut flags =
+        PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF;
+    if own_group {
+        attr.set_pgroup(Pid::from_raw(0))?;
+        flags |= PosixSpawnFlags::POSIX_SPAWN_SETPGROUP;
+    }
+    attr.set_flags(flags)?;
     match posix_spawn(prog, &actions, &attr, argv, env) {
         Err(Errno::ENOEXEC) => {
             let mut sh_argv = Vec::with_capacity(argv.len() + 1);
@@ -519,6 +526,35 @@ pub fn spawn(
         }
         r => r,
     }
+}
+
+/// True when `fd` is a terminal whose foreground process group is ours.
+pub fn foreground_of_terminal(fd: RawFd) -> bool {
+    // SAFETY: the descriptor is only borrowed for the two calls; a closed one fails cleanly.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    nix::unistd::isatty(fd).unwrap_or(false)
+        && nix::unistd::tcgetpgrp(fd).is_ok_and(|g| g == nix::unistd::getpgrp())
+}
+
+/// Makes `group` the foreground process group of the terminal on `fd`, as a process of the
+/// foreground group may. Best effort: a terminal that went away needs nothing.
+pub fn give_terminal_foreground(fd: RawFd, group: Pid) {
+    // SAFETY: as in foreground_of_terminal.
+    let fd = unsafe { BorrowedFd::borrow_raw(fd) };
+    let _ = nix::unistd::tcsetpgrp(fd, group);
+}
+
+/// Makes our process group the terminal's foreground again (on `fd`), from the background:
+/// SIGTTOU, which the kernel sends a background group that does this, is blocked meanwhile,
+/// as shells do. Best effort.
+pub fn take_terminal_foreground(fd: RawFd) {
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let Ok(old) = block_signals(&ttou) else {
+        return;
+    };
+    give_terminal_foreground(fd, nix::unistd::getpgrp());
+    let _ = set_signal_mask(&old);
 }
 
 /// `s` as a C string; `EINVAL` when it holds a NUL byte.

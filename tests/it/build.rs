@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{self, assert_ok, env, stderr, stdout, Scratch, Terminal};
+use crate::util::{self, assert_ok, env, stderr, stdout, Scratch, Terminal, FG_CHECK};
 
 /// Copies the repository's recipes/ into the scratch dir (as the test user's).
 fn copy_recipes(s: &Scratch, dest: &str) -> PathBuf {
@@ -879,7 +879,7 @@ fn build_shell_on_failure_opens_a_shell_in_the_failed_sandbox() {
         "[build]\nsteps = ['echo made > made-by-step; false']\n",
     );
     let line = format!(
-        "{} build {} -o out --shell-on-failure; echo \"build-status=$?\"",
+        "{} build {} -o out --shell-on-failure; echo \"build-status=$?\"; {FG_CHECK}",
         env().bin.display(),
         r.display()
     );
@@ -897,6 +897,10 @@ fn build_shell_on_failure_opens_a_shell_in_the_failed_sandbox() {
         text.contains("uid-0 /build/src made nsroot where-42"),
         "{text}"
     );
+    // The shell (/bin/sh: dash on Debian) had the terminal's foreground in a group it can
+    // name, so it gave it back without complaint, and nsroot took it back for the caller.
+    assert!(!text.contains("Cannot set tty process group"), "{text}");
+    assert!(text.contains("foreground-is-back"), "{text}");
     // The build still fails as the step did, and writes no archive.
     assert!(text.contains("build-status=1"), "{text}");
     assert!(text.contains("failed with exit code 1"), "{text}");

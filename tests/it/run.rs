@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::{self, assert_ok, env, stderr, stdout, Scratch, Terminal};
+use crate::util::{self, assert_ok, env, stderr, stdout, Scratch, Terminal, FG_CHECK};
 
 /// Host pids whose command line is exactly `needle` (arguments joined by spaces) (read from the host's /proc).
 fn host_processes(needle: &str) -> Vec<String> {
@@ -671,6 +671,34 @@ fn doctor_reports_every_feature_and_passes_here() {
             .any(|l| l.starts_with("ok       kernel (") && l.contains(release.trim())),
         "{out}"
     );
+}
+
+#[test]
+fn run_interactive_dash_leaves_the_terminal_to_the_caller() {
+    if util::no_userns() || util::missing_tool("script") || util::missing_tool("dash") {
+        return;
+    }
+    let s = Scratch::new();
+    let line = format!(
+        "{}; echo \"run-status=$?\"; {FG_CHECK}",
+        env().bin.display()
+    );
+    let dash = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default())
+        .map(|d| d.join("dash"))
+        .find(|p| p.is_file())
+        .expect("dash on PATH");
+    let mut t = Terminal::start(&line, s.path(), &[("SHELL", dash.as_os_str())]);
+    // dash's prompt as root is "# "; the answer is computed, so the echo cannot satisfy it.
+    t.type_until(b"", "# ");
+    t.type_until(b"echo in-$((40+2))\n", "in-42");
+    t.type_once(b"exit 3\n");
+    let (st, text) = t.finish();
+    assert!(st.success(), "{text}");
+    assert!(text.contains("run-status=3"), "{text}");
+    // The shell had a foreground group of its own, which it can name inside the pid
+    // namespace: no "Cannot set tty process group" on exit, and the caller has the terminal.
+    assert!(!text.contains("Cannot set tty process group"), "{text}");
+    assert!(text.contains("foreground-is-back"), "{text}");
 }
 
 #[test]

@@ -274,6 +274,11 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A shell snippet for a [`Terminal`] command line: prints `foreground-is-back` when the
+/// shell running the line holds the terminal's foreground again (after an nsroot that gave it
+/// to an interactive shell of its own has ended).
+pub const FG_CHECK: &str = r#"[ "$(ps -o tpgid= -p $$ | tr -d ' ')" = "$(ps -o pgid= -p $$ | tr -d ' ')" ] && echo foreground-is-back"#;
+
 /// A shell command line run on a pseudo-terminal (util-linux `script -q -e`) as the test user,
 /// its output collected as it comes: for what only a terminal does (Ctrl-C, Ctrl-Z, job
 /// control, an interactive shell).
