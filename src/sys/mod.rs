@@ -120,8 +120,9 @@ pub enum Forked {
 pub fn fork() -> SysResult<Forked> {
     // SAFETY: nsroot forks from the main thread of the outer process (at most one other
     // thread, the ownership supervisor, which at that point is blocked in recvmsg and holds no
-    // lock; glibc's fork makes malloc safe in the child regardless), from single-threaded
-    // pid 1, and from doctor's probes; every child ends in exec or `_exit`.
+    // lock; glibc's fork makes malloc safe in the child regardless), for `run_in_child` and
+    // the --map-auto helper, and for doctor's probes; every child ends in exec or `_exit`.
+    // pid 1 starts its steps with `spawn`, not with fork.
     match unsafe { nix::unistd::fork() }.map_err(err("fork()"))? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
@@ -357,19 +358,6 @@ pub fn poll_readable(fds: &[BorrowedFd<'_>], timeout_ms: i32) -> SysResult<Vec<b
 /// A close-on-exec pipe: (read end, write end).
 pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(err("pipe2(O_CLOEXEC)"))
-}
-
-/// Duplicates `fd` onto `target` (clearing close-on-exec on the new descriptor).
-pub fn dup_onto(fd: BorrowedFd<'_>, target: RawFd) -> SysResult<()> {
-    // SAFETY: dup2 only manipulates the descriptor table; `target` is a small fixed number
-    // (0, 1 or 2) owned by the process image we are about to exec.
-    if unsafe { libc::dup2(fd.as_raw_fd(), target) } < 0 {
-        return Err(SysError {
-            call: format!("dup2({}, {target})", fd.as_raw_fd()),
-            errno: Errno::last(),
-        });
-    }
-    Ok(())
 }
 
 /// Marks every descriptor from `first` upwards close-on-exec
