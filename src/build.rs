@@ -34,6 +34,9 @@ const SCRATCH_PREFIX: &str = "nsroot-build-";
 /// `nsroot repro` sets this in a build's environment to shift the sandbox's CLOCK_MONOTONIC
 /// and CLOCK_BOOTTIME by that many seconds ([`BuildOptions::clock_offset_secs`]).
 pub const CLOCK_OFFSET_VAR: &str = "NSROOT_REPRO_CLOCK_OFFSET";
+/// Set by `nsroot repro` for the runs that build at another path than [`BUILD_SRC`]: an
+/// absolute path under /build/ (not /build/destdir or /build/home), where the sources appear.
+pub const BUILD_DIR_VAR: &str = "NSROOT_REPRO_BUILD_DIR";
 /// How many log lines a failed step shows.
 const TAIL_LINES: usize = 25;
 
@@ -120,6 +123,9 @@ pub struct BuildOptions {
     /// Shift the sandbox's monotonic and boot-time clocks by this many seconds (a time
     /// namespace); only `nsroot repro` asks, through [`CLOCK_OFFSET_VAR`].
     pub clock_offset_secs: Option<i64>,
+    /// Where the sources appear inside the sandbox and the steps run: [`BUILD_SRC`], or another
+    /// path under /build/ when `nsroot repro` varies it, through [`BUILD_DIR_VAR`].
+    pub src_dir: PathBuf,
 }
 
 /// What a successful build wrote.
@@ -164,6 +170,10 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
                 ))
             })?),
             Err(_) => None,
+        },
+        src_dir: match std::env::var_os(BUILD_DIR_VAR) {
+            Some(v) => build_dir_from_env(&v)?,
+            None => BUILD_SRC.into(),
         },
     };
     let result = match build(&args.recipe, &opts) {
@@ -264,6 +274,7 @@ fn build_in(
         upper: dir.join("upper"),
         work: dir.join("work"),
         destdir: dir.join("destdir"),
+        src_target: opts.src_dir.clone(),
         net: opts.net,
     };
     for d in [&layout.root, &layout.upper, &layout.work, &layout.destdir] {
@@ -346,7 +357,7 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
             interactive: true,
         }),
         env: environment(&recipe.build.env, sde, opts.jobs),
-        cwd: Some(BUILD_SRC.into()),
+        cwd: Some(opts.src_dir.clone()),
         umask: Some(0o022),
         close_fds: true,
         stdin_null: true,
@@ -547,6 +558,30 @@ fn recipe_command(step: &Step) -> String {
 /// The fixed environment of every step: nothing leaks in from the caller. Every variable set
 /// here is in [`crate::recipe::FIXED_ENV`], so a recipe's `env` cannot set it (a unit test
 /// checks).
+/// The build path [`BUILD_DIR_VAR`] asks for: absolute, normal components only, below /build/
+/// and clear of the directories the sandbox puts there itself.
+///
+/// Errors: an [`InputError`](crate::error::InputError) naming the variable and the value.
+fn build_dir_from_env(v: &std::ffi::OsStr) -> Result<PathBuf, crate::error::InputError> {
+    use std::path::Component;
+    // Collected from its components: `/build/./src` is `/build/src`.
+    let p: PathBuf = Path::new(v).components().collect();
+    let normal = p.is_absolute()
+        && p.components()
+            .skip(1)
+            .all(|c| matches!(c, Component::Normal(_)));
+    let taken = [BUILD_DESTDIR, BUILD_HOME]
+        .iter()
+        .any(|t| p.starts_with(t) || Path::new(t).starts_with(&p));
+    if !normal || !p.starts_with("/build") || p.components().count() < 3 || taken {
+        return Err(crate::error::InputError::new(format!(
+            "{BUILD_DIR_VAR}={v:?}: not a directory below /build/ (other than {BUILD_DESTDIR} \
+             and {BUILD_HOME})"
+        )));
+    }
+    Ok(p)
+}
+
 fn environment(recipe_env: &BTreeMap<String, String>, sde: u64, jobs: usize) -> Vec<OsString> {
     let mut env = recipe_env.clone();
     for (k, v) in [
@@ -701,5 +736,34 @@ mod tests {
             );
         }
         assert!(env.iter().any(|v| v == "CFLAGS=-O2"));
+    }
+
+    #[test]
+    fn repro_build_dirs_stay_below_build_and_clear_of_destdir_and_home() {
+        for (ok, is) in [
+            ("/build/src", "/build/src"),
+            ("/build/run2/src", "/build/run2/src"),
+            ("/build/./src/", "/build/src"),
+        ] {
+            assert_eq!(
+                build_dir_from_env(ok.as_ref()).unwrap(),
+                PathBuf::from(is),
+                "{ok}"
+            );
+        }
+        for bad in [
+            "build/src",
+            "/build",
+            "/build/",
+            "/build/destdir",
+            "/build/destdir/x",
+            "/build/home",
+            "/build/../etc",
+            "/tmp/src",
+            "",
+        ] {
+            let e = build_dir_from_env(bad.as_ref()).unwrap_err().to_string();
+            assert!(e.contains(BUILD_DIR_VAR), "{bad}: {e}");
+        }
     }
 }

@@ -1,7 +1,10 @@
 //! `nsroot repro`: build a recipe several times under varied conditions and compare.
 //!
 //! Each run is a separate `nsroot build` process on a copy of the recipe directory (mtimes
-//! kept) in a different place, with a different caller environment, user name variables,
+//! kept) in a different place, building at a different path inside the sandbox (`/build/src`,
+//! then `/build/run2/src`...: `nsroot build` always uses `/build/src`, so its own builds never
+//! depend on the path, but a recipe that embeds it would not reproduce elsewhere), with a
+//! different caller environment, user name variables,
 //! umask, job count and time of day, its monotonic and boot-time clocks shifted by a
 //! different offset (a time namespace, Linux 5.6), and the recipe directory's entries created
 //! in a different order (ascending, then descending), which is the order an unsorted
@@ -24,11 +27,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::archive::{diff_archives, DiffReport};
-use crate::build::CLOCK_OFFSET_VAR;
+use crate::build::{BUILD_DIR_VAR, CLOCK_OFFSET_VAR};
 use crate::cli::ReproArgs;
 use crate::error::{exit_code_of, InputError, EXIT_INPUT};
 use crate::fsutil::EntryOrder;
 use crate::recipe::Recipe;
+use crate::sandbox::plan::BUILD_SRC;
 use crate::sandbox::CLOCKS_NOT_SHIFTED;
 
 /// What differs between runs.
@@ -36,6 +40,8 @@ use crate::sandbox::CLOCKS_NOT_SHIFTED;
 pub struct Variation {
     /// Where the recipe directory was copied to.
     pub recipe_dir: PathBuf,
+    /// Where the sources were built, inside the sandbox.
+    pub build_dir: PathBuf,
     /// Caller environment variables set (the sandbox must not pass them in).
     pub env: Vec<(String, String)>,
     /// The caller's umask.
@@ -172,7 +178,8 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
     let mut last_start: Option<Instant> = None;
     let mut clocks_refused: Option<String> = None;
     for i in 0..runs {
-        // Place, entry order, environment, umask, jobs and clocks differ from run to run.
+        // Place, build path, entry order, environment, umask, jobs and clocks differ from run
+        // to run.
         let place = if i % 2 == 0 {
             work.join(format!("run{}", i + 1)).join(&dir_name)
         } else {
@@ -205,6 +212,11 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
                 ("NSROOT_REPRO_NOISE".into(), "x".repeat(i * 7 + 1)),
             ]
         };
+        let build_dir = if i == 0 {
+            PathBuf::from(BUILD_SRC)
+        } else {
+            PathBuf::from(format!("/build/run{}/src", i + 1))
+        };
         let umask = if i % 2 == 0 { 0o022 } else { 0o077 };
         let jobs = if i % 2 == 0 { 1 } else { cpus.max(2) };
         let clock_offset = clock_offset(i);
@@ -226,7 +238,8 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
             .arg(jobs.to_string())
             .current_dir(&place)
             .envs(env.iter().map(|(k, v)| (k, v)))
-            .env(CLOCK_OFFSET_VAR, clock_offset.to_string());
+            .env(CLOCK_OFFSET_VAR, clock_offset.to_string())
+            .env(BUILD_DIR_VAR, &build_dir);
         crate::sys::set_umask_in_child(&mut cmd, umask);
         let o = cmd.output().map_err(|e| {
             anyhow::anyhow!(
@@ -260,6 +273,7 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
         }
         variations.push(Variation {
             recipe_dir: place,
+            build_dir,
             env,
             umask,
             jobs,
@@ -457,9 +471,11 @@ fn print_report(r: &ReproReport) {
             EntryOrder::Descending => "descending",
         };
         println!(
-            "run {}: {} (umask {:03o}, -j {}, {clocks}, entries copied {order}, env {})",
+            "run {}: {} (built in {}, umask {:03o}, -j {}, {clocks}, entries copied {order}, \
+             env {})",
             i + 1,
             v.recipe_dir.display(),
+            v.build_dir.display(),
             v.umask,
             v.jobs,
             env.join(" ")

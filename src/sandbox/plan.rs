@@ -97,6 +97,9 @@ pub struct BuildLayout {
     pub work: PathBuf,
     /// The output tree, bound at [`BUILD_DESTDIR`].
     pub destdir: PathBuf,
+    /// Where the sources appear inside: [`BUILD_SRC`], except in `nsroot repro`'s runs that
+    /// vary the build path.
+    pub src_target: PathBuf,
     /// Keep the host's network (`--net`); otherwise a network namespace with only `lo`.
     pub net: bool,
 }
@@ -176,7 +179,7 @@ impl Plan {
             lower: layout.source.clone(),
             upper: layout.upper.clone(),
             work: layout.work.clone(),
-            target: inside(BUILD_SRC),
+            target: inside(&layout.src_target.to_string_lossy()),
             fallback_copy: true,
         });
         m.push(MountOp::Bind {
@@ -426,6 +429,7 @@ mod tests {
             upper: "/s/upper".into(),
             work: "/s/work".into(),
             destdir: "/s/destdir".into(),
+            src_target: BUILD_SRC.into(),
             net: false,
         }
     }

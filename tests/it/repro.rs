@@ -50,6 +50,11 @@ fn repro_every_bundled_recipe_is_reproducible() {
             "{out}"
         );
         assert!(out.contains("a/much/deeper/place"), "{out}");
+        // ... and the path the sources were built at, inside.
+        assert!(
+            out.contains("built in /build/src,") && out.contains("built in /build/run2/src,"),
+            "{out}"
+        );
     }
 }
 
@@ -111,7 +116,7 @@ fn repro_catches_a_recipe_that_embeds_the_job_count_and_reports_json() {
 }
 
 #[test]
-fn repro_a_recipe_embedding_its_build_path_is_reproducible_because_the_path_is_fixed() {
+fn repro_catches_a_recipe_that_embeds_its_build_path() {
     if util::no_userns() {
         return;
     }
@@ -123,23 +128,52 @@ fn repro_a_recipe_embedding_its_build_path_is_reproducible_because_the_path_is_f
         "--runs".as_ref(),
         "3".as_ref(),
     ]);
-    assert_ok(&o);
-    assert!(stdout(&o).contains("REPRODUCIBLE"), "{}", stdout(&o));
-    // The runs lived in different host directories; inside, the path was /build/src.
-    let b = s.nsroot([
-        "build".as_ref(),
-        r.join("recipe.toml").as_os_str(),
-        "-o".as_ref(),
-        s.path().join("o").as_os_str(),
-    ]);
-    assert_ok(&b);
-    let t = std::process::Command::new("tar")
-        .arg("-xOzf")
-        .arg(s.path().join("o/embeds-path_1.0-1_amd64.tar.gz"))
-        .arg("./usr/share/embeds-path/built-in")
-        .output()
-        .unwrap();
-    assert_eq!(stdout(&t), "/build/src\n/build/src/README\n");
+    assert_eq!(o.status.code(), Some(1), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("NOT REPRODUCIBLE"), "{out}");
+    // The file, and the two paths it holds in run 1 and in run 2 (then run 3).
+    assert!(
+        out.contains("./usr/share/embeds-path/built-in: content differs at byte "),
+        "{out}"
+    );
+    for line in [
+        "-/build/src",
+        "-/build/src/README",
+        "+/build/run2/src",
+        "+/build/run2/src/README",
+        "+/build/run3/src",
+    ] {
+        assert!(out.lines().any(|l| l == line), "no line {line:?}: {out}");
+    }
+    // `nsroot build` itself always builds at /build/src: wherever the recipe lives, its own
+    // output does not depend on the path.
+    let mut sums = Vec::new();
+    for (i, place) in ["one", "a/much/deeper/two"].iter().enumerate() {
+        let dir = s.path().join(place);
+        assert_ok(&s.sh(&format!(
+            "mkdir -p {place} && cp -a {} {place}/",
+            r.display()
+        )));
+        let b = s.nsroot([
+            "build".as_ref(),
+            dir.join("path/recipe.toml").as_os_str(),
+            "-o".as_ref(),
+            s.path().join(format!("o{i}")).as_os_str(),
+        ]);
+        assert_ok(&b);
+        let archive = s
+            .path()
+            .join(format!("o{i}/embeds-path_1.0-1_amd64.tar.gz"));
+        let t = std::process::Command::new("tar")
+            .arg("-xOzf")
+            .arg(&archive)
+            .arg("./usr/share/embeds-path/built-in")
+            .output()
+            .unwrap();
+        assert_eq!(stdout(&t), "/build/src\n/build/src/README\n");
+        sums.push(std::fs::read(&archive).unwrap());
+    }
+    assert!(sums[0] == sums[1], "two builds from two places differ");
 }
 
 #[test]
@@ -148,7 +182,7 @@ fn repro_output_dir_may_be_relative_and_is_not_reused_when_not_empty() {
         return;
     }
     let s = Scratch::new();
-    let r = copy_into(&s, &util::repo().join("tests/fixtures/repro/path"));
+    let r = copy_into(&s, &util::repo().join("recipes/scripts"));
     let recipe = r.join("recipe.toml");
     let o = s.nsroot([
         "repro".as_ref(),
@@ -161,7 +195,7 @@ fn repro_output_dir_may_be_relative_and_is_not_reused_when_not_empty() {
     for run in ["out1", "out2"] {
         let out = s.path().join("rel/dir").join(run);
         assert!(
-            out.join("embeds-path_1.0-1_amd64.tar.gz").is_file(),
+            out.join("sysinfo_2.1-1_all.tar.gz").is_file(),
             "{}: {}",
             out.display(),
             stdout(&o)
@@ -510,7 +544,7 @@ fn repro_without_time_namespaces_warns_once_and_goes_on() {
         return;
     }
     let s = Scratch::new();
-    let r = copy_into(&s, &util::repo().join("tests/fixtures/repro/path"));
+    let r = copy_into(&s, &util::repo().join("recipes/scripts"));
     // A user namespace whose limit of time namespaces is 0: the kernel refuses them (ENOSPC)
     // to everything inside, nsroot's builds included.
     let script = r#"echo 0 > /proc/sys/user/max_time_namespaces || exit 99; exec "$0" repro "$1""#;
