@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The names that select a subcommand when they are the first argument.
 pub const SUBCOMMANDS: &[&str] = &[
-    "run", "pack", "list", "diff", "repro", "build", "doctor", "help",
+    "run", "pack", "list", "inspect", "diff", "repro", "build", "doctor", "help",
 ];
 
 /// Text shown after the run-mode help, listing the subcommands.
@@ -21,7 +21,7 @@ const RUN_AFTER_HELP: &str = "\
 Subcommands:
   run      Run a command as root in fresh namespaces (the default)
   pack     Write a directory as a deterministic, root-owned archive
-  list     List an archive's entries like `tar -tv`
+  list     List an archive's entries like `tar -tv`; a .deb's control fields too (alias: inspect)
   diff     Compare two archives (tar or .deb) entry by entry
   repro    Build a recipe twice under varied conditions and compare the outputs
   build    Build a recipe in a sealed sandbox into a root-owned archive
@@ -128,7 +128,8 @@ pub enum Command {
     Run(RunArgs),
     /// Write a directory as a deterministic, root-owned archive
     Pack(PackArgs),
-    /// List an archive's entries like `tar -tv`
+    /// List an archive's entries like `tar -tv`; a .deb's control fields too
+    #[command(visible_alias = "inspect")]
     List(ListArgs),
     /// Compare two archives (tar or .deb) entry by entry; exit 0 if identical, 1 if not
     Diff(DiffArgs),

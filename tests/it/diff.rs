@@ -334,6 +334,10 @@ fn list_deb_shows_what_dpkg_deb_shows() {
         stdout(&contents)
     );
     assert_eq!(ours, want);
+    // `inspect` is the same command under the name issue 6 gives it.
+    let o = s.nsroot(["inspect", "a.deb"]);
+    assert_ok(&o);
+    assert_eq!(stdout(&o), want);
 }
 
 #[test]
