@@ -555,9 +555,6 @@ fn recipe_command(step: &Step) -> String {
         .unwrap_or_default()
 }
 
-/// The fixed environment of every step: nothing leaks in from the caller. Every variable set
-/// here is in [`crate::recipe::FIXED_ENV`], so a recipe's `env` cannot set it (a unit test
-/// checks).
 /// The build path [`BUILD_DIR_VAR`] asks for: absolute, normal components only, below /build/
 /// and clear of the directories the sandbox puts there itself.
 ///
@@ -582,6 +579,9 @@ fn build_dir_from_env(v: &std::ffi::OsStr) -> Result<PathBuf, crate::error::Inpu
     Ok(p)
 }
 
+/// The fixed environment of every step: nothing leaks in from the caller. Every variable set
+/// here is in [`crate::recipe::FIXED_ENV`], so a recipe's `env` cannot set it (a unit test
+/// checks).
 fn environment(recipe_env: &BTreeMap<String, String>, sde: u64, jobs: usize) -> Vec<OsString> {
     let mut env = recipe_env.clone();
     for (k, v) in [

@@ -219,7 +219,6 @@ impl Launch<'_> {
     /// Spawns the step's command (the resolved `path`, showing its own name as argv[0]), with
     /// stdin and output redirected unless it is the interactive shell.
     fn start(&self, step: &Step, path: Option<&OsStr>) -> Result<sys::Pid, Errno> {
-        let interactive = step.interactive;
         if let Some(e) = self.setup_error {
             return Err(e);
         }
@@ -229,16 +228,17 @@ impl Launch<'_> {
             .iter()
             .map(|a| sys::cstring(a))
             .collect::<Result<Vec<_>, _>>()?;
-        let io = sys::SpawnIo {
+        let interactive = step.interactive;
+        let setup = sys::SpawnSetup {
             stdin_null: self.spec.stdin_null && !interactive,
             output: match &self.spec.output {
                 Output::To(fd) if !interactive => Some(fd.as_fd()),
                 _ => None,
             },
+            own_group: interactive && self.tty_fg,
         };
-        let own_group = interactive && self.tty_fg;
-        let pid = sys::spawn(&prog, &argv, self.env, &io, own_group)?;
-        if own_group {
+        let pid = sys::spawn(&prog, &argv, self.env, &setup)?;
+        if setup.own_group {
             // The shell may have looked before this and stopped itself (SIGTTIN) to wait for
             // the foreground: give it the terminal, then let it go on.
             sys::give_terminal_foreground(0, pid);

@@ -349,9 +349,6 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         }
     }
 
-    // Block the signals we forward (and SIGCHLD) before any thread or fork, so none is lost
-    // and none lands on the supervisor thread; pid 1 inherits the mask and the command gets a
-    // clean one.
     // An interactive step gets the terminal's foreground (its own process group, which its
     // shell can name: the caller's group is outside the new pid namespace, and dash says
     // "Cannot set tty process group" when it cannot give the terminal back on exit). Only
@@ -362,6 +359,9 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         .chain(&spec.on_failure)
         .any(|s| s.interactive)
         && sys::foreground_of_terminal(0);
+    // Block the signals we forward (and SIGCHLD) before any thread or fork, so none is lost
+    // and none lands on the supervisor thread; pid 1 inherits the mask and the command gets a
+    // clean one.
     let mask = forwarded_mask();
     sys::block_signals(&mask)?;
     let sigfd = sys::signalfd(&mask)?;

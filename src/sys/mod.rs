@@ -456,33 +456,32 @@ pub fn set_umask(mask: u32) {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(mask));
 }
 
-/// How [`spawn`] sets up a command's stdio.
-pub struct SpawnIo<'a> {
+/// What [`spawn`] sets up in the child besides its signals.
+pub struct SpawnSetup<'a> {
     /// Open /dev/null as its stdin.
     pub stdin_null: bool,
     /// Duplicate this descriptor onto its stdout and stderr.
     pub output: Option<BorrowedFd<'a>>,
+    /// Make it the leader of a new process group (POSIX_SPAWN_SETPGROUP).
+    pub own_group: bool,
 }
 
 /// Starts `prog` (a path) with `argv` (whose first element is the name the command sees) and
 /// `env`, with every signal at its default action and none blocked, through `posix_spawn(3)`:
 /// glibc's runs the child on its own stack in our memory (CLONE_VM|CLONE_VFORK) until exec,
-/// so nothing is copied and the command starts a page-fault storm sooner than a fork would.
+/// so no page table is copied and neither process takes copy-on-write faults before the exec.
 /// A file without a `#!` line (ENOEXEC) runs under /bin/sh, as `execvp(3)` and shells do.
-///
-/// With `own_group`, the child leads a new process group (POSIX_SPAWN_SETPGROUP).
 ///
 /// Errors: the errno of the failed exec (or of a file action), as the child saw it.
 pub fn spawn(
     prog: &CStr,
     argv: &[CString],
     env: &[CString],
-    io: &SpawnIo<'_>,
-    own_group: bool,
+    setup: &SpawnSetup<'_>,
 ) -> Result<Pid, Errno> {
     use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
     let mut actions = PosixSpawnFileActions::init()?;
-    if io.stdin_null {
+    if setup.stdin_null {
         actions.add_open(
             0,
             c"/dev/null",
@@ -490,7 +489,7 @@ pub fn spawn(
             nix::sys::stat::Mode::empty(),
         )?;
     }
-    if let Some(fd) = io.output {
+    if let Some(fd) = setup.output {
         actions.add_dup2(fd.as_raw_fd(), 1)?;
         actions.add_dup2(fd.as_raw_fd(), 2)?;
     }
@@ -499,7 +498,7 @@ pub fn spawn(
     attr.set_sigdefault(&SigSet::all())?;
     let mut flags =
         PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF;
-    if own_group {
+    if setup.own_group {
         attr.set_pgroup(Pid::from_raw(0))?;
         flags |= PosixSpawnFlags::POSIX_SPAWN_SETPGROUP;
     }
