@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs::{File, Metadata};
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -70,37 +71,119 @@ pub(crate) fn write_tree<W: Write>(
         _ => dir.to_path_buf(),
     };
     let meta = std::fs::symlink_metadata(&root).map_err(|e| ArchiveError::io("stat", &root, e))?;
-    packer.entry(&root, Path::new(""), &meta)?;
-    // The directories being walked, innermost last; memory is their unvisited entries.
+    packer.entry(&root, &root, Path::new(""), &meta)?;
+    // The directories being walked, innermost last; memory is their unvisited entries, and
+    // one path of the innermost (two, where it is deeper than PATH_MAX allows: see Cursor).
     let mut stack = Vec::new();
+    let mut cursor = Cursor::new(&root);
     if meta.is_dir() {
-        stack.push(Level::read(root.clone())?);
+        stack.push(Level::read(&cursor.access(), &root)?);
     }
     while let Some(level) = stack.last_mut() {
         packer.check_interrupt()?;
         let Some(child) = level.children.pop() else {
             stack.pop();
+            cursor.pop();
             continue;
         };
-        let path = level.dir.join(OsStr::from_bytes(&child.name));
+        let name = OsStr::from_bytes(&child.name);
+        let (at, shown) = (cursor.access().join(name), cursor.full().join(name));
         let meta =
-            std::fs::symlink_metadata(&path).map_err(|e| ArchiveError::io("stat", &path, e))?;
+            std::fs::symlink_metadata(&at).map_err(|e| ArchiveError::io("stat", &shown, e))?;
         if exclude.contains(&(meta.dev(), meta.ino())) {
             continue;
         }
-        let rel = path.strip_prefix(&root).unwrap_or(&path);
-        packer.entry(&path, rel, &meta)?;
+        let rel = shown.strip_prefix(&root).unwrap_or(&shown);
+        packer.entry(&at, &shown, rel, &meta)?;
         if meta.is_dir() {
-            stack.push(Level::read(path)?);
+            cursor.push(name, &shown)?;
+            stack.push(Level::read(&cursor.access(), &shown)?);
         }
     }
     packer.progress.finish();
     Ok(packer.summary)
 }
 
-/// A directory being walked: its path and the entries not yet visited.
+/// Where a usable path to the directory being walked would pass this length, the cursor
+/// opens the directory and goes on from `/proc/<pid>/fd/<n>`, so a tree of any depth packs
+/// (GNU tar packs a 10,000-deep one; PATH_MAX is 4,096). The `<pid>` is ours as our own /proc
+/// shows it, which an ownership supervisor also resolves correctly, unlike `self`.
+const ANCHOR_AFTER: usize = 2048;
+
+/// The directory being walked: its path as shown (in messages and, below DIR, in the archive)
+/// and a path that reaches it in system calls, the same until the tree gets too deep.
+struct Cursor {
+    full: Vec<u8>,
+    access: Vec<u8>,
+    /// One per directory entered: the lengths to return to, and for an anchored directory
+    /// the access path it replaced and its open descriptor.
+    frames: Vec<Frame>,
+}
+
+struct Frame {
+    full_len: usize,
+    access_len: usize,
+    anchor: Option<(Vec<u8>, File)>,
+}
+
+impl Cursor {
+    fn new(root: &Path) -> Cursor {
+        let root = root.as_os_str().as_bytes().to_vec();
+        Cursor {
+            full: root.clone(),
+            access: root,
+            frames: Vec::new(),
+        }
+    }
+
+    fn full(&self) -> &Path {
+        Path::new(OsStr::from_bytes(&self.full))
+    }
+
+    fn access(&self) -> PathBuf {
+        PathBuf::from(OsStr::from_bytes(&self.access))
+    }
+
+    /// Enters the subdirectory `name` (shown as `shown`).
+    fn push(&mut self, name: &OsStr, shown: &Path) -> Result<(), ArchiveError> {
+        let mut frame = Frame {
+            full_len: self.full.len(),
+            access_len: self.access.len(),
+            anchor: None,
+        };
+        self.full = shown.as_os_str().as_bytes().to_vec();
+        let at = self.access().join(name);
+        if at.as_os_str().len() > ANCHOR_AFTER {
+            let dir = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW)
+                .open(&at)
+                .map_err(|e| ArchiveError::io("open directory", shown, e))?;
+            let via = format!("/proc/{}/fd/{}", std::process::id(), dir.as_raw_fd());
+            let replaced = std::mem::replace(&mut self.access, via.into_bytes());
+            frame.anchor = Some((replaced, dir));
+        } else {
+            self.access = at.into_os_string().into_vec();
+        }
+        self.frames.push(frame);
+        Ok(())
+    }
+
+    /// Leaves the innermost directory entered (nothing, at DIR itself).
+    fn pop(&mut self) {
+        let Some(frame) = self.frames.pop() else {
+            return;
+        };
+        self.full.truncate(frame.full_len);
+        match frame.anchor {
+            Some((replaced, _dir)) => self.access = replaced,
+            None => self.access.truncate(frame.access_len),
+        }
+    }
+}
+
+/// A directory being walked: the entries not yet visited.
 struct Level {
-    dir: PathBuf,
     /// Sorted last-first, so `pop` gives the next one.
     children: Vec<Child>,
 }
@@ -113,17 +196,17 @@ struct Child {
 }
 
 impl Level {
-    /// Reads `dir`'s entries and sorts them.
-    fn read(dir: PathBuf) -> Result<Level, ArchiveError> {
+    /// Reads the entries of the directory at `dir` (shown as `shown`) and sorts them.
+    fn read(dir: &Path, shown: &Path) -> Result<Level, ArchiveError> {
         let mut children = Vec::new();
         let entries =
-            std::fs::read_dir(&dir).map_err(|e| ArchiveError::io("read directory", &dir, e))?;
+            std::fs::read_dir(dir).map_err(|e| ArchiveError::io("read directory", shown, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| ArchiveError::io("read directory", &dir, e))?;
+            let entry = entry.map_err(|e| ArchiveError::io("read directory", shown, e))?;
             // d_type from readdir; an lstat only where the filesystem does not give it.
             let ft = entry
                 .file_type()
-                .map_err(|e| ArchiveError::io("stat", entry.path(), e))?;
+                .map_err(|e| ArchiveError::io("stat", shown.join(entry.file_name()), e))?;
             children.push(Child {
                 name: entry.file_name().into_vec().into_boxed_slice(),
                 is_dir: ft.is_dir(),
@@ -131,7 +214,7 @@ impl Level {
         }
         children.shrink_to_fit();
         children.sort_unstable_by(|a, b| path_order(b, a));
-        Ok(Level { dir, children })
+        Ok(Level { children })
     }
 }
 
@@ -177,18 +260,25 @@ impl<W: Write> Packer<'_, W> {
         }
     }
 
-    /// Archives one walked path; `rel` is its path below DIR (empty for DIR itself).
-    fn entry(&mut self, path: &Path, rel: &Path, meta: &Metadata) -> Result<(), ArchiveError> {
+    /// Archives one walked file, reached through `at` and shown as `shown`; `rel` is its path
+    /// below DIR (empty for DIR itself).
+    fn entry(
+        &mut self,
+        at: &Path,
+        shown: &Path,
+        rel: &Path,
+        meta: &Metadata,
+    ) -> Result<(), ArchiveError> {
         let ft = meta.file_type();
         if ft.is_socket() {
             self.summary
                 .warnings
-                .push(format!("{}: socket skipped", path.display()));
+                .push(format!("{}: socket skipped", shown.display()));
             return Ok(());
         }
         let record = self
             .records
-            .and_then(|r| r.lookup(path, meta))
+            .and_then(|r| r.lookup(at, meta))
             .unwrap_or_default();
         let mut name = b"./".to_vec();
         name.extend_from_slice(rel.as_os_str().as_bytes());
@@ -200,7 +290,7 @@ impl<W: Write> Packer<'_, W> {
             Kind::Dir
         } else if ft.is_symlink() {
             let target =
-                std::fs::read_link(path).map_err(|e| ArchiveError::io("read link", path, e))?;
+                std::fs::read_link(at).map_err(|e| ArchiveError::io("read link", shown, e))?;
             Kind::Symlink {
                 target: target.into_os_string().into_vec(),
             }
@@ -263,14 +353,14 @@ impl<W: Write> Packer<'_, W> {
             }
         }
 
-        let header = self.header(path, name, kind, mode, meta, &record)?;
-        self.progress.entry(path);
+        let header = self.header(at, shown, name, kind, mode, meta, &record)?;
+        self.progress.entry(shown);
         self.summary.entries += 1;
         if let Kind::File { size } = header.kind {
             // Open before writing the header, so an unreadable file fails before any output.
-            let file = self.open_same(path, meta)?;
+            let file = self.open_same(at, shown, meta)?;
             self.tar.header(&header).map_err(|e| self.write_err(e))?;
-            self.copy(path, file, size)?;
+            self.copy(shown, file, size)?;
             self.summary.content_bytes += size;
         } else {
             self.tar.header(&header).map_err(|e| self.write_err(e))?;
@@ -278,9 +368,11 @@ impl<W: Write> Packer<'_, W> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn header(
         &self,
-        path: &Path,
+        at: &Path,
+        shown: &Path,
         name: Vec<u8>,
         kind: Kind,
         mode: u32,
@@ -317,7 +409,7 @@ impl<W: Write> Packer<'_, W> {
             .mtime_clamp
             .map_or(mtime, |c| mtime.min(i64::try_from(c).unwrap_or(i64::MAX)));
         let xattrs = if opts.xattrs {
-            read_xattrs(path, record)?
+            read_xattrs(at, shown, record)?
         } else {
             Vec::new()
         };
@@ -334,14 +426,15 @@ impl<W: Write> Packer<'_, W> {
         })
     }
 
-    /// Opens `path` for reading, making sure it is still the file that was walked.
-    fn open_same(&self, path: &Path, meta: &Metadata) -> Result<File, ArchiveError> {
+    /// Opens `at` (shown as `path`) for reading, making sure it is still the file that was
+    /// walked.
+    fn open_same(&self, at: &Path, path: &Path, meta: &Metadata) -> Result<File, ArchiveError> {
         // O_NOFOLLOW and O_NONBLOCK: if the file was swapped for a symlink or FIFO since the
         // walk, fail instead of following or hanging.
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path)
+            .open(at)
             .map_err(|e| ArchiveError::io("open", path, e))?;
         let now = file
             .metadata()
@@ -400,9 +493,9 @@ impl<W: Write> Packer<'_, W> {
 
 /// The file's extended attributes (not following symlinks) merged with the recorded ones,
 /// sorted by name. ACLs (`system.*`) are not xattrs in tar's sense and are left out.
-fn read_xattrs(path: &Path, record: &Record) -> Result<Xattrs, ArchiveError> {
+fn read_xattrs(at: &Path, path: &Path, record: &Record) -> Result<Xattrs, ArchiveError> {
     let mut out = Xattrs::new();
-    let names = match xattr::list(path) {
+    let names = match xattr::list(at) {
         Ok(names) => names.collect::<Vec<_>>(),
         // Filesystems without xattr support have none to store.
         Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => Vec::new(),
@@ -413,7 +506,7 @@ fn read_xattrs(path: &Path, record: &Record) -> Result<Xattrs, ArchiveError> {
         if bytes.starts_with(b"system.") {
             continue;
         }
-        match xattr::get(path, &n) {
+        match xattr::get(at, &n) {
             Ok(Some(v)) => out.push((bytes, v)),
             // Removed since it was listed: nothing to store.
             Ok(None) => {}
