@@ -1,8 +1,9 @@
 //! Executes the mount steps of a plan, in pid 1, one short kernel sequence each.
 
 use std::ffi::OsString;
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStringExt;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::plan::MountOp;
@@ -148,12 +149,24 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
             fallback_copy,
         } => {
             mkdir_p(target, 0o755)?;
+            // The layers by descriptor: overlayfs shows its options in /proc/self/mountinfo as
+            // given, and the build must not see where the user keeps the sources (nor, with
+            // them, the scratch directory's random name). No option escaping is needed either.
+            let [l, u, w] = [lower, upper, work].map(|p| {
+                std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+                    .open(p)
+                    .map_err(io(format!("open {}", p.display())))
+            });
+            let (l, u, w) = (l?, u?, w?);
             // overlayfs in a user namespace needs `userxattr` (Linux 5.11, KERNEL-NOTES 11).
             let data = format!(
-                "lowerdir={},upperdir={},workdir={},userxattr",
-                escape_overlay(lower),
-                escape_overlay(upper),
-                escape_overlay(work)
+                "lowerdir=/proc/self/fd/{},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{},\
+                 userxattr",
+                l.as_raw_fd(),
+                u.as_raw_fd(),
+                w.as_raw_fd()
             );
             let mounted = sys::mount(
                 Some(Path::new("overlay")),
@@ -297,18 +310,6 @@ fn remount_readonly(target: &Path) -> Result<(), SysError> {
         MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
         None,
     )
-}
-
-/// Escapes the characters overlayfs's option parser treats specially (`\`, `,`, `:`).
-fn escape_overlay(p: &Path) -> String {
-    let mut out = String::new();
-    for c in p.to_string_lossy().chars() {
-        if matches!(c, '\\' | ',' | ':') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]

@@ -190,6 +190,34 @@ fn isolation_build_cannot_read_the_users_home() {
 }
 
 #[test]
+fn isolation_build_mounts_do_not_name_the_users_source_directory() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let (o, log) = build(
+        &s,
+        "isomntinfo",
+        &["cat /proc/self/mountinfo\n".to_string()],
+    );
+    assert_ok(&o);
+    // The sources are an overlay whose layers were given by descriptor: mountinfo shows
+    // those, not where the user keeps the recipe (the source directory is its lower layer).
+    let overlay = log
+        .lines()
+        .find(|l| l.contains(" /build/src ") && l.contains(" - overlay "))
+        .unwrap_or_else(|| panic!("no overlay at /build/src:\n{log}"));
+    assert!(
+        overlay.contains("lowerdir=/proc/self/fd/")
+            && overlay.contains("upperdir=/proc/self/fd/")
+            && overlay.contains("workdir=/proc/self/fd/"),
+        "{overlay}"
+    );
+    let source = s.path().join("isomntinfo");
+    assert!(!log.contains(&*source.to_string_lossy()), "{log}");
+}
+
+#[test]
 fn isolation_build_cannot_see_signal_or_trace_host_processes() {
     if util::no_userns() {
         return;
