@@ -8,7 +8,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::error::ArchiveError;
@@ -77,7 +77,7 @@ pub(crate) fn write_tree<W: Write>(
     let mut stack = Vec::new();
     let mut cursor = Cursor::new(&root);
     if meta.is_dir() {
-        stack.push(Level::read(&cursor.access(), &root)?);
+        stack.push(Level::read(cursor.access(), &root)?);
     }
     while let Some(level) = stack.last_mut() {
         packer.check_interrupt()?;
@@ -97,7 +97,7 @@ pub(crate) fn write_tree<W: Write>(
         packer.entry(&at, &shown, rel, &meta)?;
         if meta.is_dir() {
             cursor.push(name, &shown)?;
-            stack.push(Level::read(&cursor.access(), &shown)?);
+            stack.push(Level::read(cursor.access(), &shown)?);
         }
     }
     packer.progress.finish();
@@ -140,8 +140,8 @@ impl Cursor {
         Path::new(OsStr::from_bytes(&self.full))
     }
 
-    fn access(&self) -> PathBuf {
-        PathBuf::from(OsStr::from_bytes(&self.access))
+    fn access(&self) -> &Path {
+        Path::new(OsStr::from_bytes(&self.access))
     }
 
     /// Enters the subdirectory `name` (shown as `shown`).
@@ -151,7 +151,8 @@ impl Cursor {
             access_len: self.access.len(),
             anchor: None,
         };
-        self.full = shown.as_os_str().as_bytes().to_vec();
+        self.full.clear();
+        self.full.extend_from_slice(shown.as_os_str().as_bytes());
         let at = self.access().join(name);
         if at.as_os_str().len() > ANCHOR_AFTER {
             let dir = std::fs::OpenOptions::new()
