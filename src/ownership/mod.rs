@@ -15,6 +15,7 @@ use crate::sys::seccomp as sys;
 
 pub mod state;
 pub mod store;
+pub mod resolve;
 
 pub use store::{Btime, FileId, Store};
 

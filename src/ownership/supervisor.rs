@@ -25,6 +25,7 @@ use std::thread::JoinHandle;
 use nix::errno::Errno;
 
 use super::store::{effective_mode, Btime, FileId, Store, PERM_BITS, S_IFMT};
+use super::resolve::{self, Resolution, Start};
 use super::OwnershipError;
 use crate::sys::seccomp as sys;
 
@@ -136,7 +137,6 @@ fn serve(
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(65534),
         path: Vec::with_capacity(PATH_MAX + 1),
-        full: Vec::with_capacity(PATH_MAX + 64),
         name: Vec::with_capacity(XATTR_NAME_MAX + 1),
         stats: SupervisorStats::default(),
         listener,
@@ -252,8 +252,6 @@ struct Ctx {
     overflow_uid: u32,
     /// The target's path, without NUL (reused: no allocation per call).
     path: Vec<u8>,
-    /// The path as we open it, `<pid>/...` relative to `proc`, NUL-terminated (reused).
-    full: Vec<u8>,
     /// An xattr name, without NUL (reused).
     name: Vec<u8>,
     stats: SupervisorStats,
@@ -356,20 +354,13 @@ impl Ctx {
         }
     }
 
-    /// Builds `self.full` for `t`: what the target's call names, as a path we can use.
-    /// Returns whether the final component must be followed despite AT_SYMLINK_NOFOLLOW (the
-    /// path is then a /proc magic link standing for the fd or cwd itself).
-    fn resolve(&mut self, pid: u32, t: Target, flags: i32) -> Result<bool, Errno> {
-        self.full.clear();
-        match t {
-            Target::Fd(fd) => {
-                if fd < 0 {
-                    return Err(Errno::EBADF);
-                }
-                let _ = write!(self.full, "{pid}/fd/{fd}");
-                self.full.push(0);
-                Ok(true)
-            }
+    /// The object the call names, resolved as the target would resolve it
+    /// ([`super::resolve`]): an `O_PATH` descriptor. `flags` are the call's AT_* flags.
+    /// Err(Continue) when only the kernel can resolve it as the target; Err(Gone) when the
+    /// target died; else the errno the target's own call would get.
+    fn locate(&mut self, pid: u32, t: Target, flags: i32) -> Result<OwnedFd, Reply> {
+        let found = match t {
+            Target::Fd(fd) => resolve::target_fd(self.proc.as_fd(), pid, fd).map(Resolution::Found),
             Target::At { dirfd, addr } => {
                 let empty_ok = flags & libc::AT_EMPTY_PATH != 0;
                 if addr == 0 && empty_ok {
@@ -377,57 +368,26 @@ impl Ctx {
                 } else {
                     Self::read_str(pid, addr, &mut self.path, PATH_MAX - 1, Errno::ENAMETOOLONG)?;
                 }
-                if self.path.first() == Some(&b'/') {
-                    // The target's root, which a sandbox may have pivoted away from ours.
-                    let _ = write!(self.full, "{pid}/root");
-                } else if dirfd == libc::AT_FDCWD {
-                    let _ = write!(self.full, "{pid}/cwd");
-                } else if dirfd < 0 {
-                    return Err(Errno::EBADF);
+                if self.path.is_empty() && !empty_ok {
+                    return Err(Errno::ENOENT.into());
+                }
+                let start = if dirfd == libc::AT_FDCWD {
+                    Start::Cwd
+                } else if dirfd < 0 && self.path.first() != Some(&b'/') {
+                    return Err(Errno::EBADF.into());
                 } else {
-                    let _ = write!(self.full, "{pid}/fd/{dirfd}");
-                }
-                let whole = self.path.is_empty();
-                if whole && !empty_ok {
-                    return Err(Errno::ENOENT);
-                }
-                if !whole {
-                    if self.path[0] != b'/' {
-                        self.full.push(b'/');
-                    }
-                    self.full.extend_from_slice(&self.path);
-                }
-                self.full.push(0);
-                Ok(whole)
+                    Start::Dirfd(dirfd)
+                };
+                let follow = flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+                resolve::resolve(self.proc.as_fd(), pid, start, &self.path, follow)
             }
+        };
+        match found {
+            Ok(Resolution::Found(fd)) => Ok(fd),
+            Ok(Resolution::Kernel) => Err(Reply::Continue),
+            Err(Errno::ESRCH) => Err(Reply::Gone),
+            Err(e) => Err(e.into()),
         }
-    }
-
-    fn full_cstr(&self) -> &CStr {
-        // `full` is built with exactly one NUL, at the end (paths stop at their first NUL).
-        CStr::from_bytes_with_nul(&self.full).unwrap_or(c"")
-    }
-
-    /// statx(2) of the resolved path; `flags` only AT_SYMLINK_NOFOLLOW/AT_NO_AUTOMOUNT/sync bits.
-    fn statx_full(
-        &self,
-        flags: i32,
-        follow_anyway: bool,
-        mask: u32,
-        buf: &mut sys::StatxBuf,
-    ) -> Result<(), Errno> {
-        let mut f =
-            flags & (libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_SYNC_TYPE);
-        if follow_anyway {
-            f &= !libc::AT_SYMLINK_NOFOLLOW;
-        }
-        sys::statx(
-            Some(self.proc.as_fd()),
-            self.full_cstr(),
-            f,
-            mask | libc::STATX_BASIC_STATS | libc::STATX_BTIME,
-            buf,
-        )
     }
 
     fn valid(&self, n: &sys::Notif) -> bool {
@@ -464,7 +424,8 @@ impl Ctx {
         // Bad pointers, bad fds, too long paths, and our own statx failing (ENOENT,
         // EACCES...): the kernel gives the target the same error.
         let mut buf = match self.stat_target(n.pid, t, flags, mask) {
-            Ok((buf, _)) => buf,
+            Ok((_, buf)) => buf,
+            Err(Reply::Gone) => return Reply::Gone,
             Err(_) => return Reply::Continue,
         };
         let (id, btime) = key_of_statx(&buf.0);
@@ -490,9 +451,9 @@ impl Ctx {
 
     /// Checks that the file exists and may be chowned here, then records the ids.
     fn chown(&mut self, n: &sys::Notif, t: Target, uid: u64, gid: u64, flags: i32) -> Reply {
-        let buf = match self.stat_target(n.pid, t, flags, 0) {
-            Ok((buf, _)) => buf,
-            Err(e) => return e.into(),
+        let buf = match self.stat_for_record(n.pid, t, flags) {
+            Ok((_, buf)) => buf,
+            Err(r) => return r,
         };
         if !self.valid(n) {
             return Reply::Gone;
@@ -519,9 +480,10 @@ impl Ctx {
         if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
             return Reply::Continue;
         }
-        if let Err(e) = self.resolve(n.pid, t, 0) {
-            return e.into();
-        }
+        let (dir, name) = match self.locate_parent(n.pid, t) {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
         let Some(creds) = TargetCreds::read(self.proc.as_fd(), n.pid) else {
             return Reply::Gone;
         };
@@ -529,10 +491,15 @@ impl Ctx {
             return Reply::Gone;
         }
         let perm = mode & PERM_BITS & !creds.umask;
+        let mut name = name;
+        name.push(0);
+        let Ok(cname) = CStr::from_bytes_with_nul(&name) else {
+            return Errno::EINVAL.into();
+        };
         // O_EXCL: never follows a final symlink, fails with EEXIST like mknod(2).
         let file = match sys::openat(
-            self.proc.as_fd(),
-            self.full_cstr(),
+            dir.as_fd(),
+            cname,
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
             0o600,
         ) {
@@ -600,9 +567,9 @@ impl Ctx {
         if size > 0 && sys::read_remote(n.pid, a[2], &mut value) != Ok(size) {
             return Errno::EFAULT.into();
         }
-        let buf = match self.stat_target(n.pid, t, flags, 0) {
-            Ok((buf, _)) => buf,
-            Err(e) => return e.into(),
+        let buf = match self.stat_for_record(n.pid, t, flags) {
+            Ok((_, buf)) => buf,
+            Err(r) => return r,
         };
         if !self.valid(n) {
             return Reply::Gone;
@@ -652,36 +619,87 @@ impl Ctx {
         self.answer_xattr(n, out, size, &value)
     }
 
-    /// Resolves the file `t` names (see [`Ctx::resolve`]) and statx(2)s it with `mask`:
-    /// the result and whether its path stands for an fd. The errno is the one the target's
-    /// own call would get.
+    /// The directory that would hold the file a creating call (mknod) names, and the name.
+    fn locate_parent(&mut self, pid: u32, t: Target) -> Result<(OwnedFd, Vec<u8>), Reply> {
+        let Target::At { dirfd, addr } = t else {
+            return Err(Reply::Continue);
+        };
+        Self::read_str(pid, addr, &mut self.path, PATH_MAX - 1, Errno::ENAMETOOLONG)?;
+        let start = if dirfd == libc::AT_FDCWD {
+            Start::Cwd
+        } else {
+            Start::Dirfd(dirfd)
+        };
+        match resolve::resolve_parent(self.proc.as_fd(), pid, start, &self.path) {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(Reply::Continue),
+            Err(Errno::ESRCH) => Err(Reply::Gone),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Locates the file `t` names ([`Ctx::locate`]) and statx(2)s it with `mask` (and the
+    /// call's sync flags): its descriptor and the result.
     fn stat_target(
         &mut self,
         pid: u32,
         t: Target,
         flags: i32,
         mask: u32,
-    ) -> Result<(sys::StatxBuf, bool), Errno> {
-        let follow_anyway = self.resolve(pid, t, flags)?;
+    ) -> Result<(OwnedFd, sys::StatxBuf), Reply> {
+        let fd = self.locate(pid, t, flags)?;
         let mut buf = sys::StatxBuf([0; 256]);
-        self.statx_full(flags, follow_anyway, mask, &mut buf)?;
-        Ok((buf, follow_anyway))
+        sys::statx(
+            Some(fd.as_fd()),
+            c"",
+            libc::AT_EMPTY_PATH | (flags & libc::AT_STATX_SYNC_TYPE),
+            mask | libc::STATX_BASIC_STATS | libc::STATX_BTIME,
+            &mut buf,
+        )?;
+        Ok((fd, buf))
     }
 
-    /// The store key of the file `t` names and whether its path stands for an fd;
-    /// Err(Continue) when it cannot be resolved, as the kernel's own call will then fail the
-    /// same way.
+    /// [`Ctx::stat_target`] for a call that records: on overlayfs the file is first copied up
+    /// (a record keyed by the lower file's birth time would be lost at the copy-up a later
+    /// write makes), and the key is the upper file's.
+    fn stat_for_record(
+        &mut self,
+        pid: u32,
+        t: Target,
+        flags: i32,
+    ) -> Result<(OwnedFd, sys::StatxBuf), Reply> {
+        let (fd, buf) = self.stat_target(pid, t, flags, 0)?;
+        if sys::fs_magic(fd.as_fd()) != Ok(sys::OVERLAYFS_SUPER_MAGIC) {
+            return Ok((fd, buf));
+        }
+        let mode = u16::from_ne_bytes([buf.0[SX_MODE], buf.0[SX_MODE + 1]]) as u32;
+        let _ = sys::touch_metadata(fd.as_fd(), mode, mode & S_IFMT == libc::S_IFLNK);
+        let mut after = sys::StatxBuf([0; 256]);
+        sys::statx(
+            Some(fd.as_fd()),
+            c"",
+            libc::AT_EMPTY_PATH,
+            libc::STATX_BASIC_STATS | libc::STATX_BTIME,
+            &mut after,
+        )?;
+        Ok((fd, after))
+    }
+
+    /// The store key of the file `t` names and its descriptor; Err(Continue) when it cannot
+    /// be resolved, as the kernel's own call will then fail the same way.
     fn recorded_key(
         &mut self,
         n: &sys::Notif,
         t: Target,
         flags: i32,
-    ) -> Result<(FileId, Option<Btime>, bool), Reply> {
-        let (buf, follow_anyway) = self
-            .stat_target(n.pid, t, flags, 0)
-            .map_err(|_| Reply::Continue)?;
+    ) -> Result<(FileId, Option<Btime>, OwnedFd), Reply> {
+        let (fd, buf) = match self.stat_target(n.pid, t, flags, 0) {
+            Ok(r) => r,
+            Err(Reply::Gone) => return Err(Reply::Gone),
+            Err(_) => return Err(Reply::Continue),
+        };
         let (id, btime) = key_of_statx(&buf.0);
-        Ok((id, btime, follow_anyway))
+        Ok((id, btime, fd))
     }
 
     /// listxattr(2): the names on disk plus the recorded ones (which the kernel refused to
@@ -692,7 +710,7 @@ impl Ctx {
         if !lock(&self.store).has_xattrs() {
             return Reply::Continue;
         }
-        let (id, btime, follow_anyway) = match self.recorded_key(n, t, flags) {
+        let (id, btime, fd) = match self.recorded_key(n, t, flags) {
             Ok(k) => k,
             Err(r) => return r,
         };
@@ -704,10 +722,9 @@ impl Ctx {
                 .collect(),
             _ => return Reply::Continue,
         };
-        let path = self.abs_path();
+        let path = fd_path(&fd);
         let mut disk = vec![0u8; XATTR_LIST_MAX];
-        let follow = follow_anyway || flags & libc::AT_SYMLINK_NOFOLLOW == 0;
-        let len = match sys::listxattr(&path, &mut disk, follow) {
+        let len = match sys::listxattr(&path, &mut disk, true) {
             Ok(len) => len,
             // A filesystem without xattrs has only the recorded ones.
             Err(Errno::ENOTSUP) => 0,
@@ -741,7 +758,7 @@ impl Ctx {
         if self.read_name(n).is_err() || !Self::recorded_namespace(&self.name) {
             return Reply::Continue;
         }
-        let (id, btime, follow_anyway) = match self.recorded_key(n, t, flags) {
+        let (id, btime, fd) = match self.recorded_key(n, t, flags) {
             Ok(k) => k,
             Err(r) => return r,
         };
@@ -751,27 +768,16 @@ impl Ctx {
         if lock(&self.store).remove_xattr(id, btime, &self.name) {
             return Reply::Value(0);
         }
-        let path = self.abs_path();
-        let follow = follow_anyway || flags & libc::AT_SYMLINK_NOFOLLOW == 0;
+        let path = fd_path(&fd);
         let mut name = self.name.clone();
         name.push(0);
         let Ok(name) = CStr::from_bytes_with_nul(&name) else {
             return Reply::Continue;
         };
-        match sys::getxattr(&path, name, &mut [], follow) {
+        match sys::getxattr(&path, name, &mut [], true) {
             Err(Errno::ENODATA) => Errno::ENODATA.into(),
             _ => Reply::Continue,
         }
-    }
-
-    /// `self.full` as an absolute path through our /proc dirfd (`/proc/self/fd/<proc>/<pid>/..`),
-    /// for the calls that take no dirfd (listxattr, getxattr).
-    fn abs_path(&self) -> std::ffi::CString {
-        let mut path = Vec::with_capacity(self.full.len() + 32);
-        let _ = write!(path, "/proc/self/fd/{}/", self.proc.as_raw_fd());
-        // `full` ends with its only NUL.
-        path.extend_from_slice(&self.full[..self.full.len().saturating_sub(1)]);
-        std::ffi::CString::new(path).unwrap_or_default()
     }
 
     /// getxattr(2)'s answer: the size when asked with size 0, ERANGE when it does not fit.
@@ -787,6 +793,13 @@ impl Ctx {
             Err(r) => r,
         }
     }
+}
+
+/// `/proc/self/fd/N` for our descriptor `fd`, for the calls that take no dirfd (listxattr,
+/// getxattr): the magic link reaches the object itself, a symlink included (the kernel does
+/// not follow the object a magic link jumps to).
+fn fd_path(fd: &OwnedFd) -> std::ffi::CString {
+    std::ffi::CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default()
 }
 
 /// The fields of /proc/<pid>/status mknod needs (proc_pid_status(5)).

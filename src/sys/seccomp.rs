@@ -559,6 +559,87 @@ pub fn openat(
     Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// openat2(2) with `oflags` (O_CLOEXEC added) and the RESOLVE_* bits `resolve`.
+/// ENOSYS before Linux 5.6.
+pub fn openat2(
+    dirfd: BorrowedFd<'_>,
+    path: &CStr,
+    oflags: i32,
+    resolve: u64,
+) -> Result<OwnedFd, Errno> {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::from_bits_retain(oflags | libc::O_CLOEXEC))
+        .resolve(ResolveFlag::from_bits_retain(resolve));
+    nix::fcntl::openat2(dirfd, path, how)
+}
+
+/// The target of the symbolic link `fd` (an O_PATH|O_NOFOLLOW descriptor of it) into `buf`,
+/// readlinkat(2) with an empty path; returns its length (at most `buf.len()`).
+pub fn readlink_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: the path is a NUL-terminated literal; `buf` is `len` writable bytes.
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The `f_type` of the filesystem `fd` is on (fstatfs(2)).
+pub fn fs_magic(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
+    nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type().0 as i64)
+}
+
+/// `PROC_SUPER_MAGIC` (linux/magic.h).
+pub const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+/// `OVERLAYFS_SUPER_MAGIC` (linux/magic.h).
+pub const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// Makes overlayfs copy the file `fd` (an O_PATH descriptor) up into the upper layer without
+/// changing it: chmod to its own mode (a symlink, which has no mode to set, gets a chown that
+/// changes nothing). overlayfs copies up on every setattr.
+pub fn touch_metadata(fd: BorrowedFd<'_>, mode: u32, is_symlink: bool) -> Result<(), Errno> {
+    let r = if is_symlink {
+        // SAFETY: an empty NUL-terminated path with AT_EMPTY_PATH names `fd` itself; -1 ids
+        // change nothing (a symlink has no setuid bits to lose).
+        unsafe {
+            libc::fchownat(
+                fd.as_raw_fd(),
+                c"".as_ptr(),
+                u32::MAX,
+                u32::MAX,
+                libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+            )
+        }
+    } else {
+        let mut path = [0u8; 32];
+        let mut w = &mut path[..];
+        let _ = io::Write::write_fmt(&mut w, format_args!("/proc/self/fd/{}\0", fd.as_raw_fd()));
+        // SAFETY: `path` holds a NUL-terminated string (zero-filled past it); chmod follows
+        // the magic link to `fd`'s file.
+        unsafe { libc::chmod(path.as_ptr().cast(), mode & 0o7777) }
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// A new close-on-exec descriptor of what `fd` refers to (F_DUPFD_CLOEXEC).
+pub fn dup_fd(fd: BorrowedFd<'_>) -> Result<OwnedFd, Errno> {
+    fd.try_clone_to_owned()
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
 /// The effective uid of this process.
 pub fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
