@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,11 +46,13 @@ pub enum BuildError {
     #[error(transparent)]
     Recipe(#[from] RecipeError),
     /// A step exited non-zero.
-    #[error("{step} (`{command}`) failed with exit code {code}\n--- last lines of {log} ---\n{tail}--- full log: {log}")]
+    #[error("{step} (`{command}`) failed with exit code {code}{note}\n--- last lines of {log} ---\n{tail}--- full log: {log}")]
     StepFailed {
         step: String,
         command: String,
         code: i32,
+        /// What nsroot knows of the cause (a full tmpfs), starting with a newline; or empty.
+        note: String,
         tail: String,
         log: String,
     },
@@ -118,6 +119,8 @@ pub struct BuildOptions {
     pub net: bool,
     /// `$NSROOT_JOBS`.
     pub jobs: usize,
+    /// The size limit of the sandbox's tmpfs mounts, overriding the recipe's.
+    pub tmpfs_size: Option<u64>,
     /// Print the plan and each step.
     pub verbose: bool,
     /// Shift the sandbox's monotonic and boot-time clocks by this many seconds (a time
@@ -162,6 +165,7 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
                 .map(|n| n.get())
                 .unwrap_or(1)
         }),
+        tmpfs_size: args.tmpfs_size,
         verbose: args.verbose,
         clock_offset_secs: match std::env::var(CLOCK_OFFSET_VAR) {
             Ok(v) => Some(v.parse().map_err(|_| {
@@ -276,6 +280,10 @@ fn build_in(
         destdir: dir.join("destdir"),
         src_target: opts.src_dir.clone(),
         net: opts.net,
+        tmpfs_size: opts
+            .tmpfs_size
+            .or(recipe.build.tmpfs_size)
+            .unwrap_or(crate::sandbox::plan::DEFAULT_TMPFS_SIZE),
     };
     for d in [&layout.root, &layout.upper, &layout.work, &layout.destdir] {
         std::fs::create_dir(d).map_err(io("create", d))?;
@@ -348,6 +356,15 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
         }
     }
     let store = Arc::new(Mutex::new(Store::new()));
+    // The steps write into a pipe that a thread here copies into the log: never the log file
+    // itself, which a step could otherwise chmod, truncate or set attributes on.
+    let (log_read, log_pipe) = sys::pipe().map_err(SandboxError::from)?;
+    let mut log_file = log.file()?;
+    let copier = sys::spawn_quiet_thread("nsroot-log", move || {
+        let mut r = std::fs::File::from(log_read);
+        std::io::copy(&mut r, &mut log_file).map(drop)
+    })
+    .map_err(io("start the log thread for", &log.path))?;
     let spec = Spec {
         plan,
         steps: steps.clone(),
@@ -361,21 +378,54 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
         umask: Some(0o022),
         close_fds: true,
         stdin_null: true,
-        output: Output::To(OwnedFd::from(log.file()?)),
-        kill_between_steps: true,
+        output: Output::To(log_pipe),
+        sealed: true,
+        watched_mounts: BuildLayout::sized_mounts()
+            .iter()
+            .map(PathBuf::from)
+            .collect(),
         emulation: Some(store),
     };
-    let (outcome, records) = sandbox::run_in_child(spec)?;
+    let ran = sandbox::run_in_child(spec);
+    // Every writer is gone (the sandbox's processes with it, and our end with the spec).
+    let copied = copier.join();
+    let (outcome, records) = ran?;
+    match copied {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(io("write", &log.path)(e)),
+        Err(_) => {
+            return Err(io("write", &log.path)(std::io::Error::other(
+                "copier panicked",
+            )))
+        }
+    }
     check()?;
+    if outcome.interrupted {
+        return Err(BuildError::Interrupted {
+            signal: libc::SIGINT,
+        });
+    }
     for w in &outcome.warnings {
         eprintln!("nsroot: warning: {w}");
     }
+    let note: String = outcome
+        .full
+        .iter()
+        .map(|m| {
+            format!(
+                "\n{} is full: its limit is {} MiB (raise it with [build] tmpfs_size or --tmpfs-size)",
+                m.display(),
+                layout.tmpfs_size >> 20
+            )
+        })
+        .collect();
     // The messages name the log's final path: it is there when they are printed.
     if let Some((i, code)) = outcome.steps.iter().enumerate().find(|(_, c)| **c != 0) {
         return Err(BuildError::StepFailed {
             step: steps[i].name.clone(),
             command: recipe_command(&steps[i]),
             code: *code,
+            note,
             tail: log.tail(TAIL_LINES),
             log: log.path.display().to_string(),
         });
@@ -385,6 +435,7 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
             step: "the build".into(),
             command: "nsroot".into(),
             code: outcome.code,
+            note,
             tail: log.tail(TAIL_LINES),
             log: log.path.display().to_string(),
         });

@@ -298,6 +298,11 @@ pub struct BuildArgs {
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     pub jobs: Option<usize>,
 
+    /// Size limit of each of /tmp, /build/home and /dev/shm in the sandbox, e.g. 4G
+    /// (default: the recipe's [build] tmpfs_size, else 1G)
+    #[arg(long = "tmpfs-size", value_name = "SIZE", value_parser = crate::sandbox::plan::parse_size)]
+    pub tmpfs_size: Option<u64>,
+
     /// Print the sandbox plan and each step before running it
     #[arg(short = 'v', long)]
     pub verbose: bool,

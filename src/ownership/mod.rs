@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::sys::seccomp as sys;
 
+pub mod resolve;
 pub mod state;
 pub mod store;
-pub mod resolve;
 
 pub use store::{Btime, FileId, Store};
 

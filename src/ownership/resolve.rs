@@ -117,7 +117,11 @@ fn open_path(dir: BorrowedFd<'_>, name: &[u8], follow: bool) -> Result<OwnedFd, 
 }
 
 /// Opens `/proc/<tid>/<what>` of our procfs (`root`, `cwd`, `fd/N`): the target's object.
-fn open_of_target(proc: BorrowedFd<'_>, tid: u32, what: std::fmt::Arguments<'_>) -> Result<OwnedFd, Errno> {
+fn open_of_target(
+    proc: BorrowedFd<'_>,
+    tid: u32,
+    what: std::fmt::Arguments<'_>,
+) -> Result<OwnedFd, Errno> {
     let mut p = Vec::with_capacity(48);
     let _ = write!(p, "{tid}/{what}");
     // The target's own objects, whatever they are: the magic link is followed.
@@ -185,7 +189,7 @@ pub fn resolve(
         };
         let flags = libc::O_PATH | if follow { 0 } else { libc::O_NOFOLLOW };
         let mut p = path.to_vec();
-        match sys::openat2(base.as_fd(), cstr(&mut p)?, flags, resolve as u64) {
+        match sys::openat2(base.as_fd(), cstr(&mut p)?, flags, resolve) {
             Ok(fd) => return Ok(Resolution::Found(fd)),
             // A symlink, an escape from the start, a rename race, or no openat2 (before 5.6):
             // walk. Anything else is the target's answer too.
@@ -283,7 +287,13 @@ impl<'a> Walk<'a> {
         }
     }
 
-    fn proc_state(&self, fd: BorrowedFd<'_>, p: &Place, from: Option<&InProc>, name: Option<&[u8]>) -> Option<InProc> {
+    fn proc_state(
+        &self,
+        fd: BorrowedFd<'_>,
+        p: &Place,
+        from: Option<&InProc>,
+        name: Option<&[u8]>,
+    ) -> Option<InProc> {
         if p.ino == PROC_ROOT_INO && sys::fs_magic(fd) == Ok(sys::PROC_SUPER_MAGIC) {
             return Some(InProc {
                 dev: p.dev,
@@ -542,13 +552,31 @@ mod tests {
         ));
         assert!(is_symlink(&got));
         let lp = base.join("loop");
-        let err = resolve(p.as_fd(), tid(), Start::Cwd, lp.as_os_str().as_encoded_bytes(), true);
+        let err = resolve(
+            p.as_fd(),
+            tid(),
+            Start::Cwd,
+            lp.as_os_str().as_encoded_bytes(),
+            true,
+        );
         assert_eq!(err.unwrap_err(), Errno::ELOOP);
         let missing = base.join("a/nothing/f");
-        let err = resolve(p.as_fd(), tid(), Start::Cwd, missing.as_os_str().as_encoded_bytes(), true);
+        let err = resolve(
+            p.as_fd(),
+            tid(),
+            Start::Cwd,
+            missing.as_os_str().as_encoded_bytes(),
+            true,
+        );
         assert_eq!(err.unwrap_err(), Errno::ENOENT);
         let notdir = base.join("a/b/f/x");
-        let err = resolve(p.as_fd(), tid(), Start::Cwd, notdir.as_os_str().as_encoded_bytes(), true);
+        let err = resolve(
+            p.as_fd(),
+            tid(),
+            Start::Cwd,
+            notdir.as_os_str().as_encoded_bytes(),
+            true,
+        );
         assert_eq!(err.unwrap_err(), Errno::ENOTDIR);
     }
 
@@ -577,11 +605,19 @@ mod tests {
         let p = proc();
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("new");
-        let (dir, name) = resolve_parent(p.as_fd(), tid(), Start::Cwd, path.as_os_str().as_encoded_bytes())
-            .unwrap()
-            .unwrap();
+        let (dir, name) = resolve_parent(
+            p.as_fd(),
+            tid(),
+            Start::Cwd,
+            path.as_os_str().as_encoded_bytes(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(name, b"new");
-        assert_eq!(place(dir.as_fd()).unwrap().ino, std::fs::metadata(d.path()).unwrap().ino());
+        assert_eq!(
+            place(dir.as_fd()).unwrap().ino,
+            std::fs::metadata(d.path()).unwrap().ino()
+        );
         assert_eq!(
             resolve_parent(p.as_fd(), tid(), Start::Cwd, b"/tmp/..").unwrap_err(),
             Errno::EEXIST

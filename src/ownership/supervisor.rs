@@ -24,8 +24,8 @@ use std::thread::JoinHandle;
 
 use nix::errno::Errno;
 
-use super::store::{effective_mode, Btime, FileId, Store, PERM_BITS, S_IFMT};
 use super::resolve::{self, Resolution, Start};
+use super::store::{effective_mode, Btime, FileId, Store, PERM_BITS, S_IFMT};
 use super::OwnershipError;
 use crate::sys::seccomp as sys;
 

@@ -185,6 +185,10 @@ pub struct Build {
     pub steps: Vec<String>,
     /// Check (test) steps, run after the build steps.
     pub check: Vec<String>,
+    /// The size limit of each of the sandbox's tmpfs mounts (`/tmp`, `/build/home`,
+    /// `/dev/shm`), in bytes: `tmpfs_size = "4G"`; None for the default
+    /// ([`crate::sandbox::plan::DEFAULT_TMPFS_SIZE`]).
+    pub tmpfs_size: Option<u64>,
 }
 
 /// `[install]`: steps that write into `$DESTDIR`, as root.
@@ -478,6 +482,7 @@ struct RawBuild {
     env: Option<Spanned<BTreeMap<Spanned<String>, Spanned<String>>>>,
     steps: Option<Vec<Spanned<String>>>,
     check: Option<Vec<Spanned<String>>>,
+    tmpfs_size: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -512,7 +517,7 @@ const TABLE_KEYS: &[(&str, &[&str])] = &[
         ],
     ),
     ("source", &["path", "archive", "sha256", "strip_components"]),
-    ("build", &["env", "steps", "check"]),
+    ("build", &["env", "steps", "check", "tmpfs_size"]),
     ("install", &["steps"]),
     ("output", &["formats"]),
     ("deb", deb::KEYS),

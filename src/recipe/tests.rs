@@ -120,7 +120,7 @@ fn full_recipe_parses() {
 fn unknown_key_names_file_line_table_and_choices() {
     assert_eq!(
         err(&format!("{MIN}[build]\nstpes = [\"make\"]\n")),
-        "recipes/x/recipe.toml:6: unknown key \"stpes\" in [build] (expected one of: env, steps, check)"
+        "recipes/x/recipe.toml:6: unknown key \"stpes\" in [build] (expected one of: env, steps, check, tmpfs_size)"
     );
 }
 

@@ -263,6 +263,11 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
         }
         build.steps = steps(ctx, "build", "steps", b.steps)?;
         build.check = steps(ctx, "build", "check", b.check)?;
+        if let Some(size) = b.tmpfs_size {
+            let bytes = crate::sandbox::plan::parse_size(size.get_ref())
+                .map_err(|why| ctx.at(size.span(), format!("[build] tmpfs_size: {why}")))?;
+            build.tmpfs_size = Some(bytes);
+        }
     }
     let install = Install {
         steps: steps(ctx, "install", "steps", raw.install.and_then(|i| i.steps))?,

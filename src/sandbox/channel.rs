@@ -21,6 +21,10 @@ pub enum InitMsg {
     },
     /// Setup failed; pid 1 exits with `code`.
     Failed { message: String, code: i32 },
+    /// After a failed step: this watched mount has no space or inode left.
+    Full(std::path::PathBuf),
+    /// An interrupting signal stopped the steps (sealed mode).
+    Interrupted,
 }
 
 /// pid 1's end.

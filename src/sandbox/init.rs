@@ -73,6 +73,16 @@ pub fn main(
     if let Some(mask) = spec.umask {
         sys::set_umask(mask);
     }
+    // A fresh session keyring: the caller's keys are not the build's to read, and what a step
+    // adds dies with the sandbox. Where a seccomp policy forbids keyctl (ENOSYS), it forbids
+    // it the steps too.
+    if spec.sealed {
+        if let Err(e) = sys::join_new_session_keyring() {
+            if e.errno != Errno::ENOSYS {
+                fail(&mut tx, e.to_string());
+            }
+        }
+    }
     let mut setup_error = spec
         .cwd
         .as_ref()
@@ -133,17 +143,26 @@ pub fn main(
             // A header per step, so the log says which output came from where.
             let _ = sys::write_fd(fd.as_fd(), format!("==> {}\n", step.name).as_bytes());
         }
-        let (c, exec_error) = launch.run_step(step, paths[index].as_deref());
-        code = c;
+        let ran = launch.run_step(step, paths[index].as_deref());
+        code = ran.code;
         tx.send(&InitMsg::StepExited {
             index,
             code,
-            exec_error,
+            exec_error: ran.exec_error,
         });
-        if spec.kill_between_steps {
+        if spec.sealed {
             kill_all_but_me();
         }
+        if ran.interrupted {
+            tx.send(&InitMsg::Interrupted);
+            break;
+        }
         if code != 0 {
+            for mount in &spec.watched_mounts {
+                if sys::filesystem_full(mount) {
+                    tx.send(&InitMsg::Full(mount.clone()));
+                }
+            }
             if let Some(shell) = &spec.on_failure {
                 let _ = launch.run_step(shell, shell_path.as_deref());
             }
@@ -151,6 +170,16 @@ pub fn main(
         }
     }
     sys::exit_now(code)
+}
+
+/// How one step ended.
+struct Ran {
+    /// Its status (128+N for signal N; 127/126 when it could not be executed).
+    code: i32,
+    /// Why it never started.
+    exec_error: Option<String>,
+    /// An interrupting signal came while it ran (sealed mode), and every step was killed.
+    interrupted: bool,
 }
 
 fn fail(tx: &mut Sender, message: String) -> ! {
@@ -182,17 +211,28 @@ impl Launch<'_> {
     /// Starts one step, then supervises it: forwards signals a process sent us, reaps every
     /// orphan, and returns the step's status once it exits (128+N for signal N), with a message
     /// when it could not be executed at all (status 127 when not found, 126 otherwise).
-    fn run_step(&self, step: &Step, path: Option<&OsStr>) -> (i32, Option<String>) {
+    fn run_step(&self, step: &Step, path: Option<&OsStr>) -> Ran {
         let child = match self.start(step, path) {
             Ok(pid) => pid,
             Err(errno) => {
                 let name = sys::display_os(step.argv[0].as_os_str());
-                return match errno {
-                    Errno::ENOENT => (127, Some(format!("{name}: command not found"))),
-                    e => (126, Some(format!("{name}: cannot execute: {}", e.desc()))),
+                let (code, exec_error) = match errno {
+                    Errno::ENOENT => (127, format!("{name}: command not found")),
+                    e => (126, format!("{name}: cannot execute: {}", e.desc())),
+                };
+                return Ran {
+                    code,
+                    exec_error: Some(exec_error),
+                    interrupted: false,
                 };
             }
         };
+        // Sealed steps are in sessions of their own, out of the terminal's reach: a Ctrl-C, or
+        // SIGINT/SIGTERM/SIGHUP from a process (a CI runner's cancel), comes to us alone and
+        // stops the build. A shell waiting for its foreground child would ignore SIGINT, so
+        // nothing is asked: every process of the namespace is killed.
+        let sealed_step = self.spec.sealed && !step.interactive;
+        let mut interrupted = false;
         loop {
             if sys::poll_readable(&[self.sigfd.as_fd()], -1).is_err() {
                 continue;
@@ -206,12 +246,19 @@ impl Launch<'_> {
                             status = sys::exit_code(&st);
                         }
                     }
-                } else if !si.from_kernel {
+                } else if sealed_step && super::INTERRUPTING.iter().any(|s| *s as i32 == si.signo) {
+                    interrupted = true;
+                    let _ = sys::kill(sys::Pid::from_raw(-1), Signal::SIGKILL as i32);
+                } else if !si.from_kernel || sealed_step {
                     let _ = sys::kill(child, si.signo);
                 }
             }
             if let Some(code) = status {
-                return (code, None);
+                return Ran {
+                    code,
+                    exec_error: None,
+                    interrupted,
+                };
             }
         }
     }
@@ -236,6 +283,7 @@ impl Launch<'_> {
                 _ => None,
             },
             own_group: interactive && self.tty_fg,
+            new_session: self.spec.sealed && !interactive,
         };
         let pid = sys::spawn(&prog, &argv, self.env, &setup)?;
         if setup.own_group {

@@ -40,7 +40,7 @@ pub const FORWARDED: &[Signal] = &[
 ];
 
 /// The signals that ask a build to stop, which [`run_in_child`] hands back to its caller.
-const INTERRUPTING: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+pub(crate) const INTERRUPTING: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
 
 /// How the warning starts when a plan's clock offset could not be applied; `nsroot repro`
 /// looks for it in a build's messages.
@@ -124,8 +124,17 @@ pub struct Spec {
     pub stdin_null: bool,
     /// Where output goes.
     pub output: Output,
-    /// Kill every process left in the namespace after each step.
-    pub kill_between_steps: bool,
+    /// Build mode's seal on the steps: each starts in a new session with no controlling
+    /// terminal; pid 1 joins a fresh session keyring before the first (the caller's keys stay
+    /// out of reach, and what a step adds dies with the sandbox); every process left in the
+    /// namespace is killed after each step; and an interrupting signal (SIGINT, SIGTERM,
+    /// SIGHUP), from the terminal or a process, kills every step and ends the sequence. The
+    /// interactive shell of `on_failure` alone keeps the caller's terminal. Run mode is
+    /// fakeroot's: the caller's session, terminal and keyring.
+    pub sealed: bool,
+    /// tmpfs mounts whose filling up explains a failed step: pid 1 reports each one found full
+    /// after a failure (see [`Outcome::full`]).
+    pub watched_mounts: Vec<PathBuf>,
     /// Record chown/mknod/xattr calls into this store and answer stat from it (seccomp user
     /// notification); None runs without emulation.
     pub emulation: Option<Arc<Mutex<Store>>>,
@@ -140,6 +149,10 @@ pub struct Outcome {
     pub code: i32,
     /// Warnings pid 1 sent.
     pub warnings: Vec<String>,
+    /// Watched mounts found full after a step failed ([`Spec::watched_mounts`]).
+    pub full: Vec<PathBuf>,
+    /// The sequence was stopped by an interrupting signal (sealed mode).
+    pub interrupted: bool,
 }
 
 /// `nsroot [run]`: runs the command as root in fresh namespaces, returns its exit status.
@@ -192,7 +205,8 @@ pub fn run_command(args: &RunArgs) -> anyhow::Result<i32> {
         close_fds: false,
         stdin_null: false,
         output: Output::Inherit,
-        kill_between_steps: false,
+        sealed: false,
+        watched_mounts: Vec::new(),
     };
     let outcome = run(spec)?;
     for w in &outcome.warnings {
@@ -420,6 +434,8 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         steps: Vec::new(),
         code: 1,
         warnings,
+        full: Vec::new(),
+        interrupted: false,
     };
     let mut failure: Option<String> = None;
     let handle = |msg: InitMsg, outcome: &mut Outcome, failure: &mut Option<String>| match msg {
@@ -434,6 +450,8 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
             outcome.steps.push(code);
         }
         InitMsg::Failed { message, .. } => *failure = Some(message),
+        InitMsg::Full(mount) => outcome.full.push(mount),
+        InitMsg::Interrupted => outcome.interrupted = true,
     };
     let mut chan_open = true;
     let status = loop {

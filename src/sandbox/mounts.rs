@@ -98,7 +98,8 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
             mkdir_p(target, 0o755)?;
             let mut data = format!("mode={mode:o}");
             if let Some(s) = size {
-                data.push_str(&format!(",size={s}"));
+                // Empty files take no blocks but kernel memory: bound their number too.
+                data.push_str(&format!(",size={s},nr_inodes={}", (s / 4096).max(1024)));
             }
             sys::mount(
                 Some(Path::new("tmpfs")),

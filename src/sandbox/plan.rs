@@ -31,7 +31,8 @@ pub enum MountOp {
     Tmpfs {
         target: PathBuf,
         mode: u32,
-        size: Option<String>,
+        /// The limit in bytes (and one inode per 4 KiB of it): ENOSPC past it.
+        size: Option<u64>,
     },
     /// Creates a directory (and parents) if missing.
     Mkdir { path: PathBuf, mode: u32 },
@@ -85,6 +86,50 @@ pub const SYSTEM_DIRS: &[&str] = &[
     "/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/opt",
 ];
 
+/// The size limit of each of a build's tmpfs mounts (`/tmp`, `/build/home`, `/dev/shm`) unless
+/// the recipe or `--tmpfs-size` says otherwise: without one, each could take half of the
+/// machine's memory, and one build could push it into the OOM killer.
+pub const DEFAULT_TMPFS_SIZE: u64 = 1 << 30;
+/// The smallest limit accepted.
+const MIN_TMPFS_SIZE: u64 = 1 << 20;
+
+/// Parses a size such as `512M`, `4G`, `1048576` (K, M, G, T: powers of 1024; an optional
+/// trailing `B` or `iB`), at least 1 MiB.
+///
+/// Errors: a message saying what is wrong with it.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix("iB")
+        .or_else(|| t.strip_suffix('B'))
+        .unwrap_or(t);
+    let not_a_size = || format!("{text:?}: not a size (say 512M or 4G)");
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            if !t[..i].bytes().all(|b| b.is_ascii_digit()) {
+                return Err(not_a_size());
+            }
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("{text:?}: unknown unit (use K, M, G or T)")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| not_a_size())?;
+    let bytes = n
+        .checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?}: too large"))?;
+    if bytes < MIN_TMPFS_SIZE {
+        return Err(format!("{text:?}: at least 1M"));
+    }
+    Ok(bytes)
+}
+
 /// Host paths of a build's scratch space.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildLayout {
@@ -102,6 +147,16 @@ pub struct BuildLayout {
     pub src_target: PathBuf,
     /// Keep the host's network (`--net`); otherwise a network namespace with only `lo`.
     pub net: bool,
+    /// The size limit of each tmpfs (`/tmp`, `/build/home`, `/dev/shm`), in bytes.
+    pub tmpfs_size: u64,
+}
+
+impl BuildLayout {
+    /// The tmpfs mounts with a size limit, as the steps see them: where a failed step may have
+    /// run out of space.
+    pub fn sized_mounts() -> [&'static str; 3] {
+        ["/tmp", BUILD_HOME, "/dev/shm"]
+    }
 }
 
 /// Everything the sandbox sets up before the first command runs.
@@ -191,12 +246,12 @@ impl Plan {
         m.push(MountOp::Tmpfs {
             target: inside("/tmp"),
             mode: 0o1777,
-            size: None,
+            size: Some(layout.tmpfs_size),
         });
         m.push(MountOp::Tmpfs {
             target: inside(BUILD_HOME),
             mode: 0o755,
-            size: None,
+            size: Some(layout.tmpfs_size),
         });
         m.push(MountOp::Mkdir {
             path: inside("/dev"),
@@ -214,7 +269,7 @@ impl Plan {
         m.push(MountOp::Tmpfs {
             target: inside("/dev/shm"),
             mode: 0o1777,
-            size: None,
+            size: Some(layout.tmpfs_size),
         });
         for (name, target) in [
             ("ptmx", "pts/ptmx"),
@@ -431,7 +486,37 @@ mod tests {
             destdir: "/s/destdir".into(),
             src_target: BUILD_SRC.into(),
             net: false,
+            tmpfs_size: DEFAULT_TMPFS_SIZE,
         }
+    }
+
+    #[test]
+    fn build_tmpfs_mounts_have_a_size_limit() {
+        let p = Plan::for_build(IdMap::Single { uid: 1, gid: 1 }, &layout());
+        for m in BuildLayout::sized_mounts() {
+            let target = std::path::Path::new("/s/root").join(m.trim_start_matches('/'));
+            let found = p.mounts.iter().find_map(|op| match op {
+                MountOp::Tmpfs {
+                    target: t, size, ..
+                } if *t == target => Some(*size),
+                _ => None,
+            });
+            assert_eq!(found, Some(Some(DEFAULT_TMPFS_SIZE)), "{m}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("4G"), Ok(4 << 30));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_size("2097152"), Ok(2 << 20));
+        assert!(parse_size("1K").unwrap_err().contains("at least 1M"));
+        assert!(parse_size("4X").unwrap_err().contains("unknown unit"));
+        assert!(parse_size("lots").unwrap_err().contains("not a size"));
+        assert!(parse_size("99999999999T")
+            .unwrap_err()
+            .contains("too large"));
     }
 
     #[test]

@@ -245,6 +245,20 @@ pub fn block_signals(set: &SigSet) -> SysResult<SigSet> {
         .map_err(err("sigprocmask(SIG_BLOCK)"))
 }
 
+/// Starts a thread with every signal blocked, so that none meant for this process (a
+/// signalfd's, an interrupt guard's) is ever delivered to it.
+///
+/// Errors: the mask could not be changed, or the thread started.
+pub fn spawn_quiet_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    let old = block_signals(&SigSet::all()).map_err(|e| std::io::Error::from(e.errno))?;
+    let handle = std::thread::Builder::new().name(name.into()).spawn(f);
+    set_signal_mask(&old).map_err(|e| std::io::Error::from(e.errno))?;
+    handle
+}
+
 /// Sets this thread's signal mask to `set`.
 pub fn set_signal_mask(set: &SigSet) -> SysResult<()> {
     set.thread_set_mask()
@@ -464,6 +478,10 @@ pub struct SpawnSetup<'a> {
     pub output: Option<BorrowedFd<'a>>,
     /// Make it the leader of a new process group (POSIX_SPAWN_SETPGROUP).
     pub own_group: bool,
+    /// Make it the leader of a new session without a controlling terminal
+    /// (POSIX_SPAWN_SETSID): it cannot open `/dev/tty` (ENXIO) nor reach the caller's
+    /// terminal with TIOCSTI, and the terminal's signals do not reach it.
+    pub new_session: bool,
 }
 
 /// Starts `prog` (a path) with `argv` (whose first element is the name the command sees) and
@@ -502,6 +520,9 @@ pub fn spawn(
         attr.set_pgroup(Pid::from_raw(0))?;
         flags |= PosixSpawnFlags::POSIX_SPAWN_SETPGROUP;
     }
+    if setup.new_session {
+        flags |= PosixSpawnFlags::from_bits_retain(libc::POSIX_SPAWN_SETSID as libc::c_int);
+    }
     attr.set_flags(flags)?;
     match posix_spawn(prog, &actions, &attr, argv, env) {
         Err(Errno::ENOEXEC) => {
@@ -513,6 +534,35 @@ pub fn spawn(
         }
         r => r,
     }
+}
+
+/// Joins a new, empty, anonymous session keyring (keyctl(2) KEYCTL_JOIN_SESSION_KEYRING with
+/// no name): the caller's session keyring is out of reach of this process and its children,
+/// and what they add there dies with them.
+///
+/// Errors: `keyctl(JOIN_SESSION_KEYRING)` with the errno (ENOSYS where a seccomp policy
+/// forbids keyctl, which then binds the children too; EDQUOT at the key quota).
+pub fn join_new_session_keyring() -> Result<(), SysError> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: keyctl with a NULL name pointer (an anonymous keyring) and integer arguments.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_keyctl,
+            KEYCTL_JOIN_SESSION_KEYRING,
+            std::ptr::null::<libc::c_char>(),
+        )
+    };
+    if r < 0 {
+        return Err(err("keyctl(JOIN_SESSION_KEYRING)")(Errno::last()));
+    }
+    Ok(())
+}
+
+/// True when the filesystem at `path` has no free block or no free inode left (statvfs(2));
+/// false when it has, or cannot be asked.
+pub fn filesystem_full(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .is_ok_and(|v| v.blocks_available() == 0 || (v.files() > 0 && v.files_available() == 0))
 }
 
 /// True when `fd` is a terminal whose foreground process group is ours.

@@ -1,7 +1,7 @@
 //! seccomp user notification (seccomp_unotify(2)): the filter, listener ioctls, target memory,
 //! fd passing, and the file calls the supervisor makes on the target's behalf.
 //!
-//! The BPF program is hand-built here rather than through libseccomp: it is 35 instructions,
+//! The BPF program is hand-built here rather than through libseccomp: it is 38 instructions,
 //! libc already has every constant and struct, it lives in a `static` (so installing it after
 //! fork allocates nothing, which a `pre_exec` hook in a multithreaded parent needs), and nsroot
 //! keeps building with no C library, pkg-config or `libseccomp-dev` on the machine.
@@ -75,11 +75,20 @@ pub const NOTIFIED: [u32; 23] = [
     libc::SYS_lremovexattr as u32,
     libc::SYS_fremovexattr as u32,
 ];
-const ENOSYS_CALLS: [u32; 4] = [
+/// Calls answered with ENOSYS. The xattrat calls: programs fall back to the ones we emulate.
+/// io_uring: its requests (IORING_OP_STATX, ...) run in kernel threads that no seccomp filter
+/// sees, so they would bypass the emulation (a recorded device would read back as the empty
+/// file it is on disk); programs and libraries fall back to plain system calls (liburing's
+/// users must, as io_uring is off in many containers and on kernels with
+/// `kernel.io_uring_disabled`).
+const ENOSYS_CALLS: [u32; 7] = [
     SYS_SETXATTRAT,
     SYS_GETXATTRAT,
     SYS_LISTXATTRAT,
     SYS_REMOVEXATTRAT,
+    libc::SYS_io_uring_setup as u32,
+    libc::SYS_io_uring_enter as u32,
+    libc::SYS_io_uring_register as u32,
 ];
 
 const HEAD: usize = 5;
@@ -595,7 +604,7 @@ pub fn readlink_fd(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// The `f_type` of the filesystem `fd` is on (fstatfs(2)).
 pub fn fs_magic(fd: BorrowedFd<'_>) -> Result<i64, Errno> {
-    nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type().0 as i64)
+    nix::sys::statfs::fstatfs(fd).map(|s| s.filesystem_type().0)
 }
 
 /// `PROC_SUPER_MAGIC` (linux/magic.h).
