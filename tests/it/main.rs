@@ -10,6 +10,7 @@ mod build;
 mod deb;
 mod diff;
 mod dpkg;
+mod escape;
 mod faults;
 mod hardening;
 mod isolation;
