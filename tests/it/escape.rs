@@ -117,6 +117,8 @@ try chown-dotdot chown 5:5 $D/../../../../../../..{c}/file
 try chown-uplink chown 5:5 $D/up{c}/file
 try mknod-uplink mknod $D/up{c}/new2 c 1 3
 try chown-proc1 chown 5:5 /proc/1/root{c}/file
+try chown-hostpid chown 5:5 /proc/{hostpid}/root{c}/file
+try stat-hostpid stat /proc/{hostpid}/cwd
 try mknod-proc1 mknod /proc/1/root/build/destdir/p1 c 1 3
 try mknod-procself mknod /proc/self/root/build/destdir/ps c 1 3
 exec 3<$D/f
@@ -133,6 +135,8 @@ exec 3<&-
 rm -f $D/c $D/h $D/root $D/up
 "#,
         h = home.display(),
+        // A host process (this test's): not in the sandbox's pid namespace.
+        hostpid = std::process::id(),
     );
     let (o, log) = build_with(&s, "escsup", "", &script);
     assert_ok(&o);
@@ -149,6 +153,8 @@ rm -f $D/c $D/h $D/root $D/up
         ("mknod-uplink", "No such file or directory"),
         // pid 1 is not the step's to look into (it is not dumpable): the kernel says so.
         ("chown-proc1", "Permission denied"),
+        ("chown-hostpid", "No such file or directory"),
+        ("stat-hostpid", "No such file or directory"),
         ("mknod-proc1", "Permission denied"),
     ] {
         assert!(
