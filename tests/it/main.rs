@@ -6,6 +6,7 @@
 
 mod util;
 
+mod bounded;
 mod build;
 mod deb;
 mod diff;

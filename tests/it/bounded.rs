@@ -1,0 +1,174 @@
+//! Issue 16: nsroot stays bounded on any input and refuses early. State files given with
+//! `-i` (`nsroot -i`, `nsroot pack -i`) that are not regular files, are huge garbage or hold
+//! impossible modes are refused with one line, exit 2, in bounded memory and without hanging.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nsroot::error::EXIT_INPUT;
+
+use crate::util::{self, stderr, Scratch};
+
+/// The memory bound of every case here (issue 16): under 64 MiB peak RSS.
+const RSS_BOUND_KIB: u64 = 64 * 1024;
+
+/// How long a case may take before it counts as hung: far above the second the issue asks
+/// for, so a loaded machine does not fail it, far below "forever".
+const HANG_AFTER: Duration = Duration::from_secs(20);
+
+/// Runs nsroot with `args` in `s` under `/usr/bin/time -f %M`, in a process group of its own
+/// that is killed if it has not ended within [`HANG_AFTER`]. Returns the output, the peak RSS
+/// in KiB and the time taken.
+pub fn run_bounded(s: &Scratch, args: &[&str]) -> (Output, u64, Duration) {
+    use std::os::unix::process::CommandExt;
+    let env = util::env();
+    let rss_file = s.path().join(".rss");
+    let start = Instant::now();
+    let mut child = env
+        .command("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&rss_file)
+        .arg(&env.bin)
+        .args(args)
+        .current_dir(s.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > HANG_AFTER {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", child.id())])
+                .status();
+            let o = child.wait_with_output().unwrap();
+            panic!(
+                "nsroot {args:?} hung: killed after {HANG_AFTER:?}; stderr: {}",
+                stderr(&o)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let took = start.elapsed();
+    let o = child.wait_with_output().unwrap();
+    let rss = fs::read_to_string(&rss_file).unwrap_or_default();
+    let _ = fs::remove_file(&rss_file);
+    // time(1) prints "Command exited with non-zero status N" before the figure.
+    let kib = rss
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no RSS figure from /usr/bin/time: {rss:?}"));
+    (o, kib, took)
+}
+
+/// Asserts exit 2, one `nsroot: ...` line naming every needle, and the memory bound.
+#[track_caller]
+pub fn assert_refused_bounded(case: &str, o: &Output, kib: u64, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!err.contains("panicked"), "{case}: panic: {err}");
+    assert_eq!(o.status.code(), Some(EXIT_INPUT), "{case}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{case}: not one line: {err}");
+    assert!(lines[0].starts_with("nsroot: "), "{case}: {err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{case}: {n:?} not named in: {err}");
+    }
+    assert!(
+        kib < RSS_BOUND_KIB,
+        "{case}: peak RSS {kib} KiB, over {RSS_BOUND_KIB} KiB"
+    );
+}
+
+fn cannot_time() -> bool {
+    !Path::new("/usr/bin/time").is_file() && util::skip("/usr/bin/time (GNU time) is missing")
+}
+
+const HEADER: &str = "nsroot ownership state\nversion 1\n";
+
+/// A scratch dir with `tree/a` and the bad state files: (case, file, words the message holds).
+fn bad_state_scratch() -> (Scratch, Vec<(&'static str, String, &'static str)>) {
+    let s = Scratch::new();
+    s.write("tree/a", "a\n");
+    let mut cases = vec![
+        ("/dev/zero", "/dev/zero".to_string(), "a character device"),
+        (
+            "a symlink to /dev/zero",
+            "zero".into(),
+            "a character device",
+        ),
+        ("a FIFO", "fifo".into(), "a FIFO"),
+        ("a directory", "tree".into(), "a directory"),
+        (
+            "200 MB of zeros",
+            "zeros".into(),
+            "not an nsroot state file",
+        ),
+        (
+            "a good header, then a 200 MB line",
+            "long-line".into(),
+            "line 3 is longer than",
+        ),
+    ];
+    std::os::unix::fs::symlink("/dev/zero", s.path().join("zero")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(s.path().join("fifo"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    // Sparse: 200 MB that cost the test nothing to write.
+    let f = fs::File::create(s.path().join("zeros")).unwrap();
+    f.set_len(200_000_000).unwrap();
+    fs::write(s.path().join("long-line"), HEADER).unwrap();
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .open(s.path().join("long-line"))
+        .unwrap();
+    f.set_len(200_000_000).unwrap();
+    for (name, mode, why) in [
+        ("mode-170755", "170755", "file type 170000 does not exist"),
+        ("mode-10644", "10644", "the file type is a FIFO"),
+    ] {
+        fs::write(
+            s.path().join(name),
+            format!("{HEADER}2049 12 - 0 0 {mode} 1,3 -\nend 1\n"),
+        )
+        .unwrap();
+        cases.push((name, name.to_string(), why));
+    }
+    s.chown_all();
+    (s, cases)
+}
+
+#[test]
+fn issue16_bad_state_files_are_refused_by_pack_at_once_in_bounded_memory() {
+    if cannot_time() {
+        return;
+    }
+    let (s, cases) = bad_state_scratch();
+    for (case, file, why) in &cases {
+        let (o, kib, took) = run_bounded(&s, &["pack", "tree", "-i", file, "-o", "out.tar"]);
+        assert_refused_bounded(case, &o, kib, &[file, why]);
+        assert!(!s.path().join("out.tar").exists(), "{case}: output written");
+        eprintln!("pack -i {case}: refused in {took:?}, peak RSS {kib} KiB");
+    }
+}
+
+#[test]
+fn issue16_bad_state_files_are_refused_by_run_at_once_in_bounded_memory() {
+    if cannot_time() || util::no_userns() {
+        return;
+    }
+    let (s, cases) = bad_state_scratch();
+    for (case, file, why) in &cases {
+        let (o, kib, took) = run_bounded(&s, &["-i", file, "--", "touch", "ran"]);
+        assert_refused_bounded(case, &o, kib, &[file, why]);
+        assert!(!s.path().join("ran").exists(), "{case}: the command ran");
+        eprintln!("run -i {case}: refused in {took:?}, peak RSS {kib} KiB");
+    }
+}
