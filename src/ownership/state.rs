@@ -54,7 +54,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead, Read, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::store::{Btime, FileId, Store, S_IFMT};
@@ -123,23 +123,6 @@ fn to_ownership(path: &Path, e: ParseError) -> OwnershipError {
     }
 }
 
-/// What a file that is not a regular file is, for the message refusing it.
-fn kind_of(ft: std::fs::FileType) -> &'static str {
-    if ft.is_dir() {
-        "a directory"
-    } else if ft.is_fifo() {
-        "a FIFO"
-    } else if ft.is_char_device() {
-        "a character device"
-    } else if ft.is_block_device() {
-        "a block device"
-    } else if ft.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    }
-}
-
 impl Store {
     /// Reads a state file written by [`Store::save`], line by line, within [`FILE_LIMITS`].
     ///
@@ -156,7 +139,12 @@ impl Store {
             path: path.to_path_buf(),
             source,
         };
-        let not_regular = |ft| bad(path, format!("is {}, not a state file", kind_of(ft)));
+        let not_regular = |ft| {
+            bad(
+                path,
+                format!("is {}, not a state file", crate::fsutil::kind_of(ft)),
+            )
+        };
         match std::fs::metadata(path) {
             Ok(m) if !m.file_type().is_file() => return Err(not_regular(m.file_type())),
             Ok(_) => {}

@@ -172,3 +172,79 @@ fn issue16_bad_state_files_are_refused_by_run_at_once_in_bounded_memory() {
         eprintln!("run -i {case}: refused in {took:?}, peak RSS {kib} KiB");
     }
 }
+
+// ---- `-s PATH` must be able to take the state file's atomic rename ----------------------
+
+/// Runs `sh -c script` in `s` as the test user and checks: exit 2, one `nsroot:` line naming
+/// every needle, and the command (`touch ran`) never ran.
+#[track_caller]
+fn save_refused(s: &Scratch, script: &str, needles: &[&str]) {
+    let o = s.sh(script);
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{script}: panic: {err}");
+    assert_eq!(o.status.code(), Some(EXIT_INPUT), "{script}: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "{script}: not one line: {err}");
+    for n in needles {
+        assert!(lines[0].contains(n), "{script}: {n:?} not named in: {err}");
+    }
+    assert!(!s.path().join("ran").exists(), "{script}: the command ran");
+}
+
+#[test]
+fn issue16_save_path_that_cannot_take_a_rename_is_refused_before_running() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    s.write("tree/a", "a\n");
+    std::os::unix::fs::symlink("/dev/null", s.path().join("to-null")).unwrap();
+    fs::create_dir(s.path().join("ro")).unwrap();
+    s.chown_all();
+    fs::set_permissions(
+        s.path().join("ro"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o555),
+    )
+    .unwrap();
+    let bin = util::env().bin.display().to_string();
+    let cases: &[(String, &[&str])] = &[
+        // stdout a pipe (the test captures it): a FIFO, which a rename would replace.
+        (
+            format!("{bin} -s /proc/self/fd/1 -- touch ran"),
+            &["-s /proc/self/fd/1", "a FIFO"],
+        ),
+        // stdout a regular file: the link is in /proc/self/fd, where no file can be made.
+        (
+            format!("{bin} -s /proc/self/fd/1 -- touch ran > out"),
+            &["-s /proc/self/fd/1", "directory /proc/self/fd"],
+        ),
+        (
+            format!("{bin} -s /proc/nsroot-state -- touch ran"),
+            &["-s /proc/nsroot-state", "directory /proc"],
+        ),
+        (
+            format!("{bin} -s to-null -- touch ran"),
+            &["-s to-null", "a character device"],
+        ),
+        (
+            format!("{bin} -s ro/st -- touch ran"),
+            &["-s ro/st", "directory ro", "ermission denied"],
+        ),
+        (
+            format!("{bin} -s tree -- touch ran"),
+            &["-s tree", "a directory"],
+        ),
+        (
+            format!("{bin} -s nodir/st -- touch ran"),
+            &["-s nodir/st", "does not exist"],
+        ),
+    ];
+    for (script, needles) in cases {
+        save_refused(&s, script, needles);
+    }
+    // A writable place is still accepted, and nothing was left in `ro` by the checks.
+    let o = s.sh(&format!("{bin} -s st -- true"));
+    util::assert_ok(&o);
+    assert!(s.path().join("st").is_file());
+    assert_eq!(fs::read_dir(s.path().join("ro")).unwrap().count(), 0);
+}
