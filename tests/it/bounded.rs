@@ -248,3 +248,108 @@ fn issue16_save_path_that_cannot_take_a_rename_is_refused_before_running() {
     assert!(s.path().join("st").is_file());
     assert_eq!(fs::read_dir(s.path().join("ro")).unwrap().count(), 0);
 }
+
+// ---- Source archives: symlinks resolved against the tree as extracted so far ------------
+
+const PACKAGE: &str = "[package]\nname = \"hello\"\nversion = \"1.0\"\nsummary = \"Say hello\"\n";
+
+/// An archive entry: its path, and Some(symlink target) or None for a file holding "x".
+type Entry<'a> = (&'a str, Option<&'a str>);
+
+/// A tar of `entries`.
+fn tar_of(entries: &[Entry]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, link) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        match link {
+            Some(target) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                h.set_size(0);
+                b.append_link(&mut h, path, target).unwrap();
+            }
+            None => {
+                h.set_size(1);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, path, &b"x"[..]).unwrap();
+            }
+        }
+    }
+    b.into_inner().unwrap()
+}
+
+/// Materializes a recipe whose source is `tar` in a fresh directory; returns the result and
+/// the scratch directory's parent listing after it (so an escape would show).
+fn materialize(tar: &[u8]) -> (Result<std::path::PathBuf, String>, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("r");
+    fs::create_dir(&dir).unwrap();
+    fs::write(dir.join("x.tar"), tar).unwrap();
+    let sha = nsroot::fsutil::sha256_file(&dir.join("x.tar")).unwrap();
+    fs::write(
+        dir.join("recipe.toml"),
+        format!("{PACKAGE}[source]\narchive = \"x.tar\"\nsha256 = \"{sha}\"\n"),
+    )
+    .unwrap();
+    let r = nsroot::recipe::Recipe::load(&dir.join("recipe.toml")).unwrap();
+    let scratch = tmp.path().join("scratch");
+    fs::create_dir(&scratch).unwrap();
+    let out = r.source.materialize(&scratch).map_err(|e| {
+        let e = anyhow::Error::from(e);
+        assert_eq!(nsroot::error::exit_code_of(&e), EXIT_INPUT, "{e:#}");
+        format!("{e:#}")
+    });
+    (out, tmp)
+}
+
+#[test]
+fn issue16_chained_symlinks_out_of_a_source_archive_are_refused() {
+    let cases: &[(&str, &[Entry], &[&str])] = &[
+        (
+            "up, then esc through it",
+            &[("d/up", Some("..")), ("d/esc", Some("up/../.."))],
+            &["x.tar", "d/esc", "up/../..", "outside the tree", "d/up"],
+        ),
+        (
+            "esc first, then up under the name it took for a directory",
+            &[("d/esc", Some("up/../..")), ("d/up", Some(".."))],
+            &["x.tar", "d/up", "d/esc", "would change where"],
+        ),
+        (
+            "a link to a link to the parent",
+            &[("a", Some("b/..")), ("b", Some("c")), ("c", Some(".."))],
+            &["x.tar", "would change where"],
+        ),
+        (
+            "a file written through a symlink",
+            &[("d/up", Some("..")), ("d/up/f", None)],
+            &["x.tar", "d/up/f", "through a link"],
+        ),
+    ];
+    for (case, entries, needles) in cases {
+        let (out, tmp) = materialize(&tar_of(entries));
+        let msg = match out {
+            Ok(_) => panic!("{case}: extracted"),
+            Err(m) => m,
+        };
+        assert!(!msg.contains('\n'), "{case}: not one line: {msg}");
+        for n in *needles {
+            assert!(msg.contains(n), "{case}: {n:?} not named in: {msg}");
+        }
+        let mut top: Vec<_> = fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        top.sort();
+        assert_eq!(top, ["r", "scratch"], "{case}: something escaped");
+    }
+    // What stays inside is still extracted: a link before its file, links up within the tree.
+    let (out, _tmp) = materialize(&tar_of(&[
+        ("lib/libfoo.so", Some("libfoo.so.1")),
+        ("lib/libfoo.so.1", None),
+        ("d/up", Some("..")),
+        ("d/lib", Some("up/lib/libfoo.so")),
+    ]));
+    let src = out.unwrap();
+    assert_eq!(fs::read_to_string(src.join("d/lib")).unwrap(), "x");
+}
