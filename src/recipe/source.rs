@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{RecipeError, Source};
+use super::{shown_path, RecipeError, Source};
 use crate::error::InputError;
 
 /// Compression of a tar archive, recognised by its first bytes.
@@ -117,16 +117,13 @@ fn member_path(archive: &Path, raw: &[u8], strip: u32) -> Result<Option<PathBuf>
             Component::RootDir | Component::Prefix(_) => {
                 return Err(bad_source(
                     archive,
-                    format!(
-                        "entry {:?} has an absolute path",
-                        name.display().to_string()
-                    ),
+                    format!("entry {:?} has an absolute path", shown_path(name)),
                 ))
             }
             Component::ParentDir => {
                 return Err(bad_source(
                     archive,
-                    format!("entry {:?} contains \"..\"", name.display().to_string()),
+                    format!("entry {:?} contains \"..\"", shown_path(name)),
                 ))
             }
         }
@@ -155,7 +152,7 @@ fn check_parents(archive: &Path, root: &Path, rel: &Path) -> Result<(), RecipeEr
                     archive,
                     format!(
                         "entry {:?} would be written through a link or file",
-                        rel.display().to_string()
+                        shown_path(rel)
                     ),
                 ))
             }
@@ -198,8 +195,8 @@ fn resolve_in_tree(
     target: &Path,
     depends: &mut Depends,
 ) -> Result<(), RecipeError> {
-    let shown_link = link_rel.display().to_string();
-    let shown_target = target.display().to_string();
+    let shown_link = shown_path(link_rel);
+    let shown_target = shown_path(target);
     let mut cur: Vec<std::ffi::OsString> = link_rel
         .parent()
         .map(|p| p.iter().map(|c| c.to_os_string()).collect())
@@ -248,10 +245,10 @@ fn resolve_in_tree(
                 }
                 let next = fs::read_link(root.join(&rel))
                     .map_err(|e| RecipeError::io("read link", &root.join(&rel), e))?;
-                let shown_rel = rel.display().to_string();
+                let shown_rel = shown_path(&rel);
                 seen.push(format!(
                     "the symlink {shown_rel:?} -> {:?}",
-                    next.display().to_string()
+                    shown_path(&next)
                 ));
                 if !last {
                     depends.entry(rel).or_insert((
@@ -304,7 +301,7 @@ fn check_depends(
             format!(
                 "entry {:?} would change where the earlier symlink {link:?} -> {target:?} leads, \
              which resolves through it",
-                rel.display().to_string()
+                shown_path(rel)
             ),
         ));
     }
@@ -354,7 +351,7 @@ fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
         let mode = header.mode().map_err(read_err)? & 0o777;
         let mtime = header.mtime().map_err(read_err)?;
         let kind = header.entry_type();
-        let shown = rel.display().to_string();
+        let shown = shown_path(&rel);
         if kind.is_dir() {
             clear(&out)?;
             if !out.is_dir() {
@@ -402,7 +399,7 @@ fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
                     archive,
                     format!(
                         "hard link {shown:?} points to {:?}, not an earlier file",
-                        target_rel.display().to_string()
+                        shown_path(&target_rel)
                     ),
                 ));
             }

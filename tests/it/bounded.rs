@@ -353,3 +353,84 @@ fn issue16_chained_symlinks_out_of_a_source_archive_are_refused() {
     let src = out.unwrap();
     assert_eq!(fs::read_to_string(src.join("d/lib")).unwrap(), "x");
 }
+
+// ---- Long names and values are cut in recipe messages ------------------------------------
+
+#[test]
+fn issue16_megabyte_names_and_values_give_short_recipe_errors() {
+    let long = "k".repeat(5_000_000);
+    let cases: Vec<(&str, String, &[&str])> = vec![
+        (
+            "unknown top-level key",
+            format!("{long} = 1\n{PACKAGE}"),
+            &["unknown top-level key", "kkk..."],
+        ),
+        (
+            "unknown key in [package]",
+            format!("{PACKAGE}{long} = 1\n"),
+            &["unknown key", "[package]", "kkk..."],
+        ),
+        (
+            "unknown table",
+            format!("{PACKAGE}[{long}]\nx = 1\n"),
+            &["unknown top-level key", "kkk..."],
+        ),
+        (
+            "bad name",
+            PACKAGE.replace("\"hello\"", &format!("\"{long}!\"")),
+            &["name", "kkk..."],
+        ),
+        (
+            "wrong type",
+            format!("{PACKAGE}source_date_epoch = \"{long}\"\n"),
+            &["source_date_epoch", "kkk..."],
+        ),
+        (
+            "unknown output format",
+            format!("{PACKAGE}[output]\nformats = [\"{long}\"]\n"),
+            &["formats", "kkk..."],
+        ),
+        (
+            "bad env key",
+            format!("{PACKAGE}[build]\nenv = {{ \"{long}-\" = \"1\" }}\n"),
+            &["env", "kkk..."],
+        ),
+        (
+            "missing source",
+            format!("{PACKAGE}[source]\npath = \"{}\"\n", "d/".repeat(2_000_000)),
+            &["path", "d/d/d/", "..."],
+        ),
+        (
+            "bad deb relation",
+            format!("{PACKAGE}[deb]\ndepends = [\"{long} (>> 1)!\"]\n"),
+            &["depends", "kkk..."],
+        ),
+    ];
+    for (case, text, needles) in &cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("recipe.toml");
+        fs::write(&file, text).unwrap();
+        let e = nsroot::recipe::Recipe::load(&file).expect_err(case);
+        let e = anyhow::Error::from(e);
+        assert_eq!(nsroot::error::exit_code_of(&e), EXIT_INPUT, "{case}");
+        let msg = format!("{e:#}");
+        let head: String = msg.chars().take(300).collect();
+        assert!(
+            msg.len() < 1024,
+            "{case}: a {}-byte message: {head}",
+            msg.len()
+        );
+        assert!(!msg.contains('\n'), "{case}: not one line: {msg}");
+        for n in *needles {
+            assert!(msg.contains(n), "{case}: {n:?} not in: {msg}");
+        }
+        eprintln!("{case}: {} bytes: {msg}", msg.len());
+    }
+    // The command line too: one line on stderr, under 1 KiB.
+    let s = Scratch::new();
+    s.write("r/recipe.toml", &format!("{PACKAGE}{long} = 1\n"));
+    let o = s.nsroot(["build", "r/recipe.toml"]);
+    assert_eq!(o.status.code(), Some(EXIT_INPUT), "{}", stderr(&o));
+    assert!(o.stderr.len() < 1024, "{} bytes on stderr", o.stderr.len());
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+}
