@@ -10,6 +10,7 @@ mod bounded;
 mod build;
 mod deb;
 mod diff;
+mod docs;
 mod dpkg;
 mod faults;
 mod hardening;
