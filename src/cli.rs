@@ -3,8 +3,8 @@
 //! nsroot has two shapes of command line. The fakeroot-compatible one,
 //! `nsroot [OPTIONS] [--] [COMMAND [ARGS]...]`, runs a command as root in fresh namespaces
 //! (`RunArgs`). The subcommands (`pack`, `list`, `build`, `doctor`, ...) are recognised by their
-//! first word; a command that happens to share a subcommand's name runs with
-//! `nsroot -- NAME` or `nsroot run NAME`.
+//! first word; a command that happens to share a subcommand's name (`man`, `help`, `list`...)
+//! runs with `nsroot -- NAME` or `nsroot run NAME`.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -13,21 +13,35 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The names that select a subcommand when they are the first argument.
 pub const SUBCOMMANDS: &[&str] = &[
-    "run", "pack", "list", "inspect", "diff", "repro", "build", "doctor", "help",
+    "run",
+    "pack",
+    "list",
+    "inspect",
+    "diff",
+    "repro",
+    "build",
+    "doctor",
+    "man",
+    "completions",
+    "help",
 ];
 
 /// Text shown after the run-mode help, listing the subcommands.
 const RUN_AFTER_HELP: &str = "\
 Subcommands:
-  run      Run a command as root in fresh namespaces (the default)
-  pack     Write a directory as a deterministic, root-owned archive
-  list     List an archive's entries like `tar -tv`; a .deb's control fields too (alias: inspect)
-  diff     Compare two archives (tar or .deb) entry by entry
-  repro    Build a recipe twice under varied conditions and compare the outputs
-  build    Build a recipe in a sealed sandbox into a root-owned archive
-  doctor   Check what this kernel and host allow, with the fix for what they don't
+  run          Run a command as root in fresh namespaces (the default)
+  pack         Write a directory as a deterministic, root-owned archive
+  list         List an archive like `tar -tv`; a .deb's control fields too (alias: inspect)
+  diff         Compare two archives (tar or .deb) entry by entry
+  repro        Build a recipe twice under varied conditions and compare the outputs
+  build        Build a recipe in a sealed sandbox into a root-owned archive
+  doctor       Check what this kernel and host allow, with the fix for what they don't
+  man          Print the manual page (roff) of nsroot or of a subcommand
+  completions  Print the shell completion script (bash, zsh, fish, elvish, powershell)
+  help         Print the help of nsroot or of a subcommand
 
-See `nsroot <SUBCOMMAND> --help` for each.";
+See `nsroot help <SUBCOMMAND>` or `nsroot <SUBCOMMAND> --help` for each. A command named like a
+subcommand (the real `man`, say) runs with `nsroot -- man ...` or `nsroot run man ...`.";
 
 /// Run a command as root inside fresh user, mount, pid and ipc namespaces, without sudo.
 ///
@@ -144,6 +158,38 @@ pub enum Command {
     Build(BuildArgs),
     /// Check what this kernel and host allow, with the fix for what they don't
     Doctor(DoctorArgs),
+    /// Print the manual page (roff) of nsroot or of a subcommand: `nsroot man build | man -l -`
+    ///
+    /// To run the man command itself in the sandbox, use `nsroot -- man ...`.
+    Man(ManArgs),
+    /// Print the shell completion script for SHELL: `source <(nsroot completions bash)`
+    Completions(CompletionsArgs),
+    /// Print the help of nsroot or of a subcommand (`nsroot help build` = `nsroot build --help`)
+    Help(HelpArgs),
+}
+
+/// `nsroot man [SUBCOMMAND]`.
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (default: nsroot's own page)
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
+}
+
+/// `nsroot completions SHELL`.
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to write the script for
+    #[arg(value_name = "SHELL", value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `nsroot help [SUBCOMMAND]`.
+#[derive(Debug, Clone, Args)]
+pub struct HelpArgs {
+    /// The subcommand whose help to print (default: nsroot's own help)
+    #[arg(value_name = "SUBCOMMAND")]
+    pub subcommand: Option<String>,
 }
 
 /// Archive formats nsroot writes and reads.

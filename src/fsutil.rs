@@ -36,10 +36,7 @@ impl AtomicFile {
     ///
     /// Errors: the target's directory is missing or not writable.
     pub fn create(target: &Path, mode: u32) -> io::Result<AtomicFile> {
-        let dir = match target.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        let dir = dir_of(target);
         let unnamed = std::fs::OpenOptions::new()
             .read(true)
             .write(true)
@@ -107,6 +104,103 @@ impl AtomicFile {
             let _ = path.keep();
         }
         File::open(&self.dir)?.sync_all()
+    }
+
+    /// Checks, before any work is done for it, that `target` can be written by an
+    /// `AtomicFile`: that what is at the path now (followed through symlinks) is a regular file
+    /// or nothing, that it is no mount point, and that a temporary file can be made beside it
+    /// (made as [`AtomicFile::create`] makes it, then dropped, which leaves nothing). A
+    /// directory that is missing, not writable or on a filesystem without files (`/proc`,
+    /// `/sys`: `-s /proc/self/fd/1`) fails here, not after the work.
+    ///
+    /// Errors: [`TargetError`] saying which of these fails.
+    pub fn check(target: &Path) -> Result<(), TargetError> {
+        let dir = dir_of(target);
+        let dir_meta = match std::fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => m,
+            Ok(_) => return Err(TargetError::NoDirectory { dir }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(TargetError::NoDirectory { dir })
+            }
+            Err(source) => return Err(TargetError::Create { dir, source }),
+        };
+        match std::fs::metadata(target) {
+            Ok(m) if !m.is_file() => {
+                return Err(TargetError::NotRegular {
+                    kind: kind_of(m.file_type()),
+                })
+            }
+            Ok(m) => {
+                use std::os::unix::fs::MetadataExt;
+                let link = std::fs::symlink_metadata(target).is_ok_and(|l| l.is_symlink());
+                // rename(2) over a mount point fails with EBUSY.
+                if !link && m.dev() != dir_meta.dev() {
+                    return Err(TargetError::MountPoint);
+                }
+            }
+            // Nothing there yet (or a dangling symlink, which the rename replaces).
+            Err(_) => {}
+        }
+        AtomicFile::create(target, 0o600)
+            .map(drop)
+            .map_err(|source| TargetError::Create { dir, source })
+    }
+}
+
+/// Why a path cannot take an [`AtomicFile`] ([`AtomicFile::check`]).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The path names something a rename must not replace.
+    #[error("is {kind}, which a file renamed into place would replace (give a new name or a regular file)")]
+    NotRegular {
+        /// What it is: "a directory", "a character device"...
+        kind: &'static str,
+    },
+    /// The path is a mount point: rename(2) cannot replace it.
+    #[error("is a mount point, which a file renamed into place cannot replace")]
+    MountPoint,
+    /// The directory the file would go in does not exist.
+    #[error("directory {} does not exist", dir.display())]
+    NoDirectory {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// No file can be made in the directory: not writable, or a filesystem without files.
+    #[error("cannot make a file in directory {}: {source}", dir.display())]
+    Create {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// What a file that is not a regular file is, for messages.
+pub fn kind_of(ft: std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() {
+        "a character device"
+    } else if ft.is_block_device() {
+        "a block device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_symlink() {
+        "a symlink"
+    } else {
+        "a regular file"
+    }
+}
+
+/// The directory an output file at `target` goes in.
+fn dir_of(target: &Path) -> PathBuf {
+    match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     }
 }
 
@@ -278,6 +372,35 @@ mod tests {
             1,
             "no temporary left"
         );
+    }
+
+    #[test]
+    fn check_refuses_what_a_rename_cannot_take_and_leaves_nothing() {
+        let t = tempfile::tempdir().unwrap();
+        AtomicFile::check(&t.path().join("new")).unwrap();
+        std::fs::write(t.path().join("old"), "x").unwrap();
+        AtomicFile::check(&t.path().join("old")).unwrap();
+        assert_eq!(
+            std::fs::read_dir(t.path()).unwrap().count(),
+            1,
+            "left a file"
+        );
+        let e = AtomicFile::check(t.path()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                TargetError::NotRegular {
+                    kind: "a directory"
+                }
+            ),
+            "{e}"
+        );
+        let e = AtomicFile::check(Path::new("/dev/null")).unwrap_err();
+        assert!(e.to_string().contains("a character device"), "{e}");
+        let e = AtomicFile::check(Path::new("/proc/nsroot-unit-test")).unwrap_err();
+        assert!(matches!(e, TargetError::Create { .. }), "{e}");
+        let e = AtomicFile::check(&t.path().join("no/st")).unwrap_err();
+        assert!(matches!(e, TargetError::NoDirectory { .. }), "{e}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub mod archive;
 pub mod build;
 pub mod cli;
 pub mod deb;
+pub mod docs;
 pub mod doctor;
 pub mod error;
 pub mod fsutil;

@@ -31,5 +31,8 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Repro(args) => nsroot::repro::run_repro(&args),
         Command::Build(args) => nsroot::build::run_build(&args),
         Command::Doctor(_) => nsroot::doctor::run_doctor(),
+        Command::Man(args) => nsroot::docs::run_man(&args),
+        Command::Completions(args) => nsroot::docs::run_completions(&args),
+        Command::Help(args) => nsroot::docs::run_help(&args),
     }
 }

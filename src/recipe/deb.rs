@@ -6,7 +6,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::validate::{inside, package_name, version};
-use super::{Ctx, RecipeError};
+use super::{shown, Ctx, RecipeError};
 
 /// `[deb]`: the metadata of the `.deb` output, beyond `[package]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +92,12 @@ fn check_value(
     v: &Spanned<String>,
     rule: impl Fn(&str) -> Result<(), String>,
 ) -> Result<(), RecipeError> {
-    rule(v.get_ref())
-        .map_err(|why| ctx.at(v.span(), format!("[deb] {key} = {:?}: {why}", v.get_ref())))
+    rule(v.get_ref()).map_err(|why| {
+        ctx.at(
+            v.span(),
+            format!("[deb] {key} = {:?}: {why}", shown(v.get_ref())),
+        )
+    })
 }
 
 fn section(s: &str) -> Result<(), String> {
@@ -186,10 +190,10 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
                     .bytes()
                     .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             {
-                return Err(format!("{name:?}: bad architecture qualifier"));
+                return Err(format!("{:?}: bad architecture qualifier", shown(name)));
             }
         }
-        package_name(pkg).map_err(|why| format!("{pkg:?}: {why}"))?;
+        package_name(pkg).map_err(|why| format!("{:?}: {why}", shown(pkg)))?;
         rest = tail.trim_start();
         if let Some(r) = rest.strip_prefix('(') {
             let (inner, after) = r
@@ -205,11 +209,12 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
             };
             if !ops.contains(&op) {
                 return Err(format!(
-                    "{op:?} is not a version operator here (use one of: {})",
+                    "{:?} is not a version operator here (use one of: {})",
+                    shown(op),
                     ops.join(" ")
                 ));
             }
-            version(ver.trim()).map_err(|why| format!("{:?}: {why}", ver.trim()))?;
+            version(ver.trim()).map_err(|why| format!("{:?}: {why}", shown(ver.trim())))?;
             rest = after.trim_start();
         }
         if let Some(r) = rest.strip_prefix('[') {
@@ -224,7 +229,7 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
                             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 });
             if !ok {
-                return Err(format!("[{inner}] is not an architecture list"));
+                return Err(format!("[{}] is not an architecture list", shown(inner)));
             }
             rest = after.trim_start();
         }
@@ -233,7 +238,10 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
             rest = after.trim_start();
         }
         if !rest.is_empty() {
-            return Err(format!("unexpected {rest:?} after the package name"));
+            return Err(format!(
+                "unexpected {:?} after the package name",
+                shown(rest)
+            ));
         }
     }
     Ok(())
@@ -270,7 +278,7 @@ pub(super) fn check(ctx: &Ctx, raw: RawDeb) -> Result<UnresolvedDeb, RecipeError
             relation(item.get_ref(), alternatives, only_equal).map_err(|why| {
                 ctx.at(
                     item.span(),
-                    format!("[deb] {key}[{i}] = {:?}: {why}", item.get_ref()),
+                    format!("[deb] {key}[{i}] = {:?}: {why}", shown(item.get_ref())),
                 )
             })?;
         }
@@ -291,7 +299,7 @@ pub(super) fn check(ctx: &Ctx, raw: RawDeb) -> Result<UnresolvedDeb, RecipeError
         if conffiles.contains(c.get_ref()) {
             return Err(ctx.at(
                 c.span(),
-                format!("[deb] conffiles: {:?} is listed twice", c.get_ref()),
+                format!("[deb] conffiles: {:?} is listed twice", shown(c.get_ref())),
             ));
         }
         conffiles.push(c.into_inner());
@@ -333,7 +341,7 @@ impl UnresolvedDeb {
             let fail = |why: String| {
                 ctx.at(
                     rel.span(),
-                    format!("[deb] {name} = {:?}: {why}", rel.get_ref()),
+                    format!("[deb] {name} = {:?}: {why}", shown(rel.get_ref())),
                 )
             };
             if Path::new(rel.get_ref()).is_absolute() {

@@ -86,6 +86,56 @@ pub enum RecipeError {
     },
 }
 
+/// The most characters of a name or value that a message shows.
+const SHOWN_CHARS: usize = 100;
+
+/// A name or value (a key, a table, a string from the recipe) as messages
+/// show it: its first [`SHOWN_CHARS`] characters, then `...` when there are more. A recipe may
+/// hold a key of megabytes; its error must still be one readable line.
+pub(crate) fn shown(s: &str) -> String {
+    cut(s, SHOWN_CHARS)
+}
+
+/// A path as messages show it: cut like [`shown`], but after four times as much, since a
+/// path the user gave holds directories of their own before the recipe's part.
+pub(crate) fn shown_path(p: &Path) -> String {
+    cut(&p.display().to_string(), 4 * SHOWN_CHARS)
+}
+
+/// The first `max` characters of `s`, then `...` when there are more.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}...", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// A message from the TOML parser with every quoted name or value in it (`"..."`, `` `...` ``)
+/// cut by [`shown`]: serde puts the offending value in its messages.
+fn shown_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len().min(1024));
+    let mut rest = msg;
+    while let Some(open) = rest.find(['"', '`']) {
+        let q = rest[open..].chars().next().unwrap_or('"');
+        out.push_str(&rest[..=open]);
+        let body = &rest[open + 1..];
+        let close = body.find(q).unwrap_or(body.len());
+        out.push_str(&shown(&body[..close]));
+        rest = &body[close..];
+        if let Some(r) = rest.strip_prefix(q) {
+            out.push(q);
+            rest = r;
+        }
+    }
+    out.push_str(rest);
+    shown_long(&out)
+}
+
+/// A whole message cut to ten names' worth, in case it holds an unquoted value.
+fn shown_long(msg: &str) -> String {
+    cut(msg, 10 * SHOWN_CHARS)
+}
+
 /// `file:line` (or just `file`) for messages.
 struct Location<'a> {
     file: &'a Path,
@@ -554,10 +604,11 @@ fn parse(text: &str, file: &Path) -> Result<Parsed, RecipeError> {
 
 /// Turns a toml/serde error into `file:line: message` naming the key.
 fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> RecipeError {
-    let msg = e.message().trim().replace('\n', " ");
+    let msg = shown_quoted(&e.message().trim().replace('\n', " "));
     let span = e.span();
     let reason = if let Some(rest) = msg.strip_prefix("unknown field `") {
         let (key, expected) = rest.split_once('`').unwrap_or((rest, ""));
+        let key = shown(key);
         let expected: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
         match TABLE_KEYS
             .iter()
@@ -579,7 +630,8 @@ fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> RecipeError {
         let key = rest.split('`').next().unwrap_or(rest);
         let table = span
             .clone()
-            .and_then(|s| table_header_before(ctx.text, s.start));
+            .and_then(|s| table_header_before(ctx.text, s.start))
+            .map(|t| shown(&t));
         let in_table = |t: &str| {
             TABLE_KEYS
                 .iter()
@@ -592,9 +644,12 @@ fn toml_error(ctx: &Ctx, e: &toml::de::Error) -> RecipeError {
         }
     } else {
         let start = span.clone().map(|s| s.start);
-        match start.and_then(|s| Some((key_at(ctx.text, s)?, table_header_before(ctx.text, s)))) {
-            Some((key, Some(table))) => format!("key \"{key}\" in [{table}]: {msg}"),
-            Some((key, None)) => format!("key \"{key}\": {msg}"),
+        let key_table = |s| Some((key_at(ctx.text, s)?, table_header_before(ctx.text, s)));
+        match start.and_then(key_table) {
+            Some((key, Some(table))) => {
+                format!("key \"{}\" in [{}]: {msg}", shown(&key), shown(&table))
+            }
+            Some((key, None)) => format!("key \"{}\": {msg}", shown(&key)),
             None => msg,
         }
     };

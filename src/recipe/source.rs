@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{RecipeError, Source};
+use super::{shown_path, RecipeError, Source};
 use crate::error::InputError;
 
 /// Compression of a tar archive, recognised by its first bytes.
@@ -70,8 +70,9 @@ impl Source {
     /// A path source returns its canonical directory (no copy; the caller must never write
     /// to it). An archive source is checked against its sha256, then extracted into
     /// `scratch/src` (created here) with `strip_components` applied, refusing absolute paths,
-    /// `..`, links that leave the tree, writes through symlinks and device nodes. No `[source]`
-    /// gives an empty `scratch/src`.
+    /// `..`, links that leave the tree (resolved through the links extracted before them),
+    /// entries that would redirect an earlier link, writes through symlinks and device nodes.
+    /// No `[source]` gives an empty `scratch/src`.
     ///
     /// Errors: [`RecipeError::BadSource`] for a sha256 mismatch (naming both hashes), an
     /// unsupported compression or an unsafe entry; [`RecipeError::Io`] for read/write failures.
@@ -116,16 +117,13 @@ fn member_path(archive: &Path, raw: &[u8], strip: u32) -> Result<Option<PathBuf>
             Component::RootDir | Component::Prefix(_) => {
                 return Err(bad_source(
                     archive,
-                    format!(
-                        "entry {:?} has an absolute path",
-                        name.display().to_string()
-                    ),
+                    format!("entry {:?} has an absolute path", shown_path(name)),
                 ))
             }
             Component::ParentDir => {
                 return Err(bad_source(
                     archive,
-                    format!("entry {:?} contains \"..\"", name.display().to_string()),
+                    format!("entry {:?} contains \"..\"", shown_path(name)),
                 ))
             }
         }
@@ -154,7 +152,7 @@ fn check_parents(archive: &Path, root: &Path, rel: &Path) -> Result<(), RecipeEr
                     archive,
                     format!(
                         "entry {:?} would be written through a link or file",
-                        rel.display().to_string()
+                        shown_path(rel)
                     ),
                 ))
             }
@@ -168,28 +166,146 @@ fn check_parents(archive: &Path, root: &Path, rel: &Path) -> Result<(), RecipeEr
     Ok(())
 }
 
-/// Resolves a symlink's target lexically from the link's directory; true when it stays in the tree.
-fn link_stays_inside(link_rel: &Path, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut depth: Vec<&std::ffi::OsStr> = link_rel
+/// The most symlinks one resolution follows, as the kernel's (MAXSYMLINKS, path_resolution(7)).
+const MAX_LINKS: usize = 40;
+
+/// A name in the tree that the resolution of an extracted symlink went through: a later entry
+/// there would change where that symlink leads.
+#[derive(Debug, Clone)]
+enum Through {
+    /// A symlink, followed: nothing may replace it.
+    Symlink,
+    /// Not extracted yet, taken for a directory: only a directory may appear there.
+    Missing,
+}
+
+/// The names earlier symlinks resolve through, each with that symlink and its target (for the
+/// message refusing an entry that would redirect it).
+type Depends = std::collections::HashMap<PathBuf, (Through, String, String)>;
+
+/// Resolves `target`, the target of the symlink at `link_rel`, in the tree under `root` as
+/// extracted so far, as the kernel would: from the link's directory, following the symlinks
+/// already there (at most [`MAX_LINKS`]), taking a name not extracted yet for a directory.
+/// Returns why it leaves the tree, if it does, and records in `depends` each name the
+/// resolution went through that a later entry could turn into a way out.
+fn resolve_in_tree(
+    archive: &Path,
+    root: &Path,
+    link_rel: &Path,
+    target: &Path,
+    depends: &mut Depends,
+) -> Result<(), RecipeError> {
+    let shown_link = shown_path(link_rel);
+    let shown_target = shown_path(target);
+    let mut cur: Vec<std::ffi::OsString> = link_rel
         .parent()
-        .map(|p| p.iter().collect())
+        .map(|p| p.iter().map(|c| c.to_os_string()).collect())
         .unwrap_or_default();
-    for c in target.components() {
-        match c {
-            Component::Normal(p) => depth.push(p),
-            Component::CurDir => {}
-            Component::ParentDir => {
-                if depth.pop().is_none() {
-                    return false;
+    let mut queue: std::collections::VecDeque<std::ffi::OsString> =
+        std::collections::VecDeque::new();
+    let push_front = |queue: &mut std::collections::VecDeque<_>, t: &Path| {
+        if t.is_absolute() {
+            return Err("an absolute path".to_string());
+        }
+        for c in t.components().rev() {
+            queue.push_front(c.as_os_str().to_os_string());
+        }
+        Ok(())
+    };
+    let outside = |why: String| {
+        format!("symlink {shown_link:?} -> {shown_target:?} points outside the tree ({why})")
+    };
+    let mut seen = Vec::new();
+    push_front(&mut queue, target).map_err(|w| bad_source(archive, outside(w)))?;
+    let mut followed = 0usize;
+    let mut why: Option<String> = None;
+    while let Some(c) = queue.pop_front() {
+        if c == "." {
+            continue;
+        }
+        if c == ".." {
+            if cur.pop().is_none() {
+                why = Some(match seen.last() {
+                    Some(via) => format!("through {via}"),
+                    None => "a \"..\" above the top of the tree".to_string(),
+                });
+                break;
+            }
+            continue;
+        }
+        cur.push(c);
+        let rel: PathBuf = cur.iter().collect();
+        let last = queue.is_empty();
+        match fs::symlink_metadata(root.join(&rel)) {
+            Ok(m) if m.file_type().is_symlink() => {
+                followed += 1;
+                if followed > MAX_LINKS {
+                    why = Some(format!("more than {MAX_LINKS} symlinks to follow"));
+                    break;
+                }
+                let next = fs::read_link(root.join(&rel))
+                    .map_err(|e| RecipeError::io("read link", &root.join(&rel), e))?;
+                let shown_rel = shown_path(&rel);
+                seen.push(format!(
+                    "the symlink {shown_rel:?} -> {:?}",
+                    shown_path(&next)
+                ));
+                if !last {
+                    depends.entry(rel).or_insert((
+                        Through::Symlink,
+                        shown_link.clone(),
+                        shown_target.clone(),
+                    ));
+                }
+                cur.pop();
+                if let Err(w) = push_front(&mut queue, &next) {
+                    why = Some(format!("{} leads to {w}", seen.last().unwrap()));
+                    break;
                 }
             }
-            Component::RootDir | Component::Prefix(_) => return false,
+            Ok(_) => {}
+            Err(_) if !last => {
+                depends.entry(rel).or_insert((
+                    Through::Missing,
+                    shown_link.clone(),
+                    shown_target.clone(),
+                ));
+            }
+            Err(_) => {}
         }
     }
-    true
+    match why {
+        None => Ok(()),
+        Some(w) => Err(bad_source(archive, outside(w))),
+    }
+}
+
+/// Refuses an entry at `rel` that would change where an earlier symlink leads: any entry over a
+/// symlink one resolved through, a symlink where one took a missing name for a directory.
+fn check_depends(
+    archive: &Path,
+    rel: &Path,
+    is_symlink: bool,
+    depends: &Depends,
+) -> Result<(), RecipeError> {
+    let Some((through, link, target)) = depends.get(rel) else {
+        return Ok(());
+    };
+    let redirects = match through {
+        Through::Symlink => true,
+        Through::Missing => is_symlink,
+    };
+    if redirects {
+        return Err(bad_source(
+            archive,
+            format!(
+                "entry {:?} would change where the earlier symlink {link:?} -> {target:?} leads, \
+             which resolves through it",
+                shown_path(rel)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Removes whatever is at `path` (not following links) so that a new entry replaces it.
@@ -221,6 +337,7 @@ fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
     let mut tar = tar::Archive::new(crate::archive::HeaderGuard::new(reader));
     let read_err = |e| RecipeError::io("read", archive, e);
     let mut dirs: Vec<(PathBuf, u32, u64)> = Vec::new();
+    let mut depends = Depends::new();
     for entry in tar.entries().map_err(read_err)? {
         let mut entry = entry.map_err(read_err)?;
         let raw = entry.path_bytes().into_owned();
@@ -228,12 +345,13 @@ fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
             continue;
         };
         check_parents(archive, dest, &rel)?;
-        let out = dest.join(&rel);
         let header = entry.header();
+        check_depends(archive, &rel, header.entry_type().is_symlink(), &depends)?;
+        let out = dest.join(&rel);
         let mode = header.mode().map_err(read_err)? & 0o777;
         let mtime = header.mtime().map_err(read_err)?;
         let kind = header.entry_type();
-        let shown = rel.display().to_string();
+        let shown = shown_path(&rel);
         if kind.is_dir() {
             clear(&out)?;
             if !out.is_dir() {
@@ -254,16 +372,12 @@ fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
                 .map_err(read_err)?
                 .ok_or_else(|| bad_source(archive, format!("symlink {shown:?} has no target")))?
                 .into_owned();
-            if !link_stays_inside(&rel, &target) {
-                return Err(bad_source(
-                    archive,
-                    format!(
-                        "symlink {shown:?} -> {:?} points outside the tree",
-                        target.display().to_string()
-                    ),
-                ));
-            }
+            // Resolved against the tree as extracted so far, through the symlinks already
+            // in it: `d/up -> ..` then `d/esc -> up/../..` leaves the tree, which a
+            // lexical check from `d` does not see.
+            // The new link replaces what was there first, as the kernel will then see it.
             clear(&out)?;
+            resolve_in_tree(archive, dest, &rel, &target, &mut depends)?;
             std::os::unix::fs::symlink(&target, &out)
                 .map_err(|e| RecipeError::io("symlink", &out, e))?;
             set_mtime(&out, mtime)?;
@@ -285,7 +399,7 @@ fn extract(archive: &Path, dest: &Path, strip: u32) -> Result<(), RecipeError> {
                     archive,
                     format!(
                         "hard link {shown:?} points to {:?}, not an earlier file",
-                        target_rel.display().to_string()
+                        shown_path(&target_rel)
                     ),
                 ));
             }
@@ -414,11 +528,40 @@ mod tests {
     }
 
     #[test]
-    fn symlink_targets_are_checked_lexically() {
-        assert!(link_stays_inside(Path::new("a/b"), Path::new("../c")));
-        assert!(link_stays_inside(Path::new("a/b"), Path::new("./c/../d")));
-        assert!(!link_stays_inside(Path::new("a/b"), Path::new("../../c")));
-        assert!(!link_stays_inside(Path::new("b"), Path::new("..")));
-        assert!(!link_stays_inside(Path::new("b"), Path::new("/etc/passwd")));
+    fn symlink_targets_are_resolved_against_the_tree() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path();
+        fs::create_dir_all(root.join("a/b")).unwrap();
+        let a = Path::new("x.tar");
+        let mut deps = Depends::new();
+        let ok = |link: &str, target: &str, deps: &mut Depends| {
+            resolve_in_tree(a, root, Path::new(link), Path::new(target), deps)
+        };
+        ok("a/b/l", "../c", &mut deps).unwrap();
+        ok("a/b/l", "./c/../d", &mut deps).unwrap();
+        assert!(ok("a/b/l", "../../../c", &mut deps).is_err());
+        assert!(ok("b", "..", &mut deps).is_err());
+        assert!(ok("b", "/etc/passwd", &mut deps).is_err());
+        // Chained: each alone stays inside lexically, together they leave.
+        std::os::unix::fs::symlink("..", root.join("a/up")).unwrap();
+        let e = ok("a/esc", "up/../..", &mut deps).unwrap_err();
+        let msg = format!("{:#}", anyhow::Error::new(e));
+        assert!(
+            msg.contains("a/esc") && msg.contains("outside the tree") && msg.contains("a/up"),
+            "{msg}"
+        );
+        // A loop of links ends, and is not an escape.
+        std::os::unix::fs::symlink("loop2", root.join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", root.join("loop2")).unwrap();
+        let e = ok("l", "loop1/x", &mut deps).unwrap_err();
+        assert!(format!("{:#}", anyhow::Error::new(e)).contains("more than 40 symlinks"));
+        // A name not there yet is taken for a directory, and recorded: only a directory
+        // may appear there later.
+        let mut deps = Depends::new();
+        ok("s", "later/../x", &mut deps).unwrap();
+        assert!(check_depends(a, Path::new("later"), true, &deps).is_err());
+        assert!(check_depends(a, Path::new("later"), false, &deps).is_ok());
+        ok("s2", "a/up/b", &mut deps).unwrap();
+        assert!(check_depends(a, Path::new("a/up"), false, &deps).is_err());
     }
 }

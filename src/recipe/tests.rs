@@ -632,3 +632,25 @@ fn deb_conffiles_are_absolute_plain_paths() {
     }
     assert!(deb_err("conffiles = [\"/etc/a\", \"/etc/a\"]").contains("listed twice"));
 }
+
+#[test]
+fn long_names_and_values_are_cut_in_messages() {
+    assert_eq!(shown("short"), "short");
+    let long = "é".repeat(150);
+    assert_eq!(shown(&long), format!("{}...", "é".repeat(100)));
+    let msg = format!(
+        "invalid type: string \"{}\", expected u64",
+        "x".repeat(5000)
+    );
+    let cut = shown_quoted(&msg);
+    assert_eq!(
+        cut,
+        format!(
+            "invalid type: string \"{}...\", expected u64",
+            "x".repeat(100)
+        )
+    );
+    // An unclosed quote and a long unquoted tail are cut too.
+    assert!(shown_quoted(&format!("`{}", "y".repeat(5000))).len() < 200);
+    assert!(shown_quoted(&"z ".repeat(5000)).len() < 1100);
+}

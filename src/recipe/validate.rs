@@ -6,8 +6,8 @@ use std::path::{Component, Path};
 use toml::Spanned;
 
 use super::{
-    host_arch, Build, Ctx, Install, Output, OutputFormat, Package, Parsed, RawRecipe, RecipeError,
-    Source, UnresolvedSource, FIXED_ENV,
+    host_arch, shown, shown_path, Build, Ctx, Install, Output, OutputFormat, Package, Parsed,
+    RawRecipe, RecipeError, Source, UnresolvedSource, FIXED_ENV,
 };
 
 /// Checks Debian's package name rules: `[a-z0-9][a-z0-9+.-]+`.
@@ -132,7 +132,7 @@ fn rule(
     rule(value.get_ref()).map_err(|why| {
         ctx.at(
             value.span(),
-            format!("[{table}] {key} = {:?}: {why}", value.get_ref()),
+            format!("[{table}] {key} = {:?}: {why}", shown(value.get_ref())),
         )
     })
 }
@@ -231,7 +231,7 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
                             sha.span(),
                             format!(
                                 "[source] sha256 = {:?}: not a sha256 (64 hex digits)",
-                                sha.get_ref()
+                                shown(sha.get_ref())
                             ),
                         ));
                     }
@@ -250,12 +250,18 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
         if let Some(env) = b.env {
             for (k, v) in env.into_inner() {
                 env_key(k.get_ref()).map_err(|why| {
-                    ctx.at(k.span(), format!("[build] env: {:?} {why}", k.get_ref()))
+                    ctx.at(
+                        k.span(),
+                        format!("[build] env: {:?} {why}", shown(k.get_ref())),
+                    )
                 })?;
                 if v.get_ref().contains('\0') {
                     return Err(ctx.at(
                         v.span(),
-                        format!("[build] env {}: contains a NUL character", k.get_ref()),
+                        format!(
+                            "[build] env {}: contains a NUL character",
+                            shown(k.get_ref())
+                        ),
                     ));
                 }
                 build.env.insert(k.into_inner(), v.into_inner());
@@ -293,7 +299,7 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
                         f.span(),
                         format!(
                             "[output] formats: unknown format {:?} (expected one of: {})",
-                            f.get_ref(),
+                            shown(f.get_ref()),
                             names.join(", ")
                         ),
                     ));
@@ -301,7 +307,7 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
                 if !seen.insert(format) {
                     return Err(ctx.at(
                         f.span(),
-                        format!("[output] formats: {:?} is listed twice", f.get_ref()),
+                        format!("[output] formats: {:?} is listed twice", shown(f.get_ref())),
                     ));
                 }
                 formats.push(format);
@@ -375,7 +381,7 @@ impl UnresolvedSource {
         let resolved = inside(recipe_dir, value.get_ref()).map_err(|why| {
             ctx.at(
                 value.span(),
-                format!("[source] {key} = {:?}: {why}", value.get_ref()),
+                format!("[source] {key} = {:?}: {why}", shown(value.get_ref())),
             )
         })?;
         let is_dir = resolved.is_dir();
@@ -387,7 +393,7 @@ impl UnresolvedSource {
             };
             return Err(ctx.at(
                 value.span(),
-                format!("[source] {key} = {:?}: not {what}", value.get_ref()),
+                format!("[source] {key} = {:?}: not {what}", shown(value.get_ref())),
             ));
         }
         Ok(match self {
@@ -410,16 +416,16 @@ impl UnresolvedSource {
 pub(crate) fn inside(dir: &Path, rel: &str) -> Result<std::path::PathBuf, String> {
     let joined = dir.join(rel);
     let resolved = joined.canonicalize().map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => format!("{} does not exist", joined.display()),
-        _ => format!("cannot resolve {}: {e}", joined.display()),
+        std::io::ErrorKind::NotFound => format!("{} does not exist", shown_path(&joined)),
+        _ => format!("cannot resolve {}: {e}", shown_path(&joined)),
     })?;
     if resolved.starts_with(dir) {
         Ok(resolved)
     } else {
         Err(format!(
             "resolves to {}, outside the recipe's directory {}",
-            resolved.display(),
-            dir.display()
+            shown_path(&resolved),
+            shown_path(dir)
         ))
     }
 }

@@ -281,24 +281,12 @@ fn reject_fakeroot_only_options(args: &RunArgs) -> Result<(), InputError> {
     }
 }
 
-/// Refuses a `-s` path that cannot be written: a directory, or in a missing or read-only
-/// directory.
+/// Refuses a `-s` path that cannot take the state file's atomic rename: a directory, a
+/// device or FIFO (`/proc/self/fd/1`), a mount point, or in a missing, read-only or file-less
+/// (`/proc`) directory ([`crate::fsutil::AtomicFile::check`]).
 fn check_writable(path: &std::path::Path) -> Result<(), InputError> {
-    let bad = |why: &str| InputError::new(format!("-s {}: {why}", path.display()));
-    if path.is_dir() {
-        return Err(bad("is a directory"));
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."),
-    };
-    if !dir.is_dir() {
-        return Err(bad(&format!("directory {} does not exist", dir.display())));
-    }
-    if !sys::can_write(dir) {
-        return Err(bad(&format!("directory {} is not writable", dir.display())));
-    }
-    Ok(())
+    crate::fsutil::AtomicFile::check(path)
+        .map_err(|e| InputError::new(format!("-s {}: {e}", path.display())))
 }
 
 /// Runs `spec`: creates the namespaces, runs the steps, returns how they ended.

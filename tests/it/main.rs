@@ -6,9 +6,11 @@
 
 mod util;
 
+mod bounded;
 mod build;
 mod deb;
 mod diff;
+mod docs;
 mod dpkg;
 mod escape;
 mod faults;

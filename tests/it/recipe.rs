@@ -313,7 +313,7 @@ fn extraction_refuses_escaping_symlinks() {
         1,
     );
     assert!(
-        msg.ends_with("symlink \"l\" -> \"../../etc\" points outside the tree"),
+        msg.contains("symlink \"l\" -> \"../../etc\" points outside the tree"),
         "{msg}"
     );
     let (msg, _t) = extract_error(
