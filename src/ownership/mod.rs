@@ -15,6 +15,7 @@ use crate::sys::seccomp as sys;
 
 pub mod resolve;
 pub mod state;
+mod statx;
 pub mod store;
 
 pub use store::{Btime, FileId, Store};

@@ -39,13 +39,9 @@ const PATH_MAX: usize = 4096;
 /// The procfs root's inode number (fs/proc/root.c `PROC_ROOT_INO`).
 const PROC_ROOT_INO: u64 = 1;
 
-// Offsets in struct statx (include/uapi/linux/stat.h).
-const SX_MODE: usize = 28;
-const SX_INO: usize = 32;
-const SX_DEV_MAJOR: usize = 136;
-const SX_DEV_MINOR: usize = 140;
-const SX_MNT_ID: usize = 144;
-const STATX_MNT_ID: u32 = 0x1000;
+use super::statx::{
+    get_u32, get_u64, STATX_MNT_ID, SX_DEV_MAJOR, SX_DEV_MINOR, SX_INO, SX_MNT_ID, SX_MODE,
+};
 
 /// Where a relative path starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,12 +82,10 @@ fn place(fd: BorrowedFd<'_>) -> Result<Place, Errno> {
         &mut buf,
     )?;
     let b = &buf.0;
-    let u32_at = |o: usize| u32::from_ne_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
-    let u64_at = |o: usize| u64::from_ne_bytes(b[o..o + 8].try_into().unwrap_or_default());
     Ok(Place {
-        dev: (u32_at(SX_DEV_MAJOR), u32_at(SX_DEV_MINOR)),
-        ino: u64_at(SX_INO),
-        mnt: u64_at(SX_MNT_ID),
+        dev: (get_u32(b, SX_DEV_MAJOR), get_u32(b, SX_DEV_MINOR)),
+        ino: get_u64(b, SX_INO),
+        mnt: get_u64(b, SX_MNT_ID),
         mode: u16::from_ne_bytes([b[SX_MODE], b[SX_MODE + 1]]) as u32,
     })
 }

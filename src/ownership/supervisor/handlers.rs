@@ -1,0 +1,378 @@
+//! The supervisor's answer to each intercepted call: dispatch by number, then the stat,
+//! chown, mknod and xattr handlers, each either emulating the call from the store or letting
+//! the kernel run it.
+
+use std::ffi::{CStr, OsStr};
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use nix::errno::Errno;
+
+use super::target::{fd_path, lock, Ctx, Target, TargetCreds};
+use super::{
+    Reply, PROBE_XATTR, XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
+};
+use crate::ownership::statx::{apply_patch, get_u32, key_of_statx, stat_from_statx, Patch, SX_UID};
+use crate::ownership::store::{Btime, FileId, PERM_BITS, S_IFMT};
+use crate::sys::seccomp as sys;
+
+/// Which struct a stat-family call wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StatKind {
+    Stat,
+    Statx,
+}
+
+impl Ctx {
+    pub(super) fn handle(&mut self, n: &sys::Notif) -> Reply {
+        let a = n.data.args;
+        let nr = n.data.nr as i64;
+        let at = |d: u64, p: u64| Target::At {
+            dirfd: d as i32,
+            addr: p,
+        };
+        let cwd = |p: u64| Target::At {
+            dirfd: libc::AT_FDCWD,
+            addr: p,
+        };
+        let nofollow = libc::AT_SYMLINK_NOFOLLOW;
+        match nr {
+            libc::SYS_stat => self.stat(n, cwd(a[0]), 0, a[1], StatKind::Stat, 0),
+            libc::SYS_lstat => self.stat(n, cwd(a[0]), nofollow, a[1], StatKind::Stat, 0),
+            libc::SYS_fstat => self.stat(n, Target::Fd(a[0] as i32), 0, a[1], StatKind::Stat, 0),
+            libc::SYS_newfstatat => {
+                self.stat(n, at(a[0], a[1]), a[3] as i32, a[2], StatKind::Stat, 0)
+            }
+            libc::SYS_statx => self.stat(
+                n,
+                at(a[0], a[1]),
+                a[2] as i32,
+                a[4],
+                StatKind::Statx,
+                a[3] as u32,
+            ),
+            libc::SYS_chown => self.chown(n, cwd(a[0]), a[1], a[2], 0),
+            libc::SYS_lchown => self.chown(n, cwd(a[0]), a[1], a[2], nofollow),
+            libc::SYS_fchown => self.chown(n, Target::Fd(a[0] as i32), a[1], a[2], 0),
+            libc::SYS_fchownat => self.chown(n, at(a[0], a[1]), a[2], a[3], a[4] as i32),
+            libc::SYS_mknod => self.mknod(n, cwd(a[0]), a[1] as u32, a[2] as u32),
+            libc::SYS_mknodat => self.mknod(n, at(a[0], a[1]), a[2] as u32, a[3] as u32),
+            libc::SYS_setxattr => self.setxattr(n, cwd(a[0]), 0),
+            libc::SYS_lsetxattr => self.setxattr(n, cwd(a[0]), nofollow),
+            libc::SYS_fsetxattr => self.setxattr(n, Target::Fd(a[0] as i32), 0),
+            libc::SYS_getxattr => self.getxattr(n, cwd(a[0]), 0),
+            libc::SYS_lgetxattr => self.getxattr(n, cwd(a[0]), nofollow),
+            libc::SYS_fgetxattr => self.getxattr(n, Target::Fd(a[0] as i32), 0),
+            libc::SYS_listxattr => self.listxattr(n, cwd(a[0]), 0),
+            libc::SYS_llistxattr => self.listxattr(n, cwd(a[0]), nofollow),
+            libc::SYS_flistxattr => self.listxattr(n, Target::Fd(a[0] as i32), 0),
+            libc::SYS_removexattr => self.removexattr(n, cwd(a[0]), 0),
+            libc::SYS_lremovexattr => self.removexattr(n, cwd(a[0]), nofollow),
+            libc::SYS_fremovexattr => self.removexattr(n, Target::Fd(a[0] as i32), 0),
+            _ => Reply::Continue,
+        }
+    }
+
+    fn stat(
+        &mut self,
+        n: &sys::Notif,
+        t: Target,
+        flags: i32,
+        out: u64,
+        kind: StatKind,
+        mask: u32,
+    ) -> Reply {
+        if lock(&self.store).is_empty() {
+            return Reply::Continue;
+        }
+        // Bad pointers, bad fds, too long paths, and our own statx failing (ENOENT,
+        // EACCES...): the kernel gives the target the same error.
+        let mut buf = match self.stat_target(n.pid, t, flags, mask) {
+            Ok((_, buf)) => buf,
+            Err(Reply::Gone) => return Reply::Gone,
+            Err(_) => return Reply::Continue,
+        };
+        let (id, btime) = key_of_statx(&buf.0);
+        let patch = lock(&self.store).get(id, btime).map(|r| Patch {
+            uid: r.uid,
+            gid: r.gid,
+            mode: r.mode,
+            rdev: r.rdev,
+        });
+        let Some(patch) = patch else {
+            return Reply::Continue;
+        };
+        apply_patch(&mut buf.0, patch);
+        let res = match kind {
+            StatKind::Statx => self.write_target(n, out, &buf.0),
+            StatKind::Stat => self.write_target(n, out, &stat_from_statx(&buf.0)),
+        };
+        match res {
+            Ok(()) => Reply::Value(0),
+            Err(r) => r,
+        }
+    }
+
+    /// Checks that the file exists and may be chowned here, then records the ids.
+    fn chown(&mut self, n: &sys::Notif, t: Target, uid: u64, gid: u64, flags: i32) -> Reply {
+        let buf = match self.stat_for_record(n.pid, t, flags) {
+            Ok((_, buf)) => buf,
+            Err(r) => return r,
+        };
+        if !self.valid(n) {
+            return Reply::Gone;
+        }
+        // The session's processes are its root (as under fakeroot): they may chown what the
+        // session's user owns on disk. A file owned by an id outside the user namespace (shown
+        // as the overflow uid, KERNEL-NOTES 3) is EPERM, as chown(2) in the namespace says.
+        let disk_uid = get_u32(&buf.0, SX_UID);
+        let allowed = disk_uid == self.euid || (self.euid == 0 && disk_uid != self.overflow_uid);
+        if !allowed {
+            return Errno::EPERM.into();
+        }
+        // chown(2): -1 leaves that id unchanged; the ABI passes uid_t, a 32-bit value.
+        let id_of = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
+        let (id, btime) = key_of_statx(&buf.0);
+        lock(&self.store).set_owner(id, btime, id_of(uid), id_of(gid));
+        Reply::Value(0)
+    }
+
+    /// A device node becomes an empty regular file plus a record (KERNEL-NOTES 5); other
+    /// types the kernel makes itself.
+    fn mknod(&mut self, n: &sys::Notif, t: Target, mode: u32, dev: u32) -> Reply {
+        let kind = mode & S_IFMT;
+        if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
+            return Reply::Continue;
+        }
+        let (dir, name) = match self.locate_parent(n.pid, t) {
+            Ok(found) => found,
+            Err(r) => return r,
+        };
+        let Some(creds) = TargetCreds::read(self.proc.as_fd(), n.pid) else {
+            return Reply::Gone;
+        };
+        if !self.valid(n) {
+            return Reply::Gone;
+        }
+        let perm = mode & PERM_BITS & !creds.umask;
+        let mut name = name;
+        name.push(0);
+        let Ok(cname) = CStr::from_bytes_with_nul(&name) else {
+            return Errno::EINVAL.into();
+        };
+        // O_EXCL: never follows a final symlink, fails with EEXIST like mknod(2).
+        let file = match sys::openat(
+            dir.as_fd(),
+            cname,
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
+            0o600,
+        ) {
+            Ok(f) => f,
+            Err(e) => return e.into(),
+        };
+        // Our umask is not the target's: set the bits it asked for.
+        let _ = file.set_permissions(std::fs::Permissions::from_mode(perm));
+        let meta = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)).into(),
+        };
+        if self.euid == 0 && creds.fsuid != 0 {
+            // Running as real root for an unprivileged target: the file must be the target's,
+            // who may delete it. The group stays as a setgid directory gave it.
+            let gid = (meta.gid() == 0).then_some(creds.fsgid);
+            let _ = std::os::unix::fs::fchown(&file, Some(creds.fsuid), gid);
+        }
+        // new_decode_dev (include/linux/kdev_t.h): the ABI passes a 32-bit encoded dev.
+        let major = (dev & 0xfff00) >> 8;
+        let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
+        let id = FileId {
+            dev: meta.dev(),
+            ino: meta.ino(),
+        };
+        lock(&self.store).set_device(
+            id,
+            Btime::of(&meta),
+            kind | perm,
+            libc::makedev(major, minor),
+        );
+        Reply::Value(0)
+    }
+
+    /// Reads the xattr name argument (args[1]) into `self.name`.
+    fn read_name(&mut self, n: &sys::Notif) -> Result<(), Errno> {
+        Self::read_str(
+            n.pid,
+            n.data.args[1],
+            &mut self.name,
+            XATTR_NAME_MAX,
+            Errno::ERANGE,
+        )
+    }
+
+    /// security.* and trusted.* are refused to an unprivileged or namespaced caller (xattr(7));
+    /// those are recorded, the rest run natively.
+    fn recorded_namespace(name: &[u8]) -> bool {
+        name.starts_with(b"security.") || name.starts_with(b"trusted.")
+    }
+
+    fn setxattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
+        let a = n.data.args;
+        if let Err(e) = self.read_name(n) {
+            return e.into();
+        }
+        if !Self::recorded_namespace(&self.name) {
+            return Reply::Continue;
+        }
+        let size = a[3] as usize;
+        if size > XATTR_SIZE_MAX {
+            return Errno::E2BIG.into();
+        }
+        let mut value = vec![0u8; size];
+        if size > 0 && sys::read_remote(n.pid, a[2], &mut value) != Ok(size) {
+            return Errno::EFAULT.into();
+        }
+        let buf = match self.stat_for_record(n.pid, t, flags) {
+            Ok((_, buf)) => buf,
+            Err(r) => return r,
+        };
+        if !self.valid(n) {
+            return Reply::Gone;
+        }
+        let (id, btime) = key_of_statx(&buf.0);
+        let mut store = lock(&self.store);
+        let exists = store.xattr(id, btime, &self.name).is_some();
+        if a[4] & XATTR_CREATE != 0 && exists {
+            return Errno::EEXIST.into();
+        }
+        if a[4] & XATTR_REPLACE != 0 && !exists {
+            return Errno::ENODATA.into();
+        }
+        store.set_xattr(id, btime, OsStr::from_bytes(&self.name), &value);
+        Reply::Value(0)
+    }
+
+    fn getxattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
+        let a = n.data.args;
+        if self.read_name(n).is_err() {
+            return Reply::Continue;
+        }
+        let (out, size) = (a[2], a[3] as usize);
+        if self.name == PROBE_XATTR.as_bytes() {
+            if !self.valid(n) {
+                return Reply::Gone;
+            }
+            return self.answer_xattr(n, out, size, b"nsroot");
+        }
+        // Fast path: nothing recorded, or a name we never record.
+        if !Self::recorded_namespace(&self.name) || !lock(&self.store).has_xattrs() {
+            return Reply::Continue;
+        }
+        let (id, btime, _) = match self.recorded_key(n, t, flags) {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        let value = lock(&self.store)
+            .xattr(id, btime, &self.name)
+            .map(<[u8]>::to_vec);
+        let Some(value) = value else {
+            return Reply::Continue;
+        };
+        if !self.valid(n) {
+            return Reply::Gone;
+        }
+        self.answer_xattr(n, out, size, &value)
+    }
+
+    /// listxattr(2): the names on disk plus the recorded ones (which the kernel refused to
+    /// store), so that `cp -a`, `tar --xattrs` and `getfattr -d` carry them.
+    fn listxattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
+        let a = n.data.args;
+        let (out, size) = (a[1], a[2] as usize);
+        if !lock(&self.store).has_xattrs() {
+            return Reply::Continue;
+        }
+        let (id, btime, fd) = match self.recorded_key(n, t, flags) {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        let recorded: Vec<Vec<u8>> = match lock(&self.store).get(id, btime) {
+            Some(r) if !r.xattrs.is_empty() => r
+                .xattrs
+                .iter()
+                .map(|(name, _)| name.as_bytes().to_vec())
+                .collect(),
+            _ => return Reply::Continue,
+        };
+        let path = fd_path(&fd);
+        let mut disk = vec![0u8; XATTR_LIST_MAX];
+        let len = match sys::listxattr(&path, &mut disk, true) {
+            Ok(len) => len,
+            // A filesystem without xattrs has only the recorded ones.
+            Err(Errno::ENOTSUP) => 0,
+            Err(_) => return Reply::Continue,
+        };
+        disk.truncate(len);
+        let mut list = Vec::with_capacity(len + 64);
+        for name in disk.split(|&b| b == 0).filter(|s| !s.is_empty()) {
+            if !recorded.iter().any(|r| r == name) {
+                list.extend_from_slice(name);
+                list.push(0);
+            }
+        }
+        for name in &recorded {
+            list.extend_from_slice(name);
+            list.push(0);
+        }
+        if list.len() > XATTR_LIST_MAX {
+            return Errno::E2BIG.into();
+        }
+        if !self.valid(n) {
+            return Reply::Gone;
+        }
+        self.answer_xattr(n, out, size, &list)
+    }
+
+    /// removexattr(2) of a recorded name forgets it. A security.* or trusted.* name that is
+    /// neither recorded nor on disk is ENODATA, as for root (the kernel would say EPERM to
+    /// trusted.* in a user namespace); other cases the kernel handles.
+    fn removexattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
+        if self.read_name(n).is_err() || !Self::recorded_namespace(&self.name) {
+            return Reply::Continue;
+        }
+        let (id, btime, fd) = match self.recorded_key(n, t, flags) {
+            Ok(k) => k,
+            Err(r) => return r,
+        };
+        if !self.valid(n) {
+            return Reply::Gone;
+        }
+        if lock(&self.store).remove_xattr(id, btime, &self.name) {
+            return Reply::Value(0);
+        }
+        let path = fd_path(&fd);
+        let mut name = self.name.clone();
+        name.push(0);
+        let Ok(name) = CStr::from_bytes_with_nul(&name) else {
+            return Reply::Continue;
+        };
+        match sys::getxattr(&path, name, &mut [], true) {
+            Err(Errno::ENODATA) => Errno::ENODATA.into(),
+            _ => Reply::Continue,
+        }
+    }
+
+    /// getxattr(2)'s answer: the size when asked with size 0, ERANGE when it does not fit.
+    fn answer_xattr(&self, n: &sys::Notif, out: u64, size: usize, value: &[u8]) -> Reply {
+        if size == 0 {
+            return Reply::Value(value.len() as i64);
+        }
+        if value.len() > size {
+            return Errno::ERANGE.into();
+        }
+        match self.write_target(n, out, value) {
+            Ok(()) => Reply::Value(value.len() as i64),
+            Err(r) => r,
+        }
+    }
+}
