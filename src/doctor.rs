@@ -225,7 +225,8 @@ fn kernel_check(release: &str) -> Result<String, String> {
 /// Runs `f` in a forked child and returns what it reported.
 fn probe<F: FnOnce() -> Result<(), String>>(f: F) -> Result<String, String> {
     let (r, w) = sys::pipe().map_err(|e| e.to_string())?;
-    match sys::fork().map_err(|e| e.to_string())? {
+    // SAFETY: doctor runs single-threaded; the probe child ends in `exit_now`.
+    match unsafe { sys::fork() }.map_err(|e| e.to_string())? {
         sys::Forked::Child => {
             drop(r);
             let msg = match f() {

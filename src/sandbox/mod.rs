@@ -406,7 +406,9 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         sys::sethostname(h)?;
     }
 
-    let pid1 = match sys::fork()? {
+    // SAFETY: the supervisor thread is blocked in recvmsg and holds no lock; pid 1 ends in
+    // `_exit` (init::main never returns).
+    let pid1 = match unsafe { sys::fork() }? {
         sys::Forked::Child => {
             drop(rx);
             drop(sigfd);
@@ -508,7 +510,9 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
     let sigfd = sys::signalfd(&mask)?;
     let (r, w) = sys::pipe()?;
     let parent = sys::getpid();
-    let child = match sys::fork()? {
+    // SAFETY: the caller's other threads (a build's log copier) hold no lock the child needs
+    // (it blocks in read); the child ends in `exit_now`.
+    let child = match unsafe { sys::fork() }? {
         sys::Forked::Child => {
             drop(r);
             drop(sigfd);
@@ -606,7 +610,8 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
 fn spawn_map_helper(map: &IdMap) -> Result<(OwnedFd, sys::Pid), SandboxError> {
     let parent = sys::getpid();
     let (r, w) = sys::pipe()?;
-    match sys::fork()? {
+    // SAFETY: called before the sandbox starts any thread; the child ends in `exit_now`.
+    match unsafe { sys::fork() }? {
         sys::Forked::Child => {
             drop(w);
             let mut b = [0u8; 1];

@@ -116,13 +116,19 @@ pub enum Forked {
     Child,
 }
 
-/// `fork(2)`. Call only while no other thread can hold a lock the child needs.
-pub fn fork() -> SysResult<Forked> {
-    // SAFETY: nsroot forks from the main thread of the outer process (at most one other
-    // thread, the ownership supervisor, which at that point is blocked in recvmsg and holds no
-    // lock; glibc's fork makes malloc safe in the child regardless), for `run_in_child` and
-    // the --map-auto helper, and for doctor's probes; every child ends in exec or `_exit`.
-    // pid 1 starts its steps with `spawn`, not with fork.
+/// `fork(2)`.
+///
+/// # Safety
+///
+/// The child of a multi-threaded process may call only async-signal-safe functions until it
+/// execs or exits: the caller must fork while no other thread can hold a lock the child
+/// needs, and the child must end in exec or [`exit_now`]. nsroot forks from the main thread
+/// of the outer process (at most one other thread, the ownership supervisor, blocked in
+/// recvmsg and holding no lock, or the build's log copier, blocked in read; glibc's fork makes
+/// malloc safe in the child regardless), for `run_in_child`, the --map-auto helper and
+/// doctor's probes. pid 1 starts its steps with `spawn`, not with fork.
+pub unsafe fn fork() -> SysResult<Forked> {
+    // SAFETY: the caller upholds the contract above.
     match unsafe { nix::unistd::fork() }.map_err(err("fork()"))? {
         nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
         nix::unistd::ForkResult::Child => Ok(Forked::Child),
@@ -663,9 +669,11 @@ pub fn display_os(s: &OsStr) -> String {
 /// `only_cloexec` only those marked close-on-exec (the ones this program opened itself, as
 /// Rust's std does, rather than inherited from its caller).
 ///
+/// # Safety
+///
 /// The caller must never use or drop an owner of a descriptor this closes (pid 1 calls it first
 /// thing and leaves through `_exit`, so the owners up its stack never run their destructors).
-pub fn close_fds_except(keep: &[RawFd], only_cloexec: bool) -> SysResult<()> {
+pub unsafe fn close_fds_except(keep: &[RawFd], only_cloexec: bool) -> SysResult<()> {
     let mut keep: Vec<u32> = keep
         .iter()
         .filter_map(|fd| u32::try_from(*fd).ok())

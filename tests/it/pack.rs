@@ -209,6 +209,7 @@ fn gnu_tar_extracts_the_same_tree() {
         &s,
         &["tree", "-o", "t.tar.gz", "--xattrs", "-j", "2"],
     ));
+    // SAFETY: geteuid/getegid have no preconditions and cannot fail.
     let as_root = unsafe { libc::geteuid() } == 0;
     let dest = tempfile::tempdir().unwrap();
     let mut tar = Command::new("tar");

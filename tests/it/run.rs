@@ -40,6 +40,7 @@ fn wait_gone(needle: &str) -> Vec<String> {
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) on a pid we spawned.
     assert_eq!(
+        // SAFETY: kill(2) with integer arguments touches no memory of ours.
         unsafe { libc::kill(pid as i32, sig) },
         0,
         "kill({pid}, {sig})"
@@ -468,6 +469,7 @@ fn run_works_when_the_caller_is_root() {
     }
     // As root (CI) call the binary directly; otherwise from inside a session, where the caller
     // is uid 0 of a user namespace.
+    // SAFETY: geteuid/getegid have no preconditions and cannot fail.
     let o = if unsafe { libc::geteuid() } == 0 {
         Command::new(&env().bin)
             .args(["sh", "-c", "id -u; ls /proc | grep -c '^[0-9]'"])

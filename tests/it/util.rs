@@ -54,6 +54,7 @@ fn id_of(flag: &str, user: &str) -> Option<u32> {
 pub fn env() -> &'static Env {
     static ENV: OnceLock<Env> = OnceLock::new();
     ENV.get_or_init(|| {
+        // SAFETY: geteuid/getegid have no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
         let root_dir = std::env::temp_dir().join(format!("nsroot-it-{}", std::process::id()));
         std::fs::create_dir_all(&root_dir).unwrap();
@@ -82,6 +83,7 @@ pub fn env() -> &'static Env {
             std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
             (bin, uid, gid, Some(user))
         } else {
+            // SAFETY: geteuid/getegid have no preconditions and cannot fail.
             (built, euid, unsafe { libc::getegid() }, None)
         };
         let mut env = Env {
