@@ -75,7 +75,7 @@ pub enum BuildError {
     #[error("nsroot build cannot run inside an nsroot session that records ownership (its supervisor would get this build's records); run the outer nsroot with --no-emulate, or build outside it")]
     Nested,
     /// A file operation on the build's own files failed.
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,

@@ -24,11 +24,47 @@ impl InputError {
     }
 }
 
+/// The whole chain of `err` on one line, `outer: cause: cause`, as anyhow's `{:#}` prints it;
+/// for places that hand an error on as text (pid 1's channel, a forked child's report). Each
+/// error's message leaves its source out, so nothing is said twice.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut msg = err.to_string();
+    let mut src = err.source();
+    while let Some(s) = src {
+        msg.push_str(": ");
+        msg.push_str(&s.to_string());
+        src = s.source();
+    }
+    msg
+}
+
+/// The causes of `err` (its chain without `err` itself), joined as [`chain`] joins them.
+pub fn causes(err: &dyn std::error::Error) -> String {
+    err.source().map(chain).unwrap_or_default()
+}
+
 /// The exit status for an error chain: [`EXIT_INPUT`] when any link is an [`InputError`].
 pub fn exit_code_of(err: &anyhow::Error) -> i32 {
     if err.downcast_ref::<InputError>().is_some() || err.chain().any(|c| c.is::<InputError>()) {
         EXIT_INPUT
     } else {
         EXIT_FAILURE
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] InputError);
+
+    #[test]
+    fn chain_joins_each_message_once() {
+        let e = Outer(InputError::new("inner"));
+        assert_eq!(chain(&e), "outer: inner");
+        assert_eq!(causes(&e), "inner");
+        assert_eq!(causes(&InputError::new("alone")), "");
     }
 }

@@ -166,7 +166,7 @@ pub enum TargetError {
         dir: PathBuf,
     },
     /// No file can be made in the directory: not writable, or a filesystem without files.
-    #[error("cannot make a file in directory {}: {source}", dir.display())]
+    #[error("cannot make a file in directory {}", dir.display())]
     Create {
         /// The directory.
         dir: PathBuf,

@@ -982,18 +982,10 @@ pub fn run_diff(args: &DiffArgs) -> anyhow::Result<i32> {
 fn trouble(e: ArchiveError) -> ArchiveError {
     match e {
         ArchiveError::Input { .. } => e,
-        other => {
-            let mut causes = Vec::new();
-            let mut src = std::error::Error::source(&other);
-            while let Some(s) = src {
-                causes.push(s.to_string());
-                src = s.source();
-            }
-            ArchiveError::Input {
-                context: other.to_string(),
-                source: InputError::new(causes.join(": ")),
-            }
-        }
+        other => ArchiveError::Input {
+            context: other.to_string(),
+            source: InputError::new(crate::error::causes(&other)),
+        },
     }
 }
 

@@ -175,13 +175,7 @@ pub fn emulation_available() -> Result<(), String> {
             out.status
         )),
         Err(e) => {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg.push_str(": ");
-                msg.push_str(&s.to_string());
-                src = s.source();
-            }
+            let msg = crate::error::chain(&e);
             Err(format!(
                 "{msg}; seccomp user notification needs Linux 5.5 or later with CONFIG_SECCOMP_FILTER, \
                  and a container runtime that allows seccomp(2)"

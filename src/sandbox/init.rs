@@ -45,14 +45,14 @@ pub fn main(
     // SAFETY: pid 1 holds no owner of a descriptor outside `keep` that it uses afterwards, and
     // leaves through `_exit`, so none is ever dropped.
     if let Err(e) = unsafe { sys::close_fds_except(&keep, !spec.close_fds) } {
-        fail(&mut tx, e.to_string());
+        fail(&mut tx, crate::error::chain(&e));
     }
     let sigfd = match sys::signalfd(mask) {
         Ok(fd) => fd,
-        Err(e) => fail(&mut tx, format!("{e}")),
+        Err(e) => fail(&mut tx, crate::error::chain(&e)),
     };
     if let Err(e) = sys::unshare(CloneFlags::CLONE_NEWNS) {
-        fail(&mut tx, e.to_string());
+        fail(&mut tx, crate::error::chain(&e));
     }
     match mounts::execute(&spec.plan.mounts) {
         Ok(warnings) => {
@@ -60,14 +60,14 @@ pub fn main(
                 tx.send(&InitMsg::Warning(w));
             }
         }
-        Err(e) => fail(&mut tx, format!("{e:#}")),
+        Err(e) => fail(&mut tx, crate::error::chain(&e)),
     }
     // Not dumpable: our /proc files (fd, environ, mem, root, cwd) then belong to the host's
     // root, the user namespace our memory was created in, where the steps have no
     // CAP_SYS_PTRACE. After the mounts: a locking user namespace needs us to write our own
     // id maps first. Each step's exec makes it dumpable again.
     if let Err(e) = sys::set_dumpable(false) {
-        fail(&mut tx, e.to_string());
+        fail(&mut tx, crate::error::chain(&e));
     }
     // What every command inherits from us, set once: the umask, the working directory (a
     // failure there is each step's "cannot execute"), and in build mode nothing above 2
@@ -81,7 +81,7 @@ pub fn main(
     if spec.sealed {
         if let Err(e) = sys::join_new_session_keyring() {
             if e.errno != Errno::ENOSYS {
-                fail(&mut tx, e.to_string());
+                fail(&mut tx, crate::error::chain(&e));
             }
         }
     }
@@ -91,7 +91,7 @@ pub fn main(
         .and_then(|dir| sys::chdir(dir).err().map(|e| e.errno));
     if spec.close_fds {
         if let Err(e) = sys::cloexec_fds_from(3) {
-            fail(&mut tx, e.to_string());
+            fail(&mut tx, crate::error::chain(&e));
         }
     }
     let env = match spec
@@ -131,10 +131,13 @@ pub fn main(
         match ownership::install_filter() {
             Ok(listener) => {
                 if let Err(e) = ownership::send_fd(sock.as_fd(), &listener) {
-                    fail(&mut tx, format!("send the seccomp listener: {e}"));
+                    fail(
+                        &mut tx,
+                        format!("send the seccomp listener: {}", crate::error::chain(&e)),
+                    );
                 }
             }
-            Err(e) => fail(&mut tx, format!("{e:#}")),
+            Err(e) => fail(&mut tx, crate::error::chain(&e)),
         }
     }
     tx.send(&InitMsg::Ready);

@@ -75,10 +75,10 @@ pub enum SandboxError {
     #[error("sandbox setup failed: {0}")]
     Setup(String),
     /// The channel to pid 1 broke.
-    #[error("channel to pid 1: {0}")]
+    #[error("channel to pid 1")]
     Channel(#[from] std::io::Error),
     /// Ownership emulation failed.
-    #[error("ownership emulation: {0}")]
+    #[error("ownership emulation")]
     Ownership(#[from] ownership::OwnershipError),
 }
 
@@ -285,8 +285,13 @@ fn reject_fakeroot_only_options(args: &RunArgs) -> Result<(), InputError> {
 /// device or FIFO (`/proc/self/fd/1`), a mount point, or in a missing, read-only or file-less
 /// (`/proc`) directory ([`crate::fsutil::AtomicFile::check`]).
 fn check_writable(path: &std::path::Path) -> Result<(), InputError> {
-    crate::fsutil::AtomicFile::check(path)
-        .map_err(|e| InputError::new(format!("-s {}: {e}", path.display())))
+    crate::fsutil::AtomicFile::check(path).map_err(|e| {
+        InputError::new(format!(
+            "-s {}: {}",
+            path.display(),
+            crate::error::chain(&e)
+        ))
+    })
 }
 
 /// Runs `spec`: creates the namespaces, runs the steps, returns how they ended.
@@ -523,15 +528,7 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
                 sys::exit_now(1);
             }
             let store = spec.emulation.clone();
-            let result = run(spec).map_err(|e| {
-                let mut msg = e.to_string();
-                let mut src = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    msg.push_str(&format!(": {s}"));
-                    src = s.source();
-                }
-                msg
-            });
+            let result = run(spec).map_err(|e| crate::error::chain(&e));
             let mut out = serde_json::to_vec(&result).unwrap_or_default();
             out.push(b'\n');
             if let Some(store) = store {

@@ -11,10 +11,11 @@ use crate::sys::{self, CloneFlags, Errno, MntFlags, MsFlags, SysError};
 
 /// A mount step that failed, with the step and the call.
 #[derive(Debug, thiserror::Error)]
-#[error("{step}: {source}")]
+#[error("{step}")]
 pub struct MountError {
     /// The step, as `--verbose` prints it.
     pub step: String,
+    /// The call that failed.
     #[source]
     pub source: SysError,
 }

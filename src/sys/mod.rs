@@ -26,8 +26,7 @@ pub use nix::unistd::Pid;
 pub struct SysError {
     /// The call and its arguments, e.g. `unshare(CLONE_NEWUSER|CLONE_NEWNS)`.
     pub call: String,
-    /// What the kernel said.
-    #[source]
+    /// What the kernel said (in the message, so not a `source`: it would print twice).
     pub errno: Errno,
 }
 
