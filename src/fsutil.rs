@@ -1,5 +1,6 @@
 //! Whole-tree file operations shared by the sandbox, builds and repro: copy, remove.
 
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
@@ -215,6 +216,29 @@ fn temp_name(target: &Path) -> String {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
+}
+
+/// The first entry of `search` (a PATH value) holding `name` as a non-directory, the way a
+/// shell looks a command up: an empty entry is the working directory, and an entry this user
+/// cannot read is skipped (so a missing command is "not found", never "permission denied").
+pub fn find_on_path(name: &OsStr, search: &OsStr) -> Option<PathBuf> {
+    if name.is_empty() {
+        return None;
+    }
+    std::env::split_paths(search)
+        .map(|dir| {
+            if dir.as_os_str().is_empty() {
+                PathBuf::from(".").join(name)
+            } else {
+                dir.join(name)
+            }
+        })
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_dir()))
+}
+
+/// Where `tool` is on this process's PATH ([`find_on_path`]).
+pub fn which(tool: &str) -> Option<PathBuf> {
+    find_on_path(OsStr::new(tool), &std::env::var_os("PATH")?)
 }
 
 /// The order in which [`copy_tree_in_order`] creates the entries of each directory.

@@ -993,11 +993,7 @@ fn trouble(e: ArchiveError) -> ArchiveError {
 fn run_diffoscope(a: &Path, b: &Path) {
     // Looked up here rather than left to exec: a PATH directory this user cannot enter makes
     // exec fail with EACCES, which would read as "cannot run" rather than "not installed".
-    let found = std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("diffoscope"))
-            .find(|f| f.is_file())
-    });
+    let found = crate::fsutil::which("diffoscope");
     let Some(program) = found else {
         eprintln!(
             "nsroot: warning: --diffoscope: diffoscope is not installed (apt-get install \

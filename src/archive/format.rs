@@ -141,26 +141,52 @@ impl<W: Write> Write for Compressor<W> {
     }
 }
 
-/// Compression recognised by magic bytes.
+/// Compression of a tar stream, recognised by its first bytes: for archives nsroot reads
+/// (`list`, `diff`, recipe sources, a .deb's members).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
+    /// Plain tar.
     None,
+    /// gzip (`1f 8b`).
     Gzip,
+    /// zstd (`28 b5 2f fd`).
     Zstd,
+    /// xz (`fd 37 7a 58 5a 00`).
     Xz,
 }
 
-/// The compression whose magic bytes start `head`.
-pub fn sniff(head: &[u8]) -> Compression {
-    if head.starts_with(&[0x1f, 0x8b]) {
-        Compression::Gzip
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Compression::Zstd
-    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
-        Compression::Xz
-    } else {
-        Compression::None
+impl Compression {
+    /// Recognises the compression from a stream's first bytes; None for compressions nsroot
+    /// cannot read (bzip2, lzip), which the caller reports. Anything else is taken as plain.
+    pub fn sniff(head: &[u8]) -> Option<Compression> {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Some(Compression::Gzip)
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Some(Compression::Zstd)
+        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+            Some(Compression::Xz)
+        } else if head.starts_with(b"BZh") || head.starts_with(b"LZIP") {
+            None
+        } else {
+            Some(Compression::None)
+        }
     }
+
+    /// Wraps `r` in the matching decoder (multi-member gzip and xz, as their tools read).
+    pub fn reader<'a, R: BufRead + 'a>(self, r: R) -> io::Result<Box<dyn Read + 'a>> {
+        Ok(match self {
+            Compression::None => Box::new(r),
+            Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+            Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+            Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r)),
+        })
+    }
+}
+
+/// The compression whose magic bytes start `head`, plain for what nsroot cannot decode (the
+/// tar reader then says the stream is not an archive).
+pub fn sniff(head: &[u8]) -> Compression {
+    Compression::sniff(head).unwrap_or(Compression::None)
 }
 
 /// Wraps `input` in the decompressor its first bytes call for (gzip, zstd, xz or none).
@@ -176,15 +202,9 @@ pub fn decompress<'a>(
     let head = buf
         .fill_buf()
         .map_err(|e| ArchiveError::io("read", name, e))?;
-    Ok(match sniff(head) {
-        Compression::None => Box::new(buf),
-        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(buf)),
-        Compression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(buf)
-                .map_err(|e| ArchiveError::io("start zstd decoder for", name, e))?,
-        ),
-        Compression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(buf)),
-    })
+    sniff(head)
+        .reader(buf)
+        .map_err(|e| ArchiveError::io("start the decoder for", name, e))
 }
 
 /// Opens an archive of any supported format, detected by content, as an uncompressed tar

@@ -11,46 +11,7 @@ use sha2::{Digest, Sha256};
 use super::{shown_path, RecipeError, Source};
 use crate::error::InputError;
 
-/// Compression of a tar archive, recognised by its first bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    /// Plain tar.
-    None,
-    /// gzip (`1f 8b`).
-    Gzip,
-    /// xz (`fd 37 7a 58 5a 00`).
-    Xz,
-    /// zstd (`28 b5 2f fd`).
-    Zstd,
-}
-
-impl Compression {
-    /// Recognises the compression from an archive's first bytes; None for formats nsroot
-    /// cannot read (bzip2, lzip, ...), which the caller reports.
-    pub fn sniff(head: &[u8]) -> Option<Compression> {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Some(Compression::Gzip)
-        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            Some(Compression::Xz)
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Some(Compression::Zstd)
-        } else if head.starts_with(b"BZh") || head.starts_with(b"LZIP") {
-            None
-        } else {
-            Some(Compression::None)
-        }
-    }
-
-    /// Wraps `r` in the matching decoder.
-    pub fn reader<'a, R: Read + 'a>(self, r: R) -> io::Result<Box<dyn Read + 'a>> {
-        Ok(match self {
-            Compression::None => Box::new(r),
-            Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(r)),
-            Compression::Xz => Box::new(liblzma::read::XzDecoder::new_multi_decoder(r)),
-            Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(r)?),
-        })
-    }
-}
+pub use crate::archive::Compression;
 
 fn bad_source(path: &Path, msg: impl Into<String>) -> RecipeError {
     RecipeError::BadSource {

@@ -1,6 +1,5 @@
 //! Id maps: the single-line self map, and subordinate ranges through newuidmap/newgidmap.
 
-use std::path::Path;
 use std::process::Command;
 
 use super::plan::IdMap;
@@ -29,16 +28,7 @@ pub fn user_name(uid: u32) -> Option<String> {
         .map(|u| u.name)
 }
 
-/// Where a helper binary is on PATH.
-pub fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .map(|p| {
-            std::env::split_paths(&p)
-                .map(|d| d.join(tool))
-                .find(|p| p.is_file())
-        })
-        .unwrap_or(None)
-}
+pub use crate::fsutil::which;
 
 /// Builds the `--map-auto` map, or says exactly what is missing.
 pub fn auto_map(uid: u32, gid: u32) -> Result<IdMap, SandboxError> {
@@ -70,10 +60,7 @@ pub fn auto_map(uid: u32, gid: u32) -> Result<IdMap, SandboxError> {
 /// Writes the single-line maps of the calling process, which has just unshared its user
 /// namespace: setgroups must be denied before gid_map (user_namespaces(7), CVE-2014-8989).
 pub fn write_self_map(uid: u32, gid: u32) -> Result<(), SandboxError> {
-    sys::write_proc(Path::new("/proc/self/setgroups"), "deny")?;
-    sys::write_proc(Path::new("/proc/self/uid_map"), &format!("0 {uid} 1\n"))?;
-    sys::write_proc(Path::new("/proc/self/gid_map"), &format!("0 {gid} 1\n"))?;
-    Ok(())
+    Ok(sys::write_single_id_map(uid, gid)?)
 }
 
 /// Runs newuidmap/newgidmap for `pid` (run from the parent user namespace).

@@ -301,28 +301,15 @@ impl Launch<'_> {
     }
 }
 
-/// Finds `name` the way a shell does: a name with a slash is used as is; otherwise the first
-/// PATH entry where it exists as a non-directory (an unreadable PATH entry is skipped, so a
-/// missing command is "not found", never "permission denied").
+/// Finds `name` the way a shell does: a name with a slash is used as is; otherwise
+/// [`crate::fsutil::find_on_path`] over the steps' PATH.
 fn resolve(name: &OsStr, env: &[OsString]) -> Option<OsString> {
     if name.as_bytes().contains(&b'/') {
         return Some(name.to_owned());
-    }
-    if name.is_empty() {
-        return None;
     }
     let path = env
         .iter()
         .find_map(|kv| kv.as_bytes().strip_prefix(b"PATH=").map(OsStr::from_bytes))
         .unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
-    std::env::split_paths(path)
-        .map(|dir| {
-            if dir.as_os_str().is_empty() {
-                PathBuf::from(".").join(name)
-            } else {
-                dir.join(name)
-            }
-        })
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| !m.is_dir()))
-        .map(PathBuf::into_os_string)
+    crate::fsutil::find_on_path(name, path).map(PathBuf::into_os_string)
 }

@@ -243,11 +243,7 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
             // namespace are locked (mount_namespaces(7)); our root maps to the same root, so
             // files and recorded ownership look the same from inside.
             sys::unshare(flags)?;
-            // setgroups is "deny" already (inherited); writing it again is harmless and needed
-            // before gid_map where it is not (user_namespaces(7)).
-            sys::write_proc(Path::new("/proc/self/setgroups"), "deny")?;
-            sys::write_proc(Path::new("/proc/self/uid_map"), &format!("0 {uid} 1\n"))?;
-            sys::write_proc(Path::new("/proc/self/gid_map"), &format!("0 {gid} 1\n"))
+            sys::write_single_id_map(uid, gid)
         }
     }
 }

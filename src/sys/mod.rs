@@ -250,6 +250,18 @@ pub fn block_signals(set: &SigSet) -> SysResult<SigSet> {
         .map_err(err("sigprocmask(SIG_BLOCK)"))
 }
 
+/// Writes the single-line id maps `0 <uid> 1` and `0 <gid> 1` of the calling process, which
+/// has just unshared a user namespace: setgroups denied first, as the kernel requires before
+/// an unprivileged gid_map (user_namespaces(7), CVE-2014-8989). Writing `deny` where it is
+/// inherited already is harmless.
+///
+/// Errors: the write that failed, with its path.
+pub fn write_single_id_map(uid: u32, gid: u32) -> SysResult<()> {
+    write_proc(Path::new("/proc/self/setgroups"), "deny")?;
+    write_proc(Path::new("/proc/self/uid_map"), &format!("0 {uid} 1\n"))?;
+    write_proc(Path::new("/proc/self/gid_map"), &format!("0 {gid} 1\n"))
+}
+
 /// Starts a thread with every signal blocked, so that none meant for this process (a
 /// signalfd's, an interrupt guard's) is ever delivered to it.
 ///
