@@ -116,7 +116,7 @@ pub struct BuildOptions {
     /// Start an interactive shell in the sandbox when a step fails.
     pub shell_on_failure: bool,
     /// Keep the host's network.
-    pub net: bool,
+    pub host_network: bool,
     /// `$NSROOT_JOBS`.
     pub jobs: usize,
     /// The size limit of the sandbox's tmpfs mounts, overriding the recipe's.
@@ -159,7 +159,7 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
         }),
         keep: args.keep,
         shell_on_failure: args.shell_on_failure,
-        net: args.net,
+        host_network: args.net,
         jobs: args.jobs.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -279,7 +279,7 @@ fn build_in(
         work: dir.join("work"),
         destdir: dir.join("destdir"),
         src_target: opts.src_dir.clone(),
-        net: opts.net,
+        host_network: opts.host_network,
         tmpfs_size: opts
             .tmpfs_size
             .or(recipe.build.tmpfs_size)

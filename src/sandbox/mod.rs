@@ -397,14 +397,14 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     // The mount namespace is pid 1's own (it unshares it first thing): pivot_root moves the
     // root of every process in a mount namespace, and the outer process keeps the host's view.
     let mut flags = CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWIPC;
-    if spec.plan.net {
+    if spec.plan.own_network {
         flags |= CloneFlags::CLONE_NEWNET;
     }
     if spec.plan.hostname.is_some() {
         flags |= CloneFlags::CLONE_NEWUTS;
     }
     sys::unshare(flags)?;
-    if spec.plan.net {
+    if spec.plan.own_network {
         sys::loopback_up()?;
     }
     if let Some(h) = &spec.plan.hostname {

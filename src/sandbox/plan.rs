@@ -146,7 +146,7 @@ pub struct BuildLayout {
     /// vary the build path.
     pub src_target: PathBuf,
     /// Keep the host's network (`--net`); otherwise a network namespace with only `lo`.
-    pub net: bool,
+    pub host_network: bool,
     /// The size limit of each tmpfs (`/tmp`, `/build/home`, `/dev/shm`), in bytes.
     pub tmpfs_size: u64,
 }
@@ -164,7 +164,7 @@ impl BuildLayout {
 pub struct Plan {
     pub id_map: IdMap,
     /// A network namespace with only `lo`, brought up.
-    pub net: bool,
+    pub own_network: bool,
     /// A UTS namespace with this hostname.
     pub hostname: Option<String>,
     /// Mount steps, in order.
@@ -178,10 +178,10 @@ pub struct Plan {
 impl Plan {
     /// The plan of `nsroot run`: the host filesystem as it is, a private mount tree, a fresh
     /// /proc for the new pid namespace.
-    pub fn for_run(id_map: IdMap, net: bool, hostname: Option<String>) -> Plan {
+    pub fn for_run(id_map: IdMap, own_network: bool, hostname: Option<String>) -> Plan {
         Plan {
             id_map,
-            net,
+            own_network,
             hostname,
             time_offset_secs: None,
             mounts: vec![
@@ -297,7 +297,7 @@ impl Plan {
         m.push(MountOp::Lock { uts: true });
         Plan {
             id_map,
-            net: !layout.net,
+            own_network: !layout.host_network,
             hostname: Some(BUILD_HOSTNAME.into()),
             mounts: m,
             time_offset_secs: None,
@@ -307,7 +307,7 @@ impl Plan {
     /// The namespaces this plan unshares, as names (for messages and `--verbose`).
     pub fn namespace_names(&self) -> Vec<&'static str> {
         let mut v = vec!["user", "mount", "pid", "ipc"];
-        if self.net {
+        if self.own_network {
             v.push("net");
         }
         if self.hostname.is_some() {
@@ -338,7 +338,7 @@ impl fmt::Display for Plan {
                 subuid.0, subuid.1, subgid.0, subgid.1
             )?,
         }
-        if self.net {
+        if self.own_network {
             writeln!(f, "network: own namespace, lo up")?;
         }
         if let Some(h) = &self.hostname {
@@ -485,7 +485,7 @@ mod tests {
             work: "/s/work".into(),
             destdir: "/s/destdir".into(),
             src_target: BUILD_SRC.into(),
-            net: false,
+            host_network: false,
             tmpfs_size: DEFAULT_TMPFS_SIZE,
         }
     }
@@ -523,7 +523,7 @@ mod tests {
     fn build_plan_seals_the_root() {
         let p = Plan::for_build(IdMap::Single { uid: 1, gid: 1 }, &layout());
         assert_eq!(p.mounts[0], MountOp::MakePrivate);
-        assert!(p.net, "no network unless asked");
+        assert!(p.own_network, "no network unless asked");
         assert_eq!(p.hostname.as_deref(), Some(BUILD_HOSTNAME));
         let pos = |f: &dyn Fn(&MountOp) -> bool| p.mounts.iter().position(f).unwrap();
         let proc = pos(&|m| matches!(m, MountOp::Proc { .. }));
@@ -560,10 +560,10 @@ mod tests {
         let with_net = Plan::for_build(
             IdMap::Single { uid: 1, gid: 1 },
             &BuildLayout {
-                net: true,
+                host_network: true,
                 ..layout()
             },
         );
-        assert!(!with_net.net);
+        assert!(!with_net.own_network);
     }
 }
