@@ -1,7 +1,7 @@
 #!/bin/sh
 # Every benchmark section in one run, on one machine, with one release build: startup
 # (issue 2), pack (benches/pack.sh, when present) and ownership (issue 5). Interceptors swing
-# with CPU scheduling, so compare figures only within one run (KERNEL-NOTES.md item 21).
+# with CPU scheduling, so compare figures only within one run (KF-INTERCEPTOR-SCHED (docs/kernel-facts.md)).
 #
 # Usage: benches/bench.sh    (from anywhere; run as root, the commands run as the
 # unprivileged NSROOT_TEST_USER, default nsroot-test). Each section's environment knobs
@@ -35,6 +35,6 @@ echo
 benches/syscall.sh "$bin" || status=1
 echo
 # Last, because its tree is deleted at the end: files created right after a large deletion
-# are slow to create on these disks (KERNEL-NOTES.md item 20).
+# are slow to create on these disks (KF-EXT4-NOJOURNAL (docs/kernel-facts.md)).
 benches/ownership.sh "$bin" || status=1
 exit $status

@@ -30,7 +30,7 @@ WARMUP=${WARMUP:-1}
 RUNNER=${RUNNER:-hyperfine}
 WORKLOADS=${WORKLOADS:-stat stat-numeric chown}
 command -v hyperfine >/dev/null || RUNNER=loop
-# A fresh directory that nothing was deleted from (KERNEL-NOTES.md item 20).
+# A fresh directory that nothing was deleted from (KF-EXT4-NOJOURNAL (docs/kernel-facts.md)).
 . "$(dirname "$0")/common.sh"
 bin=${1:-$(release_bin)}
 bench_setup ownership "$bin" "${BENCH_DIR:-${TMPDIR:-/var/tmp}}" fakeroot taskset find tar

@@ -4,7 +4,7 @@
 # Usage: benches/pack.sh [RUNS]        (default 3 runs per command; the median is reported)
 # Env:   NSROOT=path/to/nsroot (default: cargo build --release), BENCH_DIR=where to generate.
 #
-# Two trees are generated in a fresh directory (KERNEL-NOTES item 20: no big rm -rf nearby):
+# Two trees are generated in a fresh directory (KF-EXT4-NOJOURNAL (docs/kernel-facts.md): no big rm -rf nearby):
 #   small: ~50k small text-like files in nested directories
 #   large: a few large files (text-like and binary)
 # Reported per command: median wall time, MB/s of uncompressed tar, output size, peak RSS

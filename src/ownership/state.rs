@@ -403,7 +403,7 @@ fn cut(s: &str) -> String {
 }
 
 /// The file types a record's mode may carry: the device nodes mknod asked for, which the disk
-/// holds as empty regular files (KERNEL-NOTES 5). The kernel makes every other type itself.
+/// holds as empty regular files (KF-NO-DEVICES). The kernel makes every other type itself.
 const RECORDED_TYPES: [u32; 2] = [libc::S_IFCHR, libc::S_IFBLK];
 
 /// Checks a record's `st_mode`: a file type that exists, one a record may carry, and no bits

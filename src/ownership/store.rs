@@ -2,7 +2,7 @@
 //!
 //! # Why (st_dev, st_ino, birth time)
 //!
-//! KERNEL-NOTES 13 offers two keys. We key by device, inode number and birth time (`statx(2)`
+//! KF-INODE-REUSE offers two keys. We key by device, inode number and birth time (`statx(2)`
 //! with `STATX_BTIME`), not by a `user.*` xattr on the inode, because:
 //! - one mechanism covers every file type: `user.*` xattrs cannot be set on symlinks, device
 //!   nodes, FIFOs or sockets (xattr(7)), so a side table would be needed anyway, and `lchown`
@@ -223,7 +223,7 @@ impl Store {
 
 /// What a session shows for a file with record `r` whose disk mode is `disk_mode`: the file
 /// type comes from the record (a device made by mknod stays one), the permission bits from the
-/// disk, so `chmod` keeps working on recorded device nodes (KERNEL-NOTES 14).
+/// disk, so `chmod` keeps working on recorded device nodes (KF-FAKEROOT-HABITS).
 pub fn effective_mode(r: &Record, disk_mode: u32) -> u32 {
     match r.mode {
         Some(m) => (m & S_IFMT) | (disk_mode & PERM_BITS),

@@ -74,7 +74,7 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
             let flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
             mkdir_p(target, 0o555)?;
             match sys::mount(Some(Path::new("proc")), target, Some("proc"), flags, None) {
-                // KERNEL-NOTES 7: refused where the host's /proc is partly covered (some
+                // KF-PROC-MOUNT: refused where the host's /proc is partly covered (some
                 // containers); the inherited /proc still works but shows host processes.
                 Err(e) if *fallback && matches!(e.errno, Errno::EPERM | Errno::EACCES) => {
                     warnings.push(format!(
@@ -162,7 +162,7 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
                     .map_err(io(format!("open {}", p.display())))
             });
             let (l, u, w) = (l?, u?, w?);
-            // overlayfs in a user namespace needs `userxattr` (Linux 5.11, KERNEL-NOTES 11).
+            // overlayfs in a user namespace needs `userxattr` (Linux 5.11, KF-OVERLAY-USERNS).
             let data = format!(
                 "lowerdir=/proc/self/fd/{},upperdir=/proc/self/fd/{},workdir=/proc/self/fd/{},\
                  userxattr",
@@ -298,7 +298,7 @@ fn unescape_mountinfo(s: &str) -> Vec<u8> {
     out
 }
 
-/// KERNEL-NOTES 10: the remount must repeat the locked flags of the mount or it is EPERM.
+/// KF-RO-REMOUNT: the remount must repeat the locked flags of the mount or it is EPERM.
 fn remount_readonly(target: &Path) -> Result<(), SysError> {
     let locked = sys::locked_mount_flags(target)?;
     sys::mount(

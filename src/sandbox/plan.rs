@@ -24,7 +24,7 @@ pub enum MountOp {
     /// `mount --make-rprivate /`: nothing propagates back to the host (mount_namespaces(7)).
     MakePrivate,
     /// A fresh procfs at `target` for the new pid namespace; when `fallback` and the kernel
-    /// refuses (KERNEL-NOTES 7), the host's /proc serves instead (bound read-only when
+    /// refuses (KF-PROC-MOUNT), the host's /proc serves instead (bound read-only when
     /// `target` is elsewhere), with a warning.
     Proc { target: PathBuf, fallback: bool },
     /// A tmpfs at `target`.
@@ -79,7 +79,7 @@ pub const BUILD_SRC: &str = "/build/src";
 pub const BUILD_DESTDIR: &str = "/build/destdir";
 /// `$HOME` inside the build sandbox.
 pub const BUILD_HOME: &str = "/build/home";
-/// The hostname of every build (KERNEL-NOTES 18).
+/// The hostname of every build (KF-REPRO-ARCHIVE).
 pub const BUILD_HOSTNAME: &str = "nsroot";
 /// Host directories a build sees, read-only (or as the same symlinks).
 pub const SYSTEM_DIRS: &[&str] = &[

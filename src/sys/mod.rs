@@ -189,7 +189,7 @@ pub fn sethostname(name: &str) -> SysResult<()> {
 }
 
 /// Mount flags of the filesystem holding `path` that a remount in a user namespace must keep
-/// (KERNEL-NOTES 10: nosuid, nodev, noexec and the atime flags are locked).
+/// (KF-RO-REMOUNT: nosuid, nodev, noexec and the atime flags are locked).
 pub fn locked_mount_flags(path: &Path) -> SysResult<MsFlags> {
     use nix::sys::statvfs::FsFlags;
     let st = nix::sys::statvfs::statvfs(path).map_err(err(format!("statvfs({path:?})")))?;

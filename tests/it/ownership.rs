@@ -420,7 +420,7 @@ fn state_file_carries_records_to_a_second_session() {
     assert_eq!((r.uid, r.gid), (Some(33), Some(33)));
 }
 
-/// Regression test for KERNEL-NOTES 13: a recorded file deleted outside any session, whose
+/// Regression test for KF-INODE-REUSE: a recorded file deleted outside any session, whose
 /// inode number is then reused, must not inherit the record.
 #[test]
 fn reused_inode_does_not_inherit_a_record() {

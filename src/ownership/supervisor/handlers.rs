@@ -125,7 +125,7 @@ impl Ctx {
         }
         // The session's processes are its root (as under fakeroot): they may chown what the
         // session's user owns on disk. A file owned by an id outside the user namespace (shown
-        // as the overflow uid, KERNEL-NOTES 3) is EPERM, as chown(2) in the namespace says.
+        // as the overflow uid, KF-OVERFLOW-ID) is EPERM, as chown(2) in the namespace says.
         let disk_uid = get_u32(&buf.0, SX_UID);
         let allowed = disk_uid == self.euid || (self.euid == 0 && disk_uid != self.overflow_uid);
         if !allowed {
@@ -138,7 +138,7 @@ impl Ctx {
         Reply::Value(0)
     }
 
-    /// A device node becomes an empty regular file plus a record (KERNEL-NOTES 5); other
+    /// A device node becomes an empty regular file plus a record (KF-NO-DEVICES); other
     /// types the kernel makes itself.
     fn mknod(&mut self, n: &sys::Notif, t: Target, mode: u32, dev: u32) -> Reply {
         let kind = mode & S_IFMT;
