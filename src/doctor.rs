@@ -3,7 +3,6 @@
 //! Each check runs in a forked child (namespaces cannot be left once entered), which reports
 //! back over a pipe.
 
-use std::os::fd::AsFd;
 use std::path::Path;
 
 use crate::sandbox::{diagnose, idmap};
@@ -224,28 +223,26 @@ fn kernel_check(release: &str) -> Result<String, String> {
 
 /// Runs `f` in a forked child and returns what it reported.
 fn probe<F: FnOnce() -> Result<(), String>>(f: F) -> Result<String, String> {
-    let (r, w) = sys::pipe().map_err(|e| e.to_string())?;
+    let (mut tx, mut rx) =
+        crate::sandbox::channel::pair::<Result<(), String>>().map_err(|e| e.to_string())?;
     // SAFETY: doctor runs single-threaded; the probe child ends in `exit_now`.
     match unsafe { sys::fork() }.map_err(|e| e.to_string())? {
         sys::Forked::Child => {
-            drop(r);
-            let msg = match f() {
-                Ok(()) => String::new(),
-                Err(e) => format!("E{e}"),
-            };
-            let _ = sys::write_fd(w.as_fd(), msg.as_bytes());
-            sys::exit_now(0)
+            drop(rx);
+            let sent = tx.send(&f());
+            sys::exit_now(i32::from(sent.is_err()))
         }
         sys::Forked::Parent(pid) => {
-            drop(w);
-            let mut buf = vec![0u8; 4096];
-            let n = sys::read_fd(r.as_fd(), &mut buf).map_err(|e| e.to_string())?;
+            drop(tx);
+            let answer = rx.recv();
             let st = sys::wait(pid).map_err(|e| e.to_string())?;
-            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
-            match (sys::exit_code(&st), msg.strip_prefix('E')) {
-                (_, Some(err)) => Err(err.to_string()),
-                (Some(0), None) => Ok(String::new()),
-                (code, None) => Err(format!("the check's process died (status {code:?})")),
+            match answer {
+                Ok(Some(Ok(()))) => Ok(String::new()),
+                Ok(Some(Err(e))) => Err(e),
+                _ => Err(format!(
+                    "the check's process died (status {:?})",
+                    sys::exit_code(&st)
+                )),
             }
         }
     }

@@ -175,7 +175,7 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
         .unwrap_or_else(|| "recipe".into());
     let mut variations = Vec::new();
     let mut outs = Vec::new();
-    let mut last_start: Option<Instant> = None;
+    let mut last_end: Option<Instant> = None;
     let mut clocks_refused: Option<String> = None;
     for i in 0..runs {
         // Place, build path, entry order, environment, umask, jobs and clocks differ from run
@@ -221,14 +221,15 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
         let jobs = if i % 2 == 0 { 1 } else { cpus.max(2) };
         let clock_offset = clock_offset(i);
         let out = work.join(format!("out{}", i + 1));
-        // At least a second apart, so anything that embeds the time shows it.
-        if let Some(t) = last_start {
+        // At least a second after the previous run ended (not started: a loaded machine may
+        // take longer to reach a step in one run than in the next), so anything that embeds
+        // the time shows it.
+        if let Some(t) = last_end {
             let since = t.elapsed();
             if since < Duration::from_millis(1100) {
                 std::thread::sleep(Duration::from_millis(1100) - since);
             }
         }
-        last_start = Some(Instant::now());
         let mut cmd = Command::new(&exe);
         cmd.arg("build")
             .arg(place.join(&rel_recipe))
@@ -248,6 +249,7 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
                 exe.display()
             )
         })?;
+        last_end = Some(Instant::now());
         if !o.status.success() {
             let msg = format!(
                 "run {} of {runs}: the build failed: {}",

@@ -18,7 +18,7 @@ use crate::sys::{self, CloneFlags, Errno, SigSet, Signal};
 /// step may be given it.
 pub fn main(
     spec: Spec,
-    mut tx: Sender,
+    mut tx: Sender<InitMsg>,
     mask: &SigSet,
     listener_sock: Option<UnixStream>,
     tty_fg: bool,
@@ -26,7 +26,7 @@ pub fn main(
     // Die with the outer process (the kernel then kills the whole namespace). If it died
     // before the prctl took effect, its end of the channel is already closed: leave now.
     if sys::set_parent_death_signal(Signal::SIGKILL).is_err()
-        || sys::poll_readable(&[tx.socket().as_fd()], 0)
+        || sys::poll_readable(&[tx.fd()], 0)
             .map(|r| r[0])
             .unwrap_or(true)
     {
@@ -37,7 +37,7 @@ pub fn main(
     // files. Kept: stdio, the channel, the listener's socket, the log. Run mode keeps what the
     // caller passed on (the descriptors not marked close-on-exec: a jobserver, say), which the
     // command inherits by design.
-    let mut keep = vec![0, 1, 2, tx.socket().as_raw_fd()];
+    let mut keep = vec![0, 1, 2, tx.fd().as_raw_fd()];
     keep.extend(listener_sock.as_ref().map(|s| s.as_raw_fd()));
     if let Output::To(fd) = &spec.output {
         keep.push(fd.as_raw_fd());
@@ -57,7 +57,7 @@ pub fn main(
     match mounts::execute(&spec.plan.mounts) {
         Ok(warnings) => {
             for w in warnings {
-                tx.send(&InitMsg::Warning(w));
+                tx.tell(&InitMsg::Warning(w));
             }
         }
         Err(e) => fail(&mut tx, crate::error::chain(&e)),
@@ -140,7 +140,7 @@ pub fn main(
             Err(e) => fail(&mut tx, crate::error::chain(&e)),
         }
     }
-    tx.send(&InitMsg::Ready);
+    tx.tell(&InitMsg::Ready);
 
     let mut code = 0;
     for (index, step) in spec.steps.iter().enumerate() {
@@ -150,7 +150,7 @@ pub fn main(
         }
         let ran = launch.run_step(step, paths[index].as_deref());
         code = ran.code;
-        tx.send(&InitMsg::StepExited {
+        tx.tell(&InitMsg::StepExited {
             index,
             code,
             exec_error: ran.exec_error,
@@ -159,13 +159,13 @@ pub fn main(
             kill_all_but_me();
         }
         if ran.interrupted {
-            tx.send(&InitMsg::Interrupted);
+            tx.tell(&InitMsg::Interrupted);
             break;
         }
         if code != 0 {
             for mount in &spec.watched_mounts {
                 if sys::filesystem_full(mount) {
-                    tx.send(&InitMsg::Full(mount.clone()));
+                    tx.tell(&InitMsg::Full(mount.clone()));
                 }
             }
             if let Some(shell) = &spec.on_failure {
@@ -187,8 +187,8 @@ struct Ran {
     interrupted: bool,
 }
 
-fn fail(tx: &mut Sender, message: String) -> ! {
-    tx.send(&InitMsg::Failed { message, code: 1 });
+fn fail(tx: &mut Sender<InitMsg>, message: String) -> ! {
+    tx.tell(&InitMsg::Failed { message, code: 1 });
     sys::exit_now(1)
 }
 

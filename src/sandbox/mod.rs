@@ -320,14 +320,18 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         return Err(SandboxError::NoUserns(diagnose::unshare_failure(e.errno)));
     }
     match map_helper {
-        Some((go, helper)) => {
-            sys::write_fd(go.as_fd(), b"m")?;
-            drop(go);
-            let st = sys::wait(helper)?;
-            if sys::exit_code(&st) != Some(0) {
-                return Err(SandboxError::MapAuto(
-                    "newuidmap/newgidmap failed (see above)".into(),
-                ));
+        Some(MapHelper {
+            mut go,
+            mut done,
+            pid,
+        }) => {
+            go.send(&())?;
+            let answer = done.recv();
+            let st = sys::wait(pid)?;
+            match answer? {
+                Some(Ok(())) => {}
+                Some(Err(why)) => return Err(SandboxError::MapAuto(why)),
+                None => return Err(SandboxError::MapAuto(format!("the helper died ({st:?})"))),
             }
         }
         None => idmap::write_self_map(uid, gid).map_err(|e| match e {
@@ -372,7 +376,7 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     let mask = forwarded_mask();
     sys::block_signals(&mask)?;
     let sigfd = sys::signalfd(&mask)?;
-    let (tx, mut rx) = channel::pair()?;
+    let (tx, mut rx) = channel::pair::<InitMsg>()?;
 
     // Ownership emulation: pid 1 installs the seccomp filter on itself after the mounts and
     // sends the listener over `theirs`; this thread receives it and serves it. It opens /proc
@@ -448,43 +452,13 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         InitMsg::Full(mount) => outcome.full.push(mount),
         InitMsg::Interrupted => outcome.interrupted = true,
     };
-    let mut chan_open = true;
-    let status = loop {
-        let ready = if chan_open {
-            sys::poll_readable(&[sigfd.as_fd(), rx.socket().as_fd()], -1)?
-        } else {
-            sys::poll_readable(&[sigfd.as_fd()], -1)?
-        };
-        if ready.get(1).copied().unwrap_or(false) {
-            match rx.recv()? {
-                Some(msg) => handle(msg, &mut outcome, &mut failure),
-                None => chan_open = false,
-            }
+    let (status, _) = wait_forwarding(&sigfd, pid1, &mut rx, |rx| match rx.recv()? {
+        Some(msg) => {
+            handle(msg, &mut outcome, &mut failure);
+            Ok(true)
         }
-        if ready[0] {
-            let mut exited = None;
-            while let Some(si) = sys::read_signal(&sigfd)? {
-                if si.signo == Signal::SIGCHLD as i32 {
-                    if let Some(st) = sys::try_wait(Some(pid1))? {
-                        exited = sys::exit_code(&st);
-                    }
-                } else if !si.from_kernel {
-                    // A terminal signals the whole foreground group, pid 1's command included;
-                    // only what a process sent us explicitly is passed on.
-                    let _ = sys::kill(pid1, si.signo);
-                }
-            }
-            if let Some(code) = exited {
-                break code;
-            }
-        }
-    };
-    while chan_open {
-        match rx.recv()? {
-            Some(msg) => handle(msg, &mut outcome, &mut failure),
-            None => chan_open = false,
-        }
-    }
+        None => Ok(false),
+    })?;
     if tty_fg {
         // A shell that ended leaves the terminal to a group that no longer exists.
         sys::take_terminal_foreground(0);
@@ -513,13 +487,13 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
     let mask = forwarded_mask();
     let old_mask = sys::block_signals(&mask)?;
     let sigfd = sys::signalfd(&mask)?;
-    let (r, w) = sys::pipe()?;
+    let (mut tx, mut rx) = channel::pair::<Result<Outcome, String>>()?;
     let parent = sys::getpid();
     // SAFETY: the caller's other threads (a build's log copier) hold no lock the child needs
     // (it blocks in read); the child ends in `exit_now`.
     let child = match unsafe { sys::fork() }? {
         sys::Forked::Child => {
-            drop(r);
+            drop(rx);
             drop(sigfd);
             // Die with the caller (and pid 1, and so the whole sandbox, with us): a build
             // killed by SIGKILL must not leave its steps running. If the caller is already
@@ -529,32 +503,80 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
             }
             let store = spec.emulation.clone();
             let result = run(spec).map_err(|e| crate::error::chain(&e));
-            let mut out = serde_json::to_vec(&result).unwrap_or_default();
-            out.push(b'\n');
-            if let Some(store) = store {
-                out.extend(store.lock().unwrap_or_else(|p| p.into_inner()).to_bytes());
-            }
-            let code = if sys::write_fd(w.as_fd(), &out).is_ok() {
-                0
-            } else {
-                1
-            };
-            sys::exit_now(code)
+            // The outcome, then the records as a state file (empty without emulation).
+            let records = store
+                .map(|s| s.lock().unwrap_or_else(|p| p.into_inner()).to_bytes())
+                .unwrap_or_default();
+            let sent = tx.send(&result).and_then(|()| tx.send_bytes(&records));
+            sys::exit_now(if sent.is_ok() { 0 } else { 1 })
         }
         sys::Forked::Parent(pid) => pid,
     };
-    drop(w);
-    let mut buf = Vec::new();
-    let mut chunk = vec![0u8; 64 * 1024];
-    // The first interrupting signal, from a process or the terminal: the steps get it (the
-    // terminal's reached them directly), and once the sandbox is gone the caller gets it too,
-    // so that a build stops there instead of reporting "step failed with exit code 130".
-    let mut interrupt: Option<i32> = None;
-    loop {
-        let ready = sys::poll_readable(&[sigfd.as_fd(), r.as_fd()], -1)?;
+    drop(tx);
+    let mut report: Option<(Result<Outcome, String>, Vec<u8>)> = None;
+    let waited = wait_forwarding(&sigfd, child, &mut rx, |rx| match rx.recv()? {
+        Some(result) => {
+            let records = rx.recv_bytes()?.unwrap_or_default();
+            report = Some((result, records));
+            Ok(true)
+        }
+        None => Ok(false),
+    });
+    sys::set_signal_mask(&old_mask)?;
+    let (status, interrupt) = waited?;
+    if let Some(sig) = interrupt {
+        // The first interrupting signal, from a process or the terminal: the steps got it, and
+        // now that the mask is restored the caller gets it too (a build's InterruptGuard, or
+        // the default action), so that a build stops there instead of reporting "step failed
+        // with exit code 130".
+        let _ = sys::kill(sys::getpid(), sig);
+    }
+    let Some((result, records)) = report else {
+        return Err(SandboxError::Setup(format!(
+            "the sandbox process died without a result (status {status})"
+        )));
+    };
+    let outcome = result.map_err(SandboxError::Child)?;
+    let store = if records.is_empty() {
+        None
+    } else {
+        Some(Store::from_bytes(
+            &records,
+            std::path::Path::new("<sandbox records>"),
+        )?)
+    };
+    Ok((outcome, store))
+}
+
+/// Waits for `child` to exit while serving `chan`: `on_readable` reads what is there (false
+/// once the peer has closed it), and every signal a process (not the terminal, which already
+/// signalled the whole foreground process group, `child`'s included) sends us is passed on to
+/// `child`. Once it has exited, reads the channel to its end. Returns its status (128+N for
+/// signal N) and the first interrupting signal (SIGINT, SIGTERM, SIGHUP) seen from anyone.
+fn wait_forwarding<T>(
+    sigfd: &sys::SignalFd,
+    child: sys::Pid,
+    chan: &mut channel::Receiver<T>,
+    mut on_readable: impl FnMut(&mut channel::Receiver<T>) -> std::io::Result<bool>,
+) -> Result<(i32, Option<i32>), SandboxError> {
+    let mut open = true;
+    let mut interrupt = None;
+    let status = loop {
+        let ready = if open {
+            sys::poll_readable(&[sigfd.as_fd(), chan.fd()], -1)?
+        } else {
+            sys::poll_readable(&[sigfd.as_fd()], -1)?
+        };
+        if open && ready[1] {
+            open = on_readable(chan)?;
+        }
         if ready[0] {
-            while let Some(si) = sys::read_signal(&sigfd)? {
+            let mut exited = None;
+            while let Some(si) = sys::read_signal(sigfd)? {
                 if si.signo == Signal::SIGCHLD as i32 {
+                    if let Some(st) = sys::try_wait(Some(child))? {
+                        exited = sys::exit_code(&st);
+                    }
                     continue;
                 }
                 if INTERRUPTING.iter().any(|s| *s as i32 == si.signo) {
@@ -564,66 +586,48 @@ pub fn run_in_child(spec: Spec) -> Result<(Outcome, Option<Store>), SandboxError
                     let _ = sys::kill(child, si.signo);
                 }
             }
-        }
-        if ready[1] {
-            match sys::read_some(r.as_fd(), &mut chunk)? {
-                0 => break,
-                n => buf.extend_from_slice(&chunk[..n]),
+            if let Some(code) = exited {
+                break code;
             }
         }
-    }
-    let st = sys::wait(child)?;
-    sys::set_signal_mask(&old_mask)?;
-    if let Some(sig) = interrupt {
-        // Delivered now that the mask is restored: to the caller's handler (a build's
-        // InterruptGuard), or with the default action.
-        let _ = sys::kill(sys::getpid(), sig);
-    }
-    let split = buf.iter().position(|b| *b == b'\n');
-    let (head, rest) = match split {
-        Some(i) => (&buf[..i], &buf[i + 1..]),
-        None => {
-            return Err(SandboxError::Setup(format!(
-                "the sandbox process died without a result ({st:?})"
-            )))
-        }
     };
-    let result: Result<Outcome, String> = serde_json::from_slice(head)
-        .map_err(|e| SandboxError::Setup(format!("bad result from the sandbox process: {e}")))?;
-    let outcome = result.map_err(SandboxError::Child)?;
-    let store = if rest.is_empty() {
-        None
-    } else {
-        Some(Store::from_bytes(
-            rest,
-            std::path::Path::new("<sandbox records>"),
-        )?)
-    };
-    Ok((outcome, store))
+    while open {
+        open = on_readable(chan)?;
+    }
+    Ok((status, interrupt))
 }
 
-/// Forks the process that runs newuidmap/newgidmap for us once we have unshared. Returns the
-/// pipe end to tell it "go" and its pid.
-fn spawn_map_helper(map: &IdMap) -> Result<(OwnedFd, sys::Pid), SandboxError> {
+/// The process that runs newuidmap/newgidmap for us once we have unshared: told to go, it
+/// answers how that went.
+struct MapHelper {
+    go: channel::Sender<()>,
+    done: channel::Receiver<Result<(), String>>,
+    pid: sys::Pid,
+}
+
+/// Forks the [`MapHelper`] (it stays in the parent user namespace, from where the maps must be
+/// written).
+fn spawn_map_helper(map: &IdMap) -> Result<MapHelper, SandboxError> {
     let parent = sys::getpid();
-    let (r, w) = sys::pipe()?;
+    let (go, mut wait_go) = channel::pair::<()>()?;
+    let (mut tell, done) = channel::pair::<Result<(), String>>()?;
     // SAFETY: called before the sandbox starts any thread; the child ends in `exit_now`.
     match unsafe { sys::fork() }? {
         sys::Forked::Child => {
-            drop(w);
-            let mut b = [0u8; 1];
-            let code = match sys::read_fd(r.as_fd(), &mut b) {
-                Ok(1) => match idmap::run_map_helpers(parent, map) {
-                    Ok(()) => 0,
-                    Err(e) => {
-                        eprintln!("nsroot: --map-auto: {e}");
-                        1
-                    }
-                },
+            drop((go, done));
+            let code = match wait_go.recv() {
+                Ok(Some(())) => {
+                    let result = idmap::run_map_helpers(parent, map).map_err(|e| e.to_string());
+                    i32::from(result.is_err() || tell.send(&result).is_err())
+                }
                 _ => 1,
             };
             sys::exit_now(code)
         }
-        sys::Forked::Parent(pid) => Ok((w, pid)),
+        sys::Forked::Parent(pid) => {
+            // The child's ends: a helper that dies must show as the channel's end.
+            drop((wait_go, tell));
+            Ok(MapHelper { go, done, pid })
+        }
     }
 }
