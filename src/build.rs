@@ -644,6 +644,9 @@ fn environment(recipe_env: &BTreeMap<String, String>, sde: u64, jobs: usize) -> 
         ("LC_ALL", "C.UTF-8".into()),
         ("LANG", "C.UTF-8".into()),
         ("NSROOT", "1".into()),
+        // As fakeroot's: scripts test it (makepkg, abuild). A fixed value, since a build's
+        // environment must not vary; a nested nsroot finds the session by its supervisor.
+        (crate::sandbox::SESSION_VAR, "1".into()),
         ("NSROOT_JOBS", jobs.to_string()),
         ("TMPDIR", "/tmp".into()),
         ("SHELL", "/bin/sh".into()),

@@ -24,6 +24,7 @@ pub const SUBCOMMANDS: &[&str] = &[
     "man",
     "completions",
     "help",
+    "install-fakeroot",
 ];
 
 /// Text shown after the run-mode help, listing the subcommands.
@@ -39,6 +40,7 @@ Subcommands:
   man          Print the manual page (roff) of nsroot or of a subcommand
   completions  Print the shell completion script (bash, zsh, fish, elvish, powershell)
   help         Print the help of nsroot or of a subcommand
+  install-fakeroot  Put a `fakeroot` symlink to nsroot into a directory (nsroot as fakeroot)
 
 See `nsroot help <SUBCOMMAND>` or `nsroot <SUBCOMMAND> --help` for each. A command named like a
 subcommand (the real `man`, say) runs with `nsroot -- man ...` or `nsroot run man ...`.";
@@ -166,6 +168,17 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the help of nsroot or of a subcommand (`nsroot help build` = `nsroot build --help`)
     Help(HelpArgs),
+    /// Put a `fakeroot` symlink to nsroot into DIR: invoked under that name, nsroot takes
+    /// fakeroot's command line, so tools that call `fakeroot` (makepkg, abuild) get nsroot
+    InstallFakeroot(InstallFakerootArgs),
+}
+
+/// `nsroot install-fakeroot DIR`.
+#[derive(Debug, Clone, Args)]
+pub struct InstallFakerootArgs {
+    /// The directory to put `fakeroot` in (put it first on PATH, e.g. ~/.local/bin)
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
 }
 
 /// `nsroot man [SUBCOMMAND]`.

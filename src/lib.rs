@@ -11,6 +11,7 @@ pub mod deb;
 pub mod docs;
 pub mod doctor;
 pub mod error;
+pub mod fakeroot;
 pub mod fsutil;
 pub mod ownership;
 pub mod recipe;

@@ -104,7 +104,7 @@ pub enum OwnershipError {
 /// The seccomp filter and the supervisor: how a session's calls reach the store.
 pub mod supervisor;
 
-pub use supervisor::{inside_session, open_proc, Supervisor, SupervisorStats};
+pub use supervisor::{inside_session, open_proc, session_key, Supervisor, SupervisorStats};
 
 /// Installs the filter in the calling process: sets no_new_privs, then sends the chown, stat,
 /// mknod and xattr families to a listener, which it returns (close-on-exec).

@@ -37,6 +37,7 @@ pub const FIXED_ENV: &[&str] = &[
     "TZ",
     "LC_ALL",
     "NSROOT",
+    "FAKEROOTKEY",
     "NSROOT_JOBS",
     "LANG",
     "TMPDIR",

@@ -11,7 +11,8 @@ use nix::errno::Errno;
 
 use super::target::{fd_path, lock, Ctx, Target, TargetCreds};
 use super::{
-    Reply, PROBE_XATTR, XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
+    Reply, PROBE_ANSWER, PROBE_XATTR, XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE,
+    XATTR_SIZE_MAX,
 };
 use crate::ownership::statx::{apply_patch, get_u32, key_of_statx, stat_from_statx, Patch, SX_UID};
 use crate::ownership::store::{Btime, FileId, PERM_BITS, S_IFMT};
@@ -262,7 +263,9 @@ impl Ctx {
             if !self.valid(n) {
                 return Reply::Gone;
             }
-            return self.answer_xattr(n, out, size, b"nsroot");
+            // `nsroot:<pid>`: the session's key, the pid of the nsroot that serves it.
+            let answer = format!("{PROBE_ANSWER}{}", std::process::id());
+            return self.answer_xattr(n, out, size, answer.as_bytes());
         }
         // Fast path: nothing recorded, or a name we never record.
         if !Self::recorded_namespace(&self.name) || !lock(&self.store).has_xattrs() {

@@ -31,6 +31,8 @@ use target::Ctx;
 /// The xattr name through which a supervisor answers "is this process inside a session?".
 /// Any path works; the value is `nsroot`.
 pub const PROBE_XATTR: &str = "trusted.nsroot.session";
+/// How the probe's answer starts; the session's key (the serving nsroot's pid) follows.
+const PROBE_ANSWER: &str = "nsroot:";
 
 /// PATH_MAX (limits.h), NUL included.
 const PATH_MAX: usize = 4096;
@@ -111,10 +113,20 @@ pub fn open_proc() -> Result<OwnedFd, OwnershipError> {
 
 /// True when the calling process runs under an nsroot supervisor.
 pub fn inside_session() -> bool {
-    let mut buf = [0u8; 16];
+    session_key().is_some()
+}
+
+/// The key of the nsroot session the calling process runs in (what `FAKEROOTKEY` is set to
+/// in it: the pid of the nsroot that serves it), asked of its supervisor; None outside any.
+pub fn session_key() -> Option<String> {
+    let mut buf = [0u8; 32];
     // Keep in step with PROBE_XATTR.
     let name = c"trusted.nsroot.session";
-    matches!(sys::getxattr(c"/", name, &mut buf, true), Ok(n) if &buf[..n] == b"nsroot")
+    let n = sys::getxattr(c"/", name, &mut buf, true).ok()?;
+    let key = std::str::from_utf8(&buf[..n])
+        .ok()?
+        .strip_prefix(PROBE_ANSWER)?;
+    (!key.is_empty() && key.bytes().all(|b| b.is_ascii_digit())).then(|| key.to_string())
 }
 
 fn serve(
