@@ -12,6 +12,7 @@ mod deb;
 mod diff;
 mod docs;
 mod dpkg;
+mod dropin;
 mod escape;
 mod faults;
 mod hardening;
