@@ -203,6 +203,18 @@ pub fn checks() -> Vec<Check> {
         }),
         required: false,
     });
+    out.push(Check {
+        name: "fakeroot on PATH",
+        result: fakeroot_on_path(),
+        required: false,
+    });
+    out.push(Check {
+        name: "emulated ABIs",
+        result: Ok(
+            "x86_64; i386 and x32 programs are refused by the filter (killed, ENOSYS)".to_string(),
+        ),
+        required: false,
+    });
     out
 }
 
@@ -217,6 +229,29 @@ fn kernel_check(release: &str) -> Result<String, String> {
         Err(format!(
             "{release}: older than 5.11, so overlayfs in a user namespace and seccomp \
              notification features are missing; upgrade the kernel for full function"
+        ))
+    }
+}
+
+/// Which `fakeroot` a tool would find, and whether it is this nsroot.
+fn fakeroot_on_path() -> Result<String, String> {
+    let Some(found) = crate::fsutil::which("fakeroot") else {
+        return Err(
+            "none; `nsroot install-fakeroot ~/.local/bin` makes nsroot the fakeroot of \
+                    makepkg, abuild and others"
+                .to_string(),
+        );
+    };
+    let real = found.canonicalize().unwrap_or_else(|_| found.clone());
+    let me = std::env::current_exe().and_then(|p| p.canonicalize()).ok();
+    if me.as_deref() == Some(real.as_path()) {
+        Ok(format!("{} is this nsroot", found.display()))
+    } else {
+        Ok(format!(
+            "{} is another program ({}); `nsroot install-fakeroot DIR` with DIR first on PATH \
+             makes nsroot the one tools find",
+            found.display(),
+            real.display()
         ))
     }
 }

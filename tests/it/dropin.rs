@@ -45,6 +45,14 @@ fn dropin_fakeroot_command_line_through_the_symlink() {
     }
     let s = Scratch::new();
     let bin = install(&s);
+    let o = with_path(&s, &bin, &format!("{} doctor", env().bin.display()));
+    assert!(
+        stdout(&o)
+            .lines()
+            .any(|l| l.starts_with("ok       fakeroot on PATH (") && l.contains("is this nsroot")),
+        "{}",
+        stdout(&o)
+    );
     let o = with_path(&s, &bin, "fakeroot -v");
     assert_ok(&o);
     assert!(
