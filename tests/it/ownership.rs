@@ -669,8 +669,9 @@ fn nested_session_sees_outer_records() {
     assert_eq!(s.store.len(), 3);
 }
 
-/// The filter fails closed: an x32 call gets ENOSYS, a 32-bit `int 0x80` call (another
-/// audit arch, with other syscall numbers) kills the process, setxattrat gets ENOSYS.
+/// The filter fails closed where it does not emulate: an x32 call gets ENOSYS, setxattrat
+/// gets ENOSYS. A 32-bit `int 0x80` call is the i386 ABI (AUDIT_ARCH_I386, its own numbers),
+/// which the filter knows since issue 14: getpid (20 there) runs, it is no longer killed.
 #[test]
 fn foreign_abis_fail_closed() {
     if util::missing_tool("gcc") {
@@ -712,5 +713,11 @@ int main(int argc, char **argv) {
     let s = ok_session(sc.path(), "./abi x32 && ./abi xattrat", &Store::new());
     assert_eq!(s.stdout, "x32 -1 ENOSYS\nsetxattrat -1 ENOSYS\n");
     let s = session(sc.path(), "./abi int80; echo status $?", &Store::new());
-    assert_eq!(s.stdout, "status 159\n", "SIGSYS (31) expected");
+    let pid: i64 = s
+        .stdout
+        .strip_prefix("int80 returned ")
+        .and_then(|r| r.strip_suffix("\nstatus 0\n"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{}", s.stdout));
+    assert!(pid > 0, "i386 getpid answered {pid}");
 }
