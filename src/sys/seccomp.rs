@@ -507,6 +507,26 @@ pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8], follow: bool) -> Resul
     }
 }
 
+/// setxattr(2) of `value` with `flags` (XATTR_CREATE, XATTR_REPLACE); `path` is followed (a
+/// `/proc/self/fd/N` magic link reaches the object itself).
+pub fn setxattr(path: &CStr, name: &CStr, value: &[u8], flags: i32) -> Result<(), Errno> {
+    // SAFETY: path and name are NUL-terminated; value is `len` readable bytes.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast::<c_void>(),
+            value.len(),
+            flags,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 /// listxattr(2) (`follow`) or llistxattr(2) into `buf`; an empty buf asks for the size.
 pub fn listxattr(path: &CStr, buf: &mut [u8], follow: bool) -> Result<usize, Errno> {
     let (p, b, len) = (

@@ -721,3 +721,72 @@ int main(int argc, char **argv) {
         .unwrap_or_else(|| panic!("{}", s.stdout));
     assert!(pid > 0, "i386 getpid answered {pid}");
 }
+
+/// Issue 14: `setfacl -m u:1:r` was EINVAL (the namespace cannot map uid 1, KF-OVERFLOW-ID).
+/// An ACL the kernel refuses is recorded like a `security.*` xattr: getfacl reads it back,
+/// the mode's group bits follow its mask as the kernel would set them, a default ACL too, and
+/// `nsroot pack --xattrs` archives it (inside the session and from the state file alike), as
+/// GNU tar stores ACLs under `--xattrs`; GNU tar extracts it with the ids.
+#[test]
+fn issue14_posix_acls_naming_other_ids_are_recorded_and_archived() {
+    if util::no_userns()
+        || util::missing_tool("setfacl")
+        || util::missing_tool("getfacl")
+        || util::missing_tool("tar")
+    {
+        return;
+    }
+    let sc = Scratch::new();
+    let script = format!(
+        "umask 022 && mkdir d && touch d/f && setfacl -m u:1:r,g:8:rw d/f && getfacl -n d/f && \
+         stat -c %a d/f && setfacl -d -m u:2:rx d && getfacl -n d && \
+         {} pack --xattrs d -o in.tar",
+        util::env().bin.display()
+    );
+    let out = sc.nsroot(["-s", "state", "sh", "-c", &script]);
+    util::assert_ok(&out);
+    let text = util::stdout(&out);
+    for want in [
+        "user:1:r--\n",
+        "group:8:rw-\n",
+        "mask::rw-\n",
+        "\n664\n",
+        "default:user:2:r-x\n",
+    ] {
+        assert!(text.contains(want), "{want:?} missing in:\n{text}");
+    }
+    let out = sc.nsroot(["pack", "-i", "state", "--xattrs", "d", "-o", "out.tar"]);
+    util::assert_ok(&out);
+    let inside = std::fs::read(sc.path().join("in.tar")).unwrap();
+    let outside = std::fs::read(sc.path().join("out.tar")).unwrap();
+    let key = b"SCHILY.xattr.system.posix_acl_access=";
+    assert!(
+        inside.windows(key.len()).any(|w| w == key),
+        "in the session"
+    );
+    assert_eq!(
+        inside, outside,
+        "packed inside the session and from the state file"
+    );
+    let x = sc.path().join("x");
+    std::fs::create_dir(&x).unwrap();
+    let out = Command::new("tar")
+        .args(["--xattrs", "--xattrs-include=*", "-xf"])
+        .arg(sc.path().join("out.tar"))
+        .arg("-C")
+        .arg(&x)
+        .output()
+        .unwrap();
+    util::assert_ok(&out);
+    let out = Command::new("getfacl")
+        .arg("-n")
+        .arg(x.join("f"))
+        .output()
+        .unwrap();
+    util::assert_ok(&out);
+    assert!(
+        util::stdout(&out).contains("user:1:r--\n"),
+        "{}",
+        util::stdout(&out)
+    );
+}

@@ -13,10 +13,51 @@ use super::target::{fd_path, lock, Ctx, Target, TargetCreds};
 use super::{
     Reply, PROBE_XATTR, XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE, XATTR_SIZE_MAX,
 };
-use crate::ownership::statx::{self, apply_patch, get_u32, key_of_statx, Patch, SX_UID};
+use crate::ownership::statx::{self, apply_patch, get_u32, key_of_statx, Patch, SX_MODE, SX_UID};
 use crate::ownership::store::{Btime, FileId, PERM_BITS, S_IFMT};
 use crate::sys::abi::{self, Call, IdWidth, StatLayout};
 use crate::sys::seccomp as sys;
+
+/// The POSIX ACL xattrs (acl(5)): stored by the kernel when it can map their ids.
+const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
+const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
+
+fn is_acl(name: &[u8]) -> bool {
+    name == ACL_ACCESS || name == ACL_DEFAULT
+}
+
+/// The permission bits an ACL in the kernel's xattr format (include/uapi/linux/posix_acl_xattr.h:
+/// a u32 version 2, then entries of u16 tag, u16 perm, u32 id) gives the file's mode: owner,
+/// mask or else group, other. None when the value is not a well-formed ACL.
+fn acl_perms(v: &[u8]) -> Option<u32> {
+    const USER_OBJ: u16 = 0x01;
+    const USER: u16 = 0x02;
+    const GROUP_OBJ: u16 = 0x04;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    const OTHER: u16 = 0x20;
+    let (head, entries) = v.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*head) != 2 || entries.is_empty() || entries.len() % 8 != 0 {
+        return None;
+    }
+    let (mut user, mut group, mut mask, mut other) = (None, None, None, None);
+    for e in entries.chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u32::from(u16::from_le_bytes([e[2], e[3]]));
+        if perm > 7 {
+            return None;
+        }
+        match tag {
+            USER_OBJ => user = Some(perm),
+            GROUP_OBJ => group = Some(perm),
+            MASK => mask = Some(perm),
+            OTHER => other = Some(perm),
+            USER | GROUP => {}
+            _ => return None,
+        }
+    }
+    Some((user? << 6) | (mask.or(group)? << 3) | other?)
+}
 
 /// A chown's uid and gid; None leaves that one unchanged.
 type Ids = (Option<u32>, Option<u32>);
@@ -258,9 +299,10 @@ impl Ctx {
     }
 
     /// security.* and trusted.* are refused to an unprivileged or namespaced caller (xattr(7));
-    /// those are recorded, the rest run natively.
+    /// those are recorded, the rest run natively. POSIX ACLs are recorded only when the kernel
+    /// refuses them (an id the namespace cannot map, KF-OVERFLOW-ID): see [`Ctx::setxattr`].
     fn recorded_namespace(name: &[u8]) -> bool {
-        name.starts_with(b"security.") || name.starts_with(b"trusted.")
+        name.starts_with(b"security.") || name.starts_with(b"trusted.") || is_acl(name)
     }
 
     fn setxattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
@@ -279,23 +321,52 @@ impl Ctx {
         if size > 0 && sys::read_remote(n.pid, a[2], &mut value) != Ok(size) {
             return Errno::EFAULT.into();
         }
-        let buf = match self.stat_for_record(n.pid, t, flags) {
-            Ok((_, buf)) => buf,
+        let (fd, buf) = match self.stat_for_record(n.pid, t, flags) {
+            Ok(found) => found,
             Err(r) => return r,
         };
         if !self.valid(n) {
             return Reply::Gone;
         }
         let (id, btime) = key_of_statx(&buf.0);
-        let mut store = lock(&self.store);
-        let exists = store.xattr(id, btime, &self.name).is_some();
+        let exists = lock(&self.store).xattr(id, btime, &self.name).is_some();
         if a[4] & XATTR_CREATE != 0 && exists {
             return Errno::EEXIST.into();
         }
-        if a[4] & XATTR_REPLACE != 0 && !exists {
+        let mut acl_mode = None;
+        if is_acl(&self.name) {
+            // The kernel stores an ACL whose ids the namespace maps; only a refusal of a
+            // well-formed one (EINVAL: an unmapped id) is recorded.
+            let Some(perms) = acl_perms(&value) else {
+                return Errno::EINVAL.into();
+            };
+            let mut name = self.name.clone();
+            name.push(0);
+            let Ok(cname) = CStr::from_bytes_with_nul(&name) else {
+                return Errno::EINVAL.into();
+            };
+            let flags = if exists { 0 } else { a[4] as i32 };
+            match sys::setxattr(&fd_path(&fd), cname, &value, flags) {
+                Ok(()) => {
+                    lock(&self.store).remove_xattr(id, btime, &self.name);
+                    return Reply::Value(0);
+                }
+                Err(Errno::EINVAL) => {}
+                Err(e) => return e.into(),
+            }
+            if self.name == ACL_ACCESS {
+                acl_mode = Some(perms);
+            }
+        } else if a[4] & XATTR_REPLACE != 0 && !exists {
             return Errno::ENODATA.into();
         }
-        store.set_xattr(id, btime, OsStr::from_bytes(&self.name), &value);
+        if let Some(perms) = acl_mode {
+            // As set_posix_acl does (posix_acl_update_mode): the permission bits become the
+            // ACL's owner, mask (or group) and other entries.
+            let disk = u32::from(u16::from_ne_bytes([buf.0[SX_MODE], buf.0[SX_MODE + 1]]));
+            let _ = sys::touch_metadata(fd.as_fd(), (disk & !0o777) | perms, false);
+        }
+        lock(&self.store).set_xattr(id, btime, OsStr::from_bytes(&self.name), &value);
         Reply::Value(0)
     }
 
@@ -421,5 +492,38 @@ impl Ctx {
             Ok(()) => Reply::Value(value.len() as i64),
             Err(r) => r,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for &(tag, perm, id) in entries {
+            v.extend_from_slice(&tag.to_le_bytes());
+            v.extend_from_slice(&perm.to_le_bytes());
+            v.extend_from_slice(&id.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn acl_mode_is_owner_mask_other() {
+        // setfacl -m u:1:r on a 0644 file: user::rw- user:1:r-- group::r-- mask::r-- other::r--
+        let v = acl(&[
+            (1, 6, u32::MAX),
+            (2, 4, 1),
+            (4, 4, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 4, u32::MAX),
+        ]);
+        assert_eq!(acl_perms(&v), Some(0o644));
+        let v = acl(&[(1, 7, 0), (4, 5, 0), (0x10, 1, 0), (0x20, 0, 0)]);
+        assert_eq!(acl_perms(&v), Some(0o710), "the mask, not the group entry");
+        assert_eq!(acl_perms(&v[..7]), None);
+        assert_eq!(acl_perms(&acl(&[(1, 7, 0), (0x40, 7, 0)])), None);
+        assert_eq!(acl_perms(b"\x01\0\0\0"), None);
     }
 }
