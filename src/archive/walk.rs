@@ -493,7 +493,9 @@ impl<W: Write> Packer<'_, W> {
 }
 
 /// The file's extended attributes (not following symlinks) merged with the recorded ones,
-/// sorted by name. ACLs (`system.*`) are not xattrs in tar's sense and are left out.
+/// sorted by name. Of `system.*`, only the POSIX ACLs are kept, as GNU tar's `--xattrs`
+/// stores them (`SCHILY.xattr.system.posix_acl_access`, the kernel's binary form): inside a
+/// session the supervisor answers for an ACL it recorded, so leaving them out would drop it.
 fn read_xattrs(at: &Path, path: &Path, record: &Record) -> Result<Xattrs, ArchiveError> {
     let mut out = Xattrs::new();
     let names = match xattr::list(at) {
@@ -504,7 +506,7 @@ fn read_xattrs(at: &Path, path: &Path, record: &Record) -> Result<Xattrs, Archiv
     };
     for n in names {
         let bytes = n.as_bytes().to_vec();
-        if bytes.starts_with(b"system.") {
+        if bytes.starts_with(b"system.") && !bytes.starts_with(b"system.posix_acl_") {
             continue;
         }
         match xattr::get(at, &n) {

@@ -1,8 +1,9 @@
 //! seccomp user notification (seccomp_unotify(2)): the filter, listener ioctls, target memory,
 //! fd passing, and the file calls the supervisor makes on the target's behalf.
 //!
-//! The BPF program is hand-built here rather than through libseccomp: it is 38 instructions,
-//! libc already has every constant and struct, it lives in a `static` (so installing it after
+//! The BPF program is hand-built here rather than through libseccomp: it is one short section
+//! per ABI of [`super::abi`]'s tables (about 90 instructions on x86_64 with i386), libc already
+//! has every constant and struct, it lives in a `static` (so installing it after
 //! fork allocates nothing, which a `pre_exec` hook in a multithreaded parent needs), and nsroot
 //! keeps building with no C library, pkg-config or `libseccomp-dev` on the machine.
 
@@ -14,6 +15,8 @@ use std::process::Command;
 
 use libc::sock_filter;
 use nix::errno::Errno;
+
+use super::abi::{Abi, SUPPORTED};
 
 /// A failed system call: its name and errno. Small and `Copy`, so a child can build one
 /// between fork and exec without allocating.
@@ -35,64 +38,27 @@ impl CallError {
     }
 }
 
-/// `AUDIT_ARCH_X86_64` from linux/audit.h (EM_X86_64 | __AUDIT_ARCH_64BIT | LE).
-pub const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 /// Syscall numbers with this bit set are the x32 ABI (arch/x86/include/uapi/asm/unistd.h).
+#[cfg(target_arch = "x86_64")]
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
-/// setxattrat(2) and getxattrat(2) (Linux 6.13), which the filter answers with ENOSYS so that
-/// programs fall back to the calls we emulate; libc 0.2 has no constants for them yet.
-pub const SYS_SETXATTRAT: u32 = 463;
-/// See [`SYS_SETXATTRAT`].
-pub const SYS_GETXATTRAT: u32 = 464;
-/// See [`SYS_SETXATTRAT`].
-pub const SYS_LISTXATTRAT: u32 = 465;
-/// See [`SYS_SETXATTRAT`].
-pub const SYS_REMOVEXATTRAT: u32 = 466;
 
-/// Calls sent to the supervisor (x86_64 numbers), the stat family first as the hottest.
-pub const NOTIFIED: [u32; 23] = [
-    libc::SYS_newfstatat as u32,
-    libc::SYS_statx as u32,
-    libc::SYS_fstat as u32,
-    libc::SYS_lstat as u32,
-    libc::SYS_stat as u32,
-    libc::SYS_getxattr as u32,
-    libc::SYS_lgetxattr as u32,
-    libc::SYS_fgetxattr as u32,
-    libc::SYS_chown as u32,
-    libc::SYS_fchown as u32,
-    libc::SYS_lchown as u32,
-    libc::SYS_fchownat as u32,
-    libc::SYS_mknod as u32,
-    libc::SYS_mknodat as u32,
-    libc::SYS_setxattr as u32,
-    libc::SYS_lsetxattr as u32,
-    libc::SYS_fsetxattr as u32,
-    libc::SYS_listxattr as u32,
-    libc::SYS_llistxattr as u32,
-    libc::SYS_flistxattr as u32,
-    libc::SYS_removexattr as u32,
-    libc::SYS_lremovexattr as u32,
-    libc::SYS_fremovexattr as u32,
-];
-/// Calls answered with ENOSYS. The xattrat calls: programs fall back to the ones we emulate.
-/// io_uring: its requests (IORING_OP_STATX, ...) run in kernel threads that no seccomp filter
-/// sees, so they would bypass the emulation (a recorded device would read back as the empty
-/// file it is on disk); programs and libraries fall back to plain system calls (liburing's
-/// users must, as io_uring is off in many containers and on kernels with
-/// `kernel.io_uring_disabled`).
-const ENOSYS_CALLS: [u32; 7] = [
-    SYS_SETXATTRAT,
-    SYS_GETXATTRAT,
-    SYS_LISTXATTRAT,
-    SYS_REMOVEXATTRAT,
-    libc::SYS_io_uring_setup as u32,
-    libc::SYS_io_uring_enter as u32,
-    libc::SYS_io_uring_register as u32,
-];
+/// Instructions of one ABI's section: load nr, [x32 test], one test per number, jump to allow.
+const fn section_len(i: usize) -> usize {
+    let t = SUPPORTED[i];
+    let x32 = if matches!(t.abi, Abi::X86_64) { 1 } else { 0 };
+    1 + x32 + t.notified.len() + t.enosys.len() + 1
+}
 
-const HEAD: usize = 5;
-const FILTER_LEN: usize = HEAD + NOTIFIED.len() + ENOSYS_CALLS.len() + 3;
+/// Load arch, one test per ABI, kill; the sections; allow, notify, ENOSYS.
+const FILTER_LEN: usize = {
+    let mut n = 1 + SUPPORTED.len() + 1 + 3;
+    let mut i = 0;
+    while i < SUPPORTED.len() {
+        n += section_len(i);
+        i += 1;
+    }
+    n
+};
 
 const fn stmt(code: u32, k: u32) -> sock_filter {
     sock_filter {
@@ -103,20 +69,24 @@ const fn stmt(code: u32, k: u32) -> sock_filter {
     }
 }
 
-const fn jump(code: u32, k: u32, jt: usize, jf: usize) -> sock_filter {
+/// A conditional jump from instruction `at` to `to` when true, to the next when false.
+const fn jump_to(code: u32, k: u32, at: usize, to: usize) -> sock_filter {
+    let off = to - (at + 1);
+    assert!(off <= u8::MAX as usize, "a filter jump is too long");
     sock_filter {
         code: code as u16,
-        jt: jt as u8,
-        jf: jf as u8,
+        jt: off as u8,
+        jf: 0,
         k,
     }
 }
 
-/// The program: wrong architecture -> kill the process (a foreign ABI would bypass every
-/// number below: fail closed, seccomp(2) "Caveats"); x32 -> ENOSYS, as on kernels built
-/// without x32; each notified call -> USER_NOTIF; setxattrat/getxattrat -> ENOSYS; else allow.
+/// The program, one section per ABI of [`SUPPORTED`] (`sys::abi`): an ABI not listed -> kill
+/// the process (a foreign ABI would bypass every number: fail closed, seccomp(2) "Caveats");
+/// x32 -> ENOSYS, as on kernels built without x32; each notified call -> USER_NOTIF; the
+/// ENOSYS calls -> ENOSYS; else allow.
 const fn build_filter() -> [sock_filter; FILTER_LEN] {
-    use libc::{BPF_ABS, BPF_JEQ, BPF_JGE, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    use libc::{BPF_ABS, BPF_JA, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     const ARCH_OFFSET: u32 = 4; // offsetof(struct seccomp_data, arch)
     const NR_OFFSET: u32 = 0; // offsetof(struct seccomp_data, nr)
     let allow = FILTER_LEN - 3;
@@ -124,28 +94,42 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
     let enosys = FILTER_LEN - 1;
     let mut p = [stmt(0, 0); FILTER_LEN];
     p[0] = stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET);
-    p[1] = jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0);
-    p[2] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS);
-    p[3] = stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET);
-    p[4] = jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, enosys - 5, 0);
-    let mut i = HEAD;
-    let mut j = 0;
-    while j < NOTIFIED.len() {
-        p[i] = jump(BPF_JMP | BPF_JEQ | BPF_K, NOTIFIED[j], notify - (i + 1), 0);
+    let kill = 1 + SUPPORTED.len();
+    p[kill] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_KILL_PROCESS);
+    let mut start = kill + 1;
+    let mut a = 0;
+    while a < SUPPORTED.len() {
+        let t = SUPPORTED[a];
+        p[1 + a] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, t.audit_arch, 1 + a, start);
+        let mut i = start;
+        p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET);
         i += 1;
-        j += 1;
-    }
-    j = 0;
-    while j < ENOSYS_CALLS.len() {
-        p[i] = jump(
-            BPF_JMP | BPF_JEQ | BPF_K,
-            ENOSYS_CALLS[j],
-            enosys - (i + 1),
-            0,
-        );
+        if matches!(t.abi, Abi::X86_64) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                p[i] = jump_to(BPF_JMP | libc::BPF_JGE | BPF_K, X32_SYSCALL_BIT, i, enosys);
+            }
+            i += 1;
+        }
+        let mut j = 0;
+        while j < t.notified.len() {
+            p[i] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, t.notified[j].0, i, notify);
+            i += 1;
+            j += 1;
+        }
+        j = 0;
+        while j < t.enosys.len() {
+            p[i] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, t.enosys[j], i, enosys);
+            i += 1;
+            j += 1;
+        }
+        p[i] = stmt(BPF_JMP | BPF_JA, (allow - (i + 1)) as u32);
         i += 1;
-        j += 1;
+        assert!(i == start + section_len(a), "section length");
+        start = i;
+        a += 1;
     }
+    assert!(start == allow, "program length");
     p[allow] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW);
     p[notify] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF);
     p[enosys] = stmt(
@@ -523,6 +507,26 @@ pub fn getxattr(path: &CStr, name: &CStr, buf: &mut [u8], follow: bool) -> Resul
     }
 }
 
+/// setxattr(2) of `value` with `flags` (XATTR_CREATE, XATTR_REPLACE); `path` is followed (a
+/// `/proc/self/fd/N` magic link reaches the object itself).
+pub fn setxattr(path: &CStr, name: &CStr, value: &[u8], flags: i32) -> Result<(), Errno> {
+    // SAFETY: path and name are NUL-terminated; value is `len` readable bytes.
+    let r = unsafe {
+        libc::setxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast::<c_void>(),
+            value.len(),
+            flags,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 /// listxattr(2) (`follow`) or llistxattr(2) into `buf`; an empty buf asks for the size.
 pub fn listxattr(path: &CStr, buf: &mut [u8], follow: bool) -> Result<usize, Errno> {
     let (p, b, len) = (
@@ -658,16 +662,85 @@ pub fn euid() -> u32 {
 mod tests {
     use super::*;
 
+    /// Runs the program on (arch, nr) as the kernel would: the opcodes build_filter emits.
+    fn run(arch: u32, nr: u32) -> u32 {
+        let mut pc = 0;
+        let mut acc = 0u32;
+        loop {
+            let ins = FILTER[pc];
+            let code = u32::from(ins.code);
+            pc += 1;
+            match code {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    acc = if ins.k == 4 { arch } else { nr };
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => {
+                    pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JA => pc += ins.k as usize,
+                c if c == libc::BPF_RET | libc::BPF_K => return ins.k,
+                c => panic!("opcode {c:#x} at {}", pc - 1),
+            }
+        }
+    }
+
+    #[test]
+    fn every_abi_table_reaches_its_answer() {
+        let errno = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
+        for t in SUPPORTED {
+            for &(nr, _) in t.notified {
+                assert_eq!(run(t.audit_arch, nr), libc::SECCOMP_RET_USER_NOTIF, "{nr}");
+            }
+            for &nr in t.enosys {
+                assert_eq!(run(t.audit_arch, nr), errno, "{nr}");
+            }
+            for nr in 0..600 {
+                if !t.notified.iter().any(|&(n, _)| n == nr) && !t.enosys.contains(&nr) {
+                    assert_eq!(run(t.audit_arch, nr), libc::SECCOMP_RET_ALLOW, "{nr}");
+                }
+            }
+        }
+        // aarch32 on arm64, or anything else: killed.
+        assert_eq!(run(0x4000_0028, 1), libc::SECCOMP_RET_KILL_PROCESS);
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert_eq!(
+                run(super::super::abi::AUDIT_ARCH_X86_64, X32_SYSCALL_BIT | 4),
+                errno
+            );
+            // i386's 4 is write: allowed; x86_64's 4 is stat: notified.
+            assert_eq!(
+                run(super::super::abi::AUDIT_ARCH_I386, 4),
+                libc::SECCOMP_RET_ALLOW
+            );
+            assert_eq!(
+                run(super::super::abi::AUDIT_ARCH_X86_64, 4),
+                libc::SECCOMP_RET_USER_NOTIF
+            );
+        }
+    }
+
     #[test]
     fn filter_jumps_stay_in_range() {
         for (i, ins) in FILTER.iter().enumerate() {
-            if u32::from(ins.code) & 0x07 == libc::BPF_JMP {
+            if u32::from(ins.code) == libc::BPF_JMP | libc::BPF_JA {
+                assert!(
+                    i + 1 + (ins.k as usize) < FILTER_LEN,
+                    "jump {i} leaves the program"
+                );
+            } else if u32::from(ins.code) & 0x07 == libc::BPF_JMP {
                 assert!(
                     i + 1 + usize::from(ins.jt.max(ins.jf)) < FILTER_LEN,
                     "jump {i} leaves the program"
                 );
             } else if u32::from(ins.code) & 0x07 == libc::BPF_RET {
-                assert!(i >= FILTER_LEN - 3 || i == 2, "return at {i}");
+                assert!(
+                    i >= FILTER_LEN - 3 || i == 1 + SUPPORTED.len(),
+                    "return at {i}"
+                );
             }
         }
         assert_eq!(

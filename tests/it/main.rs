@@ -6,6 +6,7 @@
 
 mod util;
 
+mod abi;
 mod bounded;
 mod build;
 mod deb;

@@ -14,21 +14,80 @@ use super::{
     Reply, PROBE_ANSWER, PROBE_XATTR, XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE,
     XATTR_SIZE_MAX,
 };
-use crate::ownership::statx::{apply_patch, get_u32, key_of_statx, stat_from_statx, Patch, SX_UID};
+use crate::ownership::statx::{self, apply_patch, get_u32, key_of_statx, Patch, SX_MODE, SX_UID};
 use crate::ownership::store::{Btime, FileId, PERM_BITS, S_IFMT};
+use crate::sys::abi::{self, Call, IdWidth, StatLayout};
 use crate::sys::seccomp as sys;
 
-/// Which struct a stat-family call wants.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StatKind {
-    Stat,
-    Statx,
+/// The POSIX ACL xattrs (acl(5)): stored by the kernel when it can map their ids.
+const ACL_ACCESS: &[u8] = b"system.posix_acl_access";
+const ACL_DEFAULT: &[u8] = b"system.posix_acl_default";
+
+fn is_acl(name: &[u8]) -> bool {
+    name == ACL_ACCESS || name == ACL_DEFAULT
+}
+
+/// The permission bits an ACL in the kernel's xattr format (include/uapi/linux/posix_acl_xattr.h:
+/// a u32 version 2, then entries of u16 tag, u16 perm, u32 id) gives the file's mode: owner,
+/// mask or else group, other. None when the value is not a well-formed ACL.
+fn acl_perms(v: &[u8]) -> Option<u32> {
+    const USER_OBJ: u16 = 0x01;
+    const USER: u16 = 0x02;
+    const GROUP_OBJ: u16 = 0x04;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    const OTHER: u16 = 0x20;
+    let (head, entries) = v.split_first_chunk::<4>()?;
+    if u32::from_le_bytes(*head) != 2 || entries.is_empty() || entries.len() % 8 != 0 {
+        return None;
+    }
+    let (mut user, mut group, mut mask, mut other) = (None, None, None, None);
+    for e in entries.chunks_exact(8) {
+        let tag = u16::from_le_bytes([e[0], e[1]]);
+        let perm = u32::from(u16::from_le_bytes([e[2], e[3]]));
+        if perm > 7 {
+            return None;
+        }
+        match tag {
+            USER_OBJ => user = Some(perm),
+            GROUP_OBJ => group = Some(perm),
+            MASK => mask = Some(perm),
+            OTHER => other = Some(perm),
+            USER | GROUP => {}
+            _ => return None,
+        }
+    }
+    Some((user? << 6) | (mask.or(group)? << 3) | other?)
+}
+
+/// A chown's uid and gid; None leaves that one unchanged.
+type Ids = (Option<u32>, Option<u32>);
+
+/// chown(2)'s ids as the ABI passes them: -1 (all ones in the id's width) leaves that id
+/// unchanged; a 16-bit id is widened as the kernel's low2highuid does.
+fn ids(width: IdWidth, uid: u64, gid: u64) -> Ids {
+    let id_of = |v: u64| match width {
+        IdWidth::Bits16 => (v as u16 != u16::MAX).then_some(u32::from(v as u16)),
+        IdWidth::Bits32 => (v as u32 != u32::MAX).then_some(v as u32),
+    };
+    (id_of(uid), id_of(gid))
 }
 
 impl Ctx {
+    /// Dispatches by the notification's ABI and number (`sys::abi`'s tables, which the
+    /// filter was built from). A 32-bit ABI's arguments are masked to 32 bits first.
     pub(super) fn handle(&mut self, n: &sys::Notif) -> Reply {
+        let Some((table, call)) = abi::lookup(n.data.arch, n.data.nr) else {
+            return Reply::Continue;
+        };
+        let mut n = *n;
+        if table.word_bits == 32 {
+            for v in &mut n.data.args {
+                *v &= u64::from(u32::MAX);
+            }
+        }
+        let n = &n;
         let a = n.data.args;
-        let nr = n.data.nr as i64;
         let at = |d: u64, p: u64| Target::At {
             dirfd: d as i32,
             addr: p,
@@ -37,41 +96,44 @@ impl Ctx {
             dirfd: libc::AT_FDCWD,
             addr: p,
         };
+        let fd = |d: u64| Target::Fd(d as i32);
         let nofollow = libc::AT_SYMLINK_NOFOLLOW;
-        match nr {
-            libc::SYS_stat => self.stat(n, cwd(a[0]), 0, a[1], StatKind::Stat, 0),
-            libc::SYS_lstat => self.stat(n, cwd(a[0]), nofollow, a[1], StatKind::Stat, 0),
-            libc::SYS_fstat => self.stat(n, Target::Fd(a[0] as i32), 0, a[1], StatKind::Stat, 0),
-            libc::SYS_newfstatat => {
-                self.stat(n, at(a[0], a[1]), a[3] as i32, a[2], StatKind::Stat, 0)
-            }
-            libc::SYS_statx => self.stat(
+        match call {
+            Call::Stat(l) => self.stat(n, cwd(a[0]), 0, a[1], l, 0),
+            Call::Lstat(l) => self.stat(n, cwd(a[0]), nofollow, a[1], l, 0),
+            Call::Fstat(l) => self.stat(n, fd(a[0]), 0, a[1], l, 0),
+            Call::Fstatat(l) => self.stat(n, at(a[0], a[1]), a[3] as i32, a[2], l, 0),
+            Call::Statx => self.stat(
                 n,
                 at(a[0], a[1]),
                 a[2] as i32,
                 a[4],
-                StatKind::Statx,
+                StatLayout::Statx,
                 a[3] as u32,
             ),
-            libc::SYS_chown => self.chown(n, cwd(a[0]), a[1], a[2], 0),
-            libc::SYS_lchown => self.chown(n, cwd(a[0]), a[1], a[2], nofollow),
-            libc::SYS_fchown => self.chown(n, Target::Fd(a[0] as i32), a[1], a[2], 0),
-            libc::SYS_fchownat => self.chown(n, at(a[0], a[1]), a[2], a[3], a[4] as i32),
-            libc::SYS_mknod => self.mknod(n, cwd(a[0]), a[1] as u32, a[2] as u32),
-            libc::SYS_mknodat => self.mknod(n, at(a[0], a[1]), a[2] as u32, a[3] as u32),
-            libc::SYS_setxattr => self.setxattr(n, cwd(a[0]), 0),
-            libc::SYS_lsetxattr => self.setxattr(n, cwd(a[0]), nofollow),
-            libc::SYS_fsetxattr => self.setxattr(n, Target::Fd(a[0] as i32), 0),
-            libc::SYS_getxattr => self.getxattr(n, cwd(a[0]), 0),
-            libc::SYS_lgetxattr => self.getxattr(n, cwd(a[0]), nofollow),
-            libc::SYS_fgetxattr => self.getxattr(n, Target::Fd(a[0] as i32), 0),
-            libc::SYS_listxattr => self.listxattr(n, cwd(a[0]), 0),
-            libc::SYS_llistxattr => self.listxattr(n, cwd(a[0]), nofollow),
-            libc::SYS_flistxattr => self.listxattr(n, Target::Fd(a[0] as i32), 0),
-            libc::SYS_removexattr => self.removexattr(n, cwd(a[0]), 0),
-            libc::SYS_lremovexattr => self.removexattr(n, cwd(a[0]), nofollow),
-            libc::SYS_fremovexattr => self.removexattr(n, Target::Fd(a[0] as i32), 0),
-            _ => Reply::Continue,
+            Call::Chown(w) => self.chown(n, cwd(a[0]), ids(w, a[1], a[2]), 0),
+            Call::Lchown(w) => self.chown(n, cwd(a[0]), ids(w, a[1], a[2]), nofollow),
+            Call::Fchown(w) => self.chown(n, fd(a[0]), ids(w, a[1], a[2]), 0),
+            Call::Fchownat => self.chown(
+                n,
+                at(a[0], a[1]),
+                ids(IdWidth::Bits32, a[2], a[3]),
+                a[4] as i32,
+            ),
+            Call::Mknod => self.mknod(n, cwd(a[0]), a[1] as u32, a[2] as u32),
+            Call::Mknodat => self.mknod(n, at(a[0], a[1]), a[2] as u32, a[3] as u32),
+            Call::Setxattr => self.setxattr(n, cwd(a[0]), 0),
+            Call::Lsetxattr => self.setxattr(n, cwd(a[0]), nofollow),
+            Call::Fsetxattr => self.setxattr(n, fd(a[0]), 0),
+            Call::Getxattr => self.getxattr(n, cwd(a[0]), 0),
+            Call::Lgetxattr => self.getxattr(n, cwd(a[0]), nofollow),
+            Call::Fgetxattr => self.getxattr(n, fd(a[0]), 0),
+            Call::Listxattr => self.listxattr(n, cwd(a[0]), 0),
+            Call::Llistxattr => self.listxattr(n, cwd(a[0]), nofollow),
+            Call::Flistxattr => self.listxattr(n, fd(a[0]), 0),
+            Call::Removexattr => self.removexattr(n, cwd(a[0]), 0),
+            Call::Lremovexattr => self.removexattr(n, cwd(a[0]), nofollow),
+            Call::Fremovexattr => self.removexattr(n, fd(a[0]), 0),
         }
     }
 
@@ -81,7 +143,7 @@ impl Ctx {
         t: Target,
         flags: i32,
         out: u64,
-        kind: StatKind,
+        layout: StatLayout,
         mask: u32,
     ) -> Reply {
         if lock(&self.store).is_empty() {
@@ -105,9 +167,37 @@ impl Ctx {
             return Reply::Continue;
         };
         apply_patch(&mut buf.0, patch);
-        let res = match kind {
-            StatKind::Statx => self.write_target(n, out, &buf.0),
-            StatKind::Stat => self.write_target(n, out, &stat_from_statx(&buf.0)),
+        let res = match layout {
+            StatLayout::Statx => self.write_target(n, out, &buf.0),
+            #[cfg(target_arch = "x86_64")]
+            StatLayout::X86_64 => self.write_target(n, out, &statx::stat_from_statx(&buf.0)),
+            #[cfg(target_arch = "aarch64")]
+            StatLayout::Generic64 => {
+                self.write_target(n, out, &statx::generic_stat_from_statx(&buf.0))
+            }
+            #[cfg(target_arch = "x86_64")]
+            StatLayout::I386Stat => match statx::i386_stat_from_statx(&buf.0, self.overflow) {
+                Ok(s) => self.write_target(n, out, &s),
+                Err(e) => return e.into(),
+            },
+            #[cfg(target_arch = "x86_64")]
+            StatLayout::I386Old => match statx::i386_old_stat_from_statx(&buf.0, self.overflow) {
+                Ok(s) => self.write_target(n, out, &s),
+                Err(e) => return e.into(),
+            },
+            #[cfg(target_arch = "x86_64")]
+            StatLayout::I386Stat64 => {
+                // cp_stat64 leaves the padding as the target had it: read it first.
+                let mut s = [0u8; statx::I386_STAT64_LEN];
+                if sys::read_remote(n.pid, out, &mut s) != Ok(s.len()) {
+                    return Errno::EFAULT.into();
+                }
+                statx::i386_stat64_from_statx(&buf.0, &mut s);
+                self.write_target(n, out, &s)
+            }
+            // No table of this build names the layouts of other architectures.
+            #[allow(unreachable_patterns)]
+            _ => return Reply::Continue,
         };
         match res {
             Ok(()) => Reply::Value(0),
@@ -116,7 +206,7 @@ impl Ctx {
     }
 
     /// Checks that the file exists and may be chowned here, then records the ids.
-    fn chown(&mut self, n: &sys::Notif, t: Target, uid: u64, gid: u64, flags: i32) -> Reply {
+    fn chown(&mut self, n: &sys::Notif, t: Target, ids: Ids, flags: i32) -> Reply {
         let buf = match self.stat_for_record(n.pid, t, flags) {
             Ok((_, buf)) => buf,
             Err(r) => return r,
@@ -132,10 +222,8 @@ impl Ctx {
         if !allowed {
             return Errno::EPERM.into();
         }
-        // chown(2): -1 leaves that id unchanged; the ABI passes uid_t, a 32-bit value.
-        let id_of = |v: u64| (v as u32 != u32::MAX).then_some(v as u32);
         let (id, btime) = key_of_statx(&buf.0);
-        lock(&self.store).set_owner(id, btime, id_of(uid), id_of(gid));
+        lock(&self.store).set_owner(id, btime, ids.0, ids.1);
         Reply::Value(0)
     }
 
@@ -212,9 +300,10 @@ impl Ctx {
     }
 
     /// security.* and trusted.* are refused to an unprivileged or namespaced caller (xattr(7));
-    /// those are recorded, the rest run natively.
+    /// those are recorded, the rest run natively. POSIX ACLs are recorded only when the kernel
+    /// refuses them (an id the namespace cannot map, KF-OVERFLOW-ID): see [`Ctx::setxattr`].
     fn recorded_namespace(name: &[u8]) -> bool {
-        name.starts_with(b"security.") || name.starts_with(b"trusted.")
+        name.starts_with(b"security.") || name.starts_with(b"trusted.") || is_acl(name)
     }
 
     fn setxattr(&mut self, n: &sys::Notif, t: Target, flags: i32) -> Reply {
@@ -233,23 +322,52 @@ impl Ctx {
         if size > 0 && sys::read_remote(n.pid, a[2], &mut value) != Ok(size) {
             return Errno::EFAULT.into();
         }
-        let buf = match self.stat_for_record(n.pid, t, flags) {
-            Ok((_, buf)) => buf,
+        let (fd, buf) = match self.stat_for_record(n.pid, t, flags) {
+            Ok(found) => found,
             Err(r) => return r,
         };
         if !self.valid(n) {
             return Reply::Gone;
         }
         let (id, btime) = key_of_statx(&buf.0);
-        let mut store = lock(&self.store);
-        let exists = store.xattr(id, btime, &self.name).is_some();
+        let exists = lock(&self.store).xattr(id, btime, &self.name).is_some();
         if a[4] & XATTR_CREATE != 0 && exists {
             return Errno::EEXIST.into();
         }
-        if a[4] & XATTR_REPLACE != 0 && !exists {
+        let mut acl_mode = None;
+        if is_acl(&self.name) {
+            // The kernel stores an ACL whose ids the namespace maps; only a refusal of a
+            // well-formed one (EINVAL: an unmapped id) is recorded.
+            let Some(perms) = acl_perms(&value) else {
+                return Errno::EINVAL.into();
+            };
+            let mut name = self.name.clone();
+            name.push(0);
+            let Ok(cname) = CStr::from_bytes_with_nul(&name) else {
+                return Errno::EINVAL.into();
+            };
+            let flags = if exists { 0 } else { a[4] as i32 };
+            match sys::setxattr(&fd_path(&fd), cname, &value, flags) {
+                Ok(()) => {
+                    lock(&self.store).remove_xattr(id, btime, &self.name);
+                    return Reply::Value(0);
+                }
+                Err(Errno::EINVAL) => {}
+                Err(e) => return e.into(),
+            }
+            if self.name == ACL_ACCESS {
+                acl_mode = Some(perms);
+            }
+        } else if a[4] & XATTR_REPLACE != 0 && !exists {
             return Errno::ENODATA.into();
         }
-        store.set_xattr(id, btime, OsStr::from_bytes(&self.name), &value);
+        if let Some(perms) = acl_mode {
+            // As set_posix_acl does (posix_acl_update_mode): the permission bits become the
+            // ACL's owner, mask (or group) and other entries.
+            let disk = u32::from(u16::from_ne_bytes([buf.0[SX_MODE], buf.0[SX_MODE + 1]]));
+            let _ = sys::touch_metadata(fd.as_fd(), (disk & !0o777) | perms, false);
+        }
+        lock(&self.store).set_xattr(id, btime, OsStr::from_bytes(&self.name), &value);
         Reply::Value(0)
     }
 
@@ -377,5 +495,38 @@ impl Ctx {
             Ok(()) => Reply::Value(value.len() as i64),
             Err(r) => r,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn acl(entries: &[(u16, u16, u32)]) -> Vec<u8> {
+        let mut v = 2u32.to_le_bytes().to_vec();
+        for &(tag, perm, id) in entries {
+            v.extend_from_slice(&tag.to_le_bytes());
+            v.extend_from_slice(&perm.to_le_bytes());
+            v.extend_from_slice(&id.to_le_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn acl_mode_is_owner_mask_other() {
+        // setfacl -m u:1:r on a 0644 file: user::rw- user:1:r-- group::r-- mask::r-- other::r--
+        let v = acl(&[
+            (1, 6, u32::MAX),
+            (2, 4, 1),
+            (4, 4, u32::MAX),
+            (0x10, 4, u32::MAX),
+            (0x20, 4, u32::MAX),
+        ]);
+        assert_eq!(acl_perms(&v), Some(0o644));
+        let v = acl(&[(1, 7, 0), (4, 5, 0), (0x10, 1, 0), (0x20, 0, 0)]);
+        assert_eq!(acl_perms(&v), Some(0o710), "the mask, not the group entry");
+        assert_eq!(acl_perms(&v[..7]), None);
+        assert_eq!(acl_perms(&acl(&[(1, 7, 0), (0x40, 7, 0)])), None);
+        assert_eq!(acl_perms(b"\x01\0\0\0"), None);
     }
 }

@@ -140,13 +140,22 @@ fn serve(
     // kernels refuse the flag and never wake a blocked receiver: poll first there.
     let poll_first = sys::notif_set_sync_wakeup(listener.as_fd()).is_err();
     let euid = sys::euid();
+    let overflow_id = |file: &str| {
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(65534)
+    };
+    let overflow_uid = overflow_id("/proc/sys/kernel/overflowuid");
     let mut ctx = Ctx {
         store,
         euid,
-        overflow_uid: std::fs::read_to_string("/proc/sys/kernel/overflowuid")
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(65534),
+        overflow_uid,
+        #[cfg(target_arch = "x86_64")]
+        overflow: crate::ownership::statx::OverflowIds {
+            uid: overflow_uid,
+            gid: overflow_id("/proc/sys/kernel/overflowgid"),
+        },
         path: Vec::with_capacity(PATH_MAX + 1),
         name: Vec::with_capacity(XATTR_NAME_MAX + 1),
         stats: SupervisorStats::default(),

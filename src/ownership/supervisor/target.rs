@@ -34,6 +34,9 @@ pub(super) struct Ctx {
     pub(super) store: Arc<Mutex<Store>>,
     pub(super) euid: u32,
     pub(super) overflow_uid: u32,
+    /// The overflow ids a 16-bit id field shows for a larger id (i386's old stat calls).
+    #[cfg(target_arch = "x86_64")]
+    pub(super) overflow: crate::ownership::statx::OverflowIds,
     /// The target's path, without NUL (reused: no allocation per call).
     pub(super) path: Vec<u8>,
     /// An xattr name, without NUL (reused).
