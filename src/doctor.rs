@@ -210,9 +210,10 @@ pub fn checks() -> Vec<Check> {
     });
     out.push(Check {
         name: "emulated ABIs",
-        result: Ok(
-            "x86_64; i386 and x32 programs are refused by the filter (killed, ENOSYS)".to_string(),
-        ),
+        result: Ok(format!(
+            "{}; programs of any other ABI are killed, x32 calls get ENOSYS",
+            crate::sys::abi::supported_names().join(", ")
+        )),
         required: false,
     });
     out
