@@ -35,7 +35,7 @@ use crate::sys::seccomp as sys;
 /// SYMLOOP_MAX as the kernel has it (namei.c `MAXSYMLINKS`).
 pub const MAX_LINKS: u32 = 40;
 /// PATH_MAX (limits.h), NUL included.
-const PATH_MAX: usize = 4096;
+pub const PATH_MAX: usize = 4096;
 /// The procfs root's inode number (fs/proc/root.c `PROC_ROOT_INO`).
 const PROC_ROOT_INO: u64 = 1;
 

@@ -14,23 +14,8 @@ use crate::faults::{
     build_command, marker, names, private_tmpdir, signal, wait_bounded, wait_no_processes,
     write_recipe,
 };
+use crate::isolation::home_of_test_user;
 use crate::util::{self, assert_ok, env, stderr, stdout, Scratch, Terminal};
-
-/// The test user's home directory (from the passwd database).
-fn home() -> PathBuf {
-    let o = Command::new("getent")
-        .arg("passwd")
-        .arg(env().uid.to_string())
-        .output()
-        .unwrap();
-    PathBuf::from(
-        stdout(&o)
-            .trim()
-            .split(':')
-            .nth(5)
-            .unwrap_or("/nonexistent"),
-    )
-}
 
 /// Writes recipe `dir` whose install step is `script` (a TOML literal), with `extra` TOML in
 /// `[build]`, and builds it; returns nsroot's output and the build log.
@@ -98,7 +83,7 @@ fn escape_build_supervisor_acts_only_inside_the_sandbox() {
     let s = Scratch::new();
     let (dir, file) = canary(&s);
     let before = snapshot(&dir);
-    let home = home();
+    let home = home_of_test_user();
     let mark = marker("esc");
     let home_target = home.join(&mark);
     let c = dir.display().to_string();

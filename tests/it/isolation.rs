@@ -63,7 +63,7 @@ fn assert_all_refused(o: &Output, log: &str, labels: &[&str]) {
 }
 
 /// The test user's home directory (from the passwd database).
-fn home_of_test_user() -> PathBuf {
+pub(crate) fn home_of_test_user() -> PathBuf {
     let o = Command::new("getent")
         .arg("passwd")
         .arg(env().uid.to_string())

@@ -34,8 +34,7 @@ pub const PROBE_XATTR: &str = "trusted.nsroot.session";
 /// How the probe's answer starts; the session's key (the serving nsroot's pid) follows.
 const PROBE_ANSWER: &str = "nsroot:";
 
-/// PATH_MAX (limits.h), NUL included.
-const PATH_MAX: usize = 4096;
+use super::resolve::PATH_MAX;
 /// XATTR_NAME_MAX and XATTR_SIZE_MAX (linux/limits.h).
 const XATTR_NAME_MAX: usize = 255;
 const XATTR_SIZE_MAX: usize = 65536;
