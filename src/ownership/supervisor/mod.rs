@@ -19,6 +19,7 @@ use std::thread::JoinHandle;
 
 use nix::errno::Errno;
 
+use super::resolve::PATH_MAX;
 use super::store::Store;
 use super::OwnershipError;
 use crate::sys::seccomp as sys;
@@ -29,12 +30,11 @@ mod target;
 use target::Ctx;
 
 /// The xattr name through which a supervisor answers "is this process inside a session?".
-/// Any path works; the value is `nsroot`.
+/// Any path works; the value is [`PROBE_ANSWER`] and the session's key.
 pub const PROBE_XATTR: &str = "trusted.nsroot.session";
 /// How the probe's answer starts; the session's key (the serving nsroot's pid) follows.
 const PROBE_ANSWER: &str = "nsroot:";
 
-use super::resolve::PATH_MAX;
 /// XATTR_NAME_MAX and XATTR_SIZE_MAX (linux/limits.h).
 const XATTR_NAME_MAX: usize = 255;
 const XATTR_SIZE_MAX: usize = 65536;
