@@ -17,10 +17,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::archive::{self, ArchiveError, PackOptions};
 use crate::cli::BuildArgs;
-use crate::deb::{self, DebError};
 use crate::fsutil::AtomicFile;
 use crate::ownership::{self, Lookup, Store};
-use crate::recipe::{OutputFormat, Recipe, RecipeError};
+use crate::package::deb::{self, DebError};
+use crate::package::OutputFormat;
+use crate::recipe::{Recipe, RecipeError};
 use crate::sandbox::plan::{BuildLayout, IdMap, Plan, BUILD_DESTDIR, BUILD_HOME, BUILD_SRC};
 use crate::sandbox::{self, Output, SandboxError, Spec, Step};
 use crate::sys;
@@ -150,7 +151,7 @@ pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
         output_dir: args.output_dir.clone(),
         formats: (!args.format.is_empty()).then(|| {
             let mut formats: Vec<OutputFormat> = Vec::new();
-            for f in args.format.iter().map(|f| OutputFormat::from(*f)) {
+            for f in args.format.iter().copied() {
                 if !formats.contains(&f) {
                     formats.push(f);
                 }
@@ -228,7 +229,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, Bui
         .unwrap_or_else(|| recipe.output.formats.clone());
     // Check .deb metadata before anything is built.
     if formats.contains(&OutputFormat::Deb) {
-        deb::control_file(&recipe, 0)?;
+        deb::require(&recipe.file, recipe.deb.as_ref())?;
     }
     let scratch = Scratch::create(&recipe.package.name)?;
     let result = build_in(&recipe, &formats, opts, &scratch, &guard);
@@ -444,8 +445,8 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
     let lookup: &dyn Lookup = &records;
 
     // Check the .deb metadata against the installed tree before any archive is written.
-    if formats.contains(&OutputFormat::Deb) {
-        deb::check_tree(recipe, &layout.destdir)?;
+    if let (true, Some(d)) = (formats.contains(&OutputFormat::Deb), &recipe.deb) {
+        deb::check_tree(&recipe.file, d, &layout.destdir)?;
     }
     let mut outputs = Vec::new();
     for format in formats {
@@ -466,7 +467,7 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
             }
             None => {
                 let data = dir.join("data.tar.xz");
-                let mut popts = PackOptions::new(crate::cli::Format::TarXz);
+                let mut popts = PackOptions::new(archive::Format::TarXz);
                 popts.mtime_clamp = Some(sde);
                 archive::pack(
                     &layout.destdir,
@@ -474,7 +475,15 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
                     &popts,
                     Some(lookup),
                 )?;
-                deb::write_deb(recipe, &layout.destdir, &data, "data.tar.xz", sde, &out)?;
+                deb::write_deb(
+                    &recipe.package_meta(),
+                    deb::require(&recipe.file, recipe.deb.as_ref())?,
+                    &layout.destdir,
+                    &data,
+                    "data.tar.xz",
+                    sde,
+                    &out,
+                )?;
             }
         }
         let sha = crate::fsutil::sha256_file(&out).map_err(io("read", &out))?;

@@ -1,4 +1,6 @@
 //! The command line: clap derive structs only. Their doc comments are the `--help` text.
+//! The library's own enums that the command line names (the archive and output formats) get
+//! their clap `ValueEnum` impls here, so that nothing below this module sees clap.
 //!
 //! nsroot has two shapes of command line. The fakeroot-compatible one,
 //! `nsroot [OPTIONS] [--] [COMMAND [ARGS]...]`, runs a command as root in fresh namespaces
@@ -9,7 +11,11 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::archive::Format;
+use crate::package::OutputFormat;
 
 /// The names that select a subcommand when they are the first argument.
 pub const SUBCOMMANDS: &[&str] = &[
@@ -205,39 +211,56 @@ pub struct HelpArgs {
     pub subcommand: Option<String>,
 }
 
-/// Archive formats nsroot writes and reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    /// Uncompressed tar
-    Tar,
-    /// gzip-compressed tar
-    #[value(name = "tar.gz", alias = "tgz")]
-    TarGz,
-    /// zstd-compressed tar
-    #[value(name = "tar.zst", alias = "tzst")]
-    TarZst,
-    /// xz-compressed tar
-    #[value(name = "tar.xz", alias = "txz")]
-    TarXz,
+/// The command line's names for [`Format`] (the archive formats `pack` writes); each help
+/// line is the variant's `--help` text.
+impl ValueEnum for Format {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Format::Tar, Format::TarGz, Format::TarZst, Format::TarXz]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(archive_value(*self))
+    }
 }
 
-/// Output formats of `nsroot build`: the archive formats and `deb`. (A separate enum: `deb`
-/// is not something `pack` writes.)
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum BuildFormat {
-    /// Uncompressed tar
-    Tar,
-    /// gzip-compressed tar
-    #[value(name = "tar.gz", alias = "tgz")]
-    TarGz,
-    /// zstd-compressed tar
-    #[value(name = "tar.zst", alias = "tzst")]
-    TarZst,
-    /// xz-compressed tar
-    #[value(name = "tar.xz", alias = "txz")]
-    TarXz,
-    /// Debian binary package (needs a [deb] table with a maintainer)
-    Deb,
+fn archive_value(f: Format) -> PossibleValue {
+    match f {
+        Format::Tar => PossibleValue::new("tar").help("Uncompressed tar"),
+        Format::TarGz => PossibleValue::new("tar.gz")
+            .alias("tgz")
+            .help("gzip-compressed tar"),
+        Format::TarZst => PossibleValue::new("tar.zst")
+            .alias("tzst")
+            .help("zstd-compressed tar"),
+        Format::TarXz => PossibleValue::new("tar.xz")
+            .alias("txz")
+            .help("xz-compressed tar"),
+    }
+}
+
+/// The command line's names for [`OutputFormat`] (what `build` writes): the archive formats
+/// and the packages.
+impl ValueEnum for OutputFormat {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            OutputFormat::Tar,
+            OutputFormat::TarGz,
+            OutputFormat::TarZst,
+            OutputFormat::TarXz,
+            OutputFormat::Deb,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(match self.archive_format() {
+            Some(f) => archive_value(f),
+            None => match self {
+                OutputFormat::Deb => PossibleValue::new("deb")
+                    .help("Debian binary package (needs a [deb] table with a maintainer)"),
+                other => PossibleValue::new(other.extension()),
+            },
+        })
+    }
 }
 
 /// `nsroot pack DIR -o OUT`.
@@ -339,7 +362,7 @@ pub struct BuildArgs {
 
     /// Output formats (comma-separated or repeated), replacing the recipe's list
     #[arg(long, value_enum, value_delimiter = ',')]
-    pub format: Vec<BuildFormat>,
+    pub format: Vec<OutputFormat>,
 
     /// Keep the work tree after the build and print where it is
     #[arg(long)]

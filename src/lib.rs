@@ -7,13 +7,13 @@
 pub mod archive;
 pub mod build;
 pub mod cli;
-pub mod deb;
 pub mod docs;
 pub mod doctor;
 pub mod error;
 pub mod fakeroot;
 pub mod fsutil;
 pub mod ownership;
+pub mod package;
 pub mod recipe;
 pub mod repro;
 pub mod sandbox;

@@ -7,7 +7,20 @@ use std::path::Path;
 
 use super::error::ArchiveError;
 use super::pargz::ParGzWriter;
-use crate::cli::Format;
+
+/// The archive formats nsroot writes (and reads). The command line's names for them
+/// (`tar.gz`, alias `tgz`...) are given in `cli`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// Uncompressed tar
+    Tar,
+    /// gzip-compressed tar
+    TarGz,
+    /// zstd-compressed tar
+    TarZst,
+    /// xz-compressed tar
+    TarXz,
+}
 
 /// The extensions `Format::from_path` knows, for error messages.
 const KNOWN: &str = ".tar, .tar.gz, .tgz, .tar.zst, .tzst, .tar.xz, .txz";

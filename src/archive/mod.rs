@@ -24,14 +24,14 @@ use std::path::{Path, PathBuf};
 
 pub use diff::{diff_archives, run_diff, DiffReport, Difference, Field};
 pub use error::ArchiveError;
-pub use format::{decompress, open_archive, sniff, Compression};
+pub use format::{decompress, open_archive, sniff, Compression, Format};
 pub use list::{format_time, list, mode_string};
 pub use owner::{parse_owner, Db, Names, Owner};
 pub use read::{
     read_path, ArMember, ArchiveType, EntryKind, EntryMeta, HeaderGuard, Section, Visit,
 };
 
-use crate::cli::{Format, ListArgs, PackArgs};
+use crate::cli::{ListArgs, PackArgs};
 use crate::ownership::Lookup;
 use header::TarWriter;
 use walk::Exclude;

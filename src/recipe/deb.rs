@@ -1,35 +1,14 @@
-//! The recipe's `[deb]` table: Debian control metadata, checked before anything is built.
+//! The recipe's `[deb]` table: Debian control metadata, checked before anything is built
+//! and deserialised into [`DebMeta`] (the writer's own type).
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::validate::{inside, package_name, version};
 use super::{shown, Ctx, RecipeError};
-
-/// `[deb]`: the metadata of the `.deb` output, beyond `[package]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DebMeta {
-    /// `Section:`, default `misc`.
-    pub section: String,
-    /// `Priority:`, default `optional`.
-    pub priority: String,
-    /// `Maintainer:` (`Name <email>`); required when the output includes `deb`.
-    pub maintainer: Option<String>,
-    /// The extended description (the lines after the summary), possibly multi-line.
-    pub description: Option<String>,
-    /// `Homepage:`.
-    pub homepage: Option<String>,
-    /// Relation fields in control-file order (`Pre-Depends`, `Depends`, ...), only non-empty
-    /// ones, each with its items (an item may hold alternatives, `a | b`).
-    pub relations: Vec<(&'static str, Vec<String>)>,
-    /// Absolute paths of conffiles, in the recipe's order.
-    pub conffiles: Vec<String>,
-    /// Maintainer scripts (`preinst`, `postinst`, `prerm`, `postrm`), sorted by name, with the
-    /// canonical path of the file beside the recipe.
-    pub scripts: Vec<(&'static str, PathBuf)>,
-}
+use crate::package::deb::DebMeta;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,6 +62,10 @@ const PRIORITIES: &[&str] = &["required", "important", "standard", "optional", "
 /// `[deb]` after lexical checks; scripts are resolved against the recipe directory later.
 pub(super) struct UnresolvedDeb {
     pub(super) meta: DebMeta,
+    /// The extended description, shared by every package format.
+    pub(super) description: Option<String>,
+    /// The home page, shared by every package format.
+    pub(super) homepage: Option<String>,
     scripts: Vec<(&'static str, Spanned<String>)>,
 }
 
@@ -319,21 +302,17 @@ pub(super) fn check(ctx: &Ctx, raw: RawDeb) -> Result<UnresolvedDeb, RecipeError
             section,
             priority,
             maintainer,
-            description,
-            homepage,
             relations,
             conffiles,
             scripts: Vec::new(),
         },
+        description,
+        homepage,
         scripts,
     })
 }
 
 impl UnresolvedDeb {
-    pub(super) fn has_maintainer(&self) -> bool {
-        self.meta.maintainer.is_some()
-    }
-
     /// Resolves script paths: each must be a file inside the recipe directory starting `#!`.
     pub(super) fn resolve(self, recipe_dir: &Path, ctx: &Ctx) -> Result<DebMeta, RecipeError> {
         let mut meta = self.meta;

@@ -22,10 +22,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use crate::cli::{BuildFormat, Format};
 use crate::error::InputError;
+use crate::package::deb::DebMeta;
+use crate::package::OutputFormat;
 
-pub use deb::DebMeta;
 pub use source::Compression;
 
 /// Environment variables the sandbox sets itself; a recipe's `[build] env` may not set them.
@@ -202,6 +202,10 @@ pub struct Package {
     pub summary: String,
     /// License (SPDX expression, free text).
     pub license: Option<String>,
+    /// The extended description (`[deb] description`), shared by every package format.
+    pub description: Option<String>,
+    /// The home page (`[deb] homepage`), shared by every package format.
+    pub homepage: Option<String>,
     /// A fixed SOURCE_DATE_EPOCH; when absent it comes from the sources' mtimes.
     pub source_date_epoch: Option<u64>,
 }
@@ -256,104 +260,6 @@ pub struct Output {
     pub formats: Vec<OutputFormat>,
 }
 
-/// One output format of a recipe build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OutputFormat {
-    /// `tar`
-    Tar,
-    /// `tar.gz`
-    TarGz,
-    /// `tar.zst`
-    TarZst,
-    /// `tar.xz`
-    TarXz,
-    /// `deb` (a Debian binary package)
-    Deb,
-}
-
-impl OutputFormat {
-    /// Every format with its name in recipes, which is also the output file's extension.
-    pub const ALL: [(OutputFormat, &'static str); 5] = [
-        (OutputFormat::Tar, "tar"),
-        (OutputFormat::TarGz, "tar.gz"),
-        (OutputFormat::TarZst, "tar.zst"),
-        (OutputFormat::TarXz, "tar.xz"),
-        (OutputFormat::Deb, "deb"),
-    ];
-
-    /// The name in recipes and the output file's extension (`tar.gz`, `deb`...).
-    pub fn extension(self) -> &'static str {
-        OutputFormat::ALL
-            .iter()
-            .find(|(f, _)| *f == self)
-            .map(|(_, n)| *n)
-            .unwrap_or("tar")
-    }
-
-    /// Parses a recipe format name.
-    pub fn from_name(name: &str) -> Option<OutputFormat> {
-        OutputFormat::ALL
-            .iter()
-            .find(|(_, n)| *n == name)
-            .map(|(f, _)| *f)
-    }
-
-    /// The plain archive format, or None for `deb`.
-    pub fn archive_format(self) -> Option<Format> {
-        match self {
-            OutputFormat::Tar => Some(Format::Tar),
-            OutputFormat::TarGz => Some(Format::TarGz),
-            OutputFormat::TarZst => Some(Format::TarZst),
-            OutputFormat::TarXz => Some(Format::TarXz),
-            OutputFormat::Deb => None,
-        }
-    }
-}
-
-impl From<Format> for OutputFormat {
-    fn from(f: Format) -> OutputFormat {
-        match f {
-            Format::Tar => OutputFormat::Tar,
-            Format::TarGz => OutputFormat::TarGz,
-            Format::TarZst => OutputFormat::TarZst,
-            Format::TarXz => OutputFormat::TarXz,
-        }
-    }
-}
-
-impl From<BuildFormat> for OutputFormat {
-    fn from(f: BuildFormat) -> OutputFormat {
-        match f {
-            BuildFormat::Tar => OutputFormat::Tar,
-            BuildFormat::TarGz => OutputFormat::TarGz,
-            BuildFormat::TarZst => OutputFormat::TarZst,
-            BuildFormat::TarXz => OutputFormat::TarXz,
-            BuildFormat::Deb => OutputFormat::Deb,
-        }
-    }
-}
-
-impl fmt::Display for OutputFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.extension())
-    }
-}
-
-/// The host's architecture in dpkg's names (`amd64`, `arm64`...).
-pub fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "x86" => "i386",
-        "aarch64" => "arm64",
-        "arm" => "armhf",
-        "powerpc64" if cfg!(target_endian = "little") => "ppc64el",
-        "powerpc64" => "ppc64",
-        "loongarch64" => "loong64",
-        "mips64" if cfg!(target_endian = "little") => "mips64el",
-        other => other,
-    }
-}
-
 impl Recipe {
     /// Reads, parses and validates the recipe at `path`.
     ///
@@ -401,19 +307,35 @@ impl Recipe {
     /// `<name>_<version>-<release>_<arch>`, the stem of every output file (the epoch, if any,
     /// is left out, as in Debian's file names).
     pub fn output_stem(&self) -> String {
-        let p = &self.package;
+        let m = self.package_meta();
         format!(
             "{}_{}-{}_{}",
-            p.name,
-            strip_epoch(&p.version),
-            p.release,
-            p.arch
+            m.name,
+            m.upstream_version(),
+            m.release,
+            m.arch
         )
+    }
+
+    /// What the package writers need to know of the package ([`crate::package::Meta`]).
+    pub fn package_meta(&self) -> crate::package::Meta {
+        let p = &self.package;
+        crate::package::Meta {
+            file: self.file.clone(),
+            name: p.name.clone(),
+            version: p.version.clone(),
+            release: p.release.clone(),
+            arch: p.arch.clone(),
+            summary: p.summary.clone(),
+            description: p.description.clone(),
+            homepage: p.homepage.clone(),
+            license: p.license.clone(),
+        }
     }
 
     /// The full package version: `[epoch:]version-release`.
     pub fn full_version(&self) -> String {
-        format!("{}-{}", self.package.version, self.package.release)
+        self.package_meta().full_version()
     }
 
     /// SOURCE_DATE_EPOCH for the build: the recipe's value, else the newest mtime of any
@@ -433,15 +355,6 @@ impl Recipe {
     /// Errors: [`RecipeError::Io`] when the tree cannot be read.
     pub fn source_hash(&self, source_dir: &Path) -> Result<String, RecipeError> {
         source::tree_hash(source_dir)
-    }
-}
-
-fn strip_epoch(version: &str) -> &str {
-    match version.split_once(':') {
-        Some((epoch, rest)) if !epoch.is_empty() && epoch.bytes().all(|b| b.is_ascii_digit()) => {
-            rest
-        }
-        _ => version,
     }
 }
 

@@ -1,6 +1,7 @@
 //! Unit tests for recipe parsing and validation (no files needed).
 
 use super::*;
+use crate::package::host_arch;
 
 const FILE: &str = "recipes/x/recipe.toml";
 
@@ -426,18 +427,6 @@ fn output_stem_leaves_out_the_epoch() {
 }
 
 #[test]
-fn output_format_names_round_trip() {
-    for (f, name) in OutputFormat::ALL {
-        assert_eq!(OutputFormat::from_name(name), Some(f));
-        assert_eq!(f.extension(), name);
-        if let Some(a) = f.archive_format() {
-            assert_eq!(OutputFormat::from(a), f);
-        }
-    }
-    assert_eq!(OutputFormat::Deb.archive_format(), None);
-}
-
-#[test]
 fn io_errors_exit_1_and_input_errors_exit_2() {
     let io = RecipeError::io("read", Path::new("/x"), std::io::Error::other("boom"));
     assert_eq!(
@@ -479,9 +468,10 @@ fn deb_table_parses_with_defaults() {
          replaces = [\"old\"]\ndepends = [\"libc6 (>= 2.34)\", \"aa | bb\"]\npre_depends = [\"dpkg (>= 1.19)\"]\n\
          conffiles = [\"/etc/x.conf\", \"/etc/y\"]\n"
     ));
+    assert_eq!(p.package.description.as_deref(), Some("Long.\n\nMore."));
+    assert_eq!(p.package.homepage.as_deref(), Some("https://x.org/"));
     let d = p.deb.expect("deb").meta;
     assert_eq!(d.section, "contrib/utils");
-    assert_eq!(d.description.as_deref(), Some("Long.\n\nMore."));
     // Control-file order, whatever the recipe's order.
     let fields: Vec<&str> = d.relations.iter().map(|(f, _)| *f).collect();
     assert_eq!(fields, ["Pre-Depends", "Depends", "Replaces"]);

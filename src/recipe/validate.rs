@@ -6,9 +6,10 @@ use std::path::{Component, Path};
 use toml::Spanned;
 
 use super::{
-    host_arch, shown, shown_path, Build, Ctx, Install, Output, OutputFormat, Package, Parsed,
-    RawRecipe, RecipeError, Source, UnresolvedSource, FIXED_ENV,
+    shown, shown_path, Build, Ctx, Install, Output, Package, Parsed, RawRecipe, RecipeError,
+    Source, UnresolvedSource, FIXED_ENV,
 };
+use crate::package::{host_arch, OutputFormat};
 
 /// Checks Debian's package name rules: `[a-z0-9][a-z0-9+.-]+`.
 pub(crate) fn package_name(name: &str) -> Result<(), String> {
@@ -183,6 +184,8 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
             .map_or_else(|| host_arch().to_string(), Spanned::into_inner),
         summary: p.summary.into_inner(),
         license: p.license.map(Spanned::into_inner),
+        description: None,
+        homepage: None,
         source_date_epoch: p.source_date_epoch.map(Spanned::into_inner),
     };
 
@@ -320,8 +323,13 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
     };
 
     let deb = raw.deb.map(|d| super::deb::check(ctx, d)).transpose()?;
+    let mut package = package;
+    if let Some(d) = &deb {
+        package.description = d.description.clone();
+        package.homepage = d.homepage.clone();
+    }
     if output.formats.contains(&OutputFormat::Deb)
-        && !deb.as_ref().is_some_and(|d| d.has_maintainer())
+        && crate::package::deb::with_maintainer(deb.as_ref().map(|d| &d.meta)).is_err()
     {
         return Err(match output_span {
             Some(span) => ctx.at(

@@ -453,7 +453,7 @@ fn wait_for_log_line(dir: &Path, needle: &str) {
 
 /// `<name>_1.0-1_<host arch>`, the output stem of `recipe()`'s recipes.
 fn stem(name: &str) -> String {
-    format!("{name}_1.0-1_{}", nsroot::recipe::host_arch())
+    format!("{name}_1.0-1_{}", nsroot::package::host_arch())
 }
 
 #[test]

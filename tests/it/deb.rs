@@ -5,7 +5,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use nsroot::deb::write_deb;
 use nsroot::error::{exit_code_of, EXIT_INPUT};
 use nsroot::recipe::Recipe;
 
@@ -47,6 +46,28 @@ const PRERM: &str = "#!/bin/sh\nset -e\nrm -rf \"$DPKG_ROOT/var/lib/nsroot-demo\
 const MAN: &str = ".TH NSROOT-DEMO 1\n.SH NAME\nnsroot-demo \\- print a greeting\n\
     .SH SYNOPSIS\n.B nsroot-demo\n.SH DESCRIPTION\nPrints the greeting set in\n\
     .IR /etc/nsroot-demo.conf .\n";
+
+/// The library's writer, given what a build gives it: the recipe's package metadata and its
+/// `[deb]` control data.
+fn write_deb(
+    recipe: &Recipe,
+    destdir: &Path,
+    data: &Path,
+    data_name: &str,
+    sde: u64,
+    out: &Path,
+) -> Result<(), nsroot::package::deb::DebError> {
+    let deb = nsroot::package::deb::require(&recipe.file, recipe.deb.as_ref())?;
+    nsroot::package::deb::write_deb(
+        &recipe.package_meta(),
+        deb,
+        destdir,
+        data,
+        data_name,
+        sde,
+        out,
+    )
+}
 
 struct Fixture {
     _tmp: tempfile::TempDir,
@@ -426,7 +447,10 @@ fn installed_size_counts_like_dpkg_gencontrol() {
     fs::hard_link(d.join("a/b/two"), d.join("a/b/two-again")).unwrap(); // counted once
     std::os::unix::fs::symlink("one", d.join("a/link")).unwrap(); // ceil(3/1024) = 1
                                                                   // Directories: the top one, a, a/b: 3.
-    assert_eq!(nsroot::deb::installed_size(d).unwrap(), 3 + 1 + 2 + 1);
+    assert_eq!(
+        nsroot::package::deb::installed_size(d).unwrap(),
+        3 + 1 + 2 + 1
+    );
 }
 
 /// Runs a recipe's steps by hand, as the sandbox will (sh -e -c, a fixed environment, in a
@@ -483,7 +507,7 @@ fn hello_recipe_deb_is_reproducible_and_passes_lintian() {
     assert!(recipe
         .output
         .formats
-        .contains(&nsroot::recipe::OutputFormat::Deb));
+        .contains(&nsroot::package::OutputFormat::Deb));
     let tmp = tempfile::tempdir().unwrap();
     fs::create_dir(tmp.path().join("scratch")).unwrap();
     let dest = install_by_hand(&recipe, tmp.path());
@@ -742,7 +766,7 @@ fn check_bundled(dir: &str) {
     let arch = if b.arch_all {
         "all"
     } else {
-        nsroot::recipe::host_arch()
+        nsroot::package::host_arch()
     };
     let name = format!("{}_{}_{arch}.deb", b.package, b.version);
     let build = |out: &str| {
@@ -840,14 +864,16 @@ fn deb_every_bundled_recipe_has_deb_output() {
         assert!(
             r.output
                 .formats
-                .contains(&nsroot::recipe::OutputFormat::Deb),
+                .contains(&nsroot::package::OutputFormat::Deb),
             "{dir}: no deb in [output] formats"
         );
         assert!(
             r.output.formats.len() > 1,
             "{dir}: the tar formats must stay"
         );
-        nsroot::deb::control_file(&r, 0)
+        let deb = nsroot::package::deb::require(&r.file, r.deb.as_ref())
+            .unwrap_or_else(|e| panic!("{dir}: {:#}", anyhow::Error::from(e)));
+        nsroot::package::deb::control_file(&r.package_meta(), deb, 0)
             .unwrap_or_else(|e| panic!("{dir}: {:#}", anyhow::Error::from(e)));
     }
 }
@@ -1002,7 +1028,7 @@ fn deb_conffile_missing_from_the_tree_fails_the_build_and_writes_nothing() {
         written,
         [format!(
             "conf_1.0-1_{}.build.log",
-            nsroot::recipe::host_arch()
+            nsroot::package::host_arch()
         )],
         "{err}"
     );

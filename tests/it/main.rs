@@ -19,6 +19,7 @@ mod faults;
 mod hardening;
 mod isolation;
 mod load;
+mod modules;
 mod ownership;
 mod pack;
 mod recipe;

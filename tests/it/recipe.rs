@@ -518,7 +518,7 @@ fn bundled_tarball_recipe_unpacks_its_checked_archive() {
     assert_eq!(r.source_date_epoch(&src).unwrap(), 1_700_000_000);
     assert_eq!(
         r.output_stem(),
-        format!("tinywc_1.2-1_{}", nsroot::recipe::host_arch())
+        format!("tinywc_1.2-1_{}", nsroot::package::host_arch())
     );
 }
 

@@ -1,4 +1,5 @@
-//! Debian binary packages: the control member from a recipe's `[deb]` table, and the ar file.
+//! Debian binary packages: their control data ([`DebMeta`]), the control member made from it,
+//! and the ar file.
 //!
 //! [`write_deb`] writes `debian-binary`, `control.tar.xz` and the data member (an already
 //! compressed `data.tar.*` that the archive module wrote) into an ar archive, as dpkg-deb does.
@@ -14,8 +15,46 @@ use std::path::{Path, PathBuf};
 
 use md5::{Digest, Md5};
 
+use super::Meta;
+use crate::archive::Compression;
 use crate::error::InputError;
-use crate::recipe::{Compression, Recipe};
+
+/// The control data of a `.deb` beyond [`Meta`] (a recipe's `[deb]` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DebMeta {
+    /// `Section:`, default `misc`.
+    pub section: String,
+    /// `Priority:`, default `optional`.
+    pub priority: String,
+    /// `Maintainer:` (`Name <email>`); a `.deb` needs one ([`with_maintainer`]).
+    pub maintainer: Option<String>,
+    /// Relation fields in control-file order (`Pre-Depends`, `Depends`, ...), only non-empty
+    /// ones, each with its items (an item may hold alternatives, `a | b`).
+    pub relations: Vec<(&'static str, Vec<String>)>,
+    /// Absolute paths of conffiles, in the recipe's order.
+    pub conffiles: Vec<String>,
+    /// Maintainer scripts (`preinst`, `postinst`, `prerm`, `postrm`), sorted by name, with the
+    /// path of each file.
+    pub scripts: Vec<(&'static str, PathBuf)>,
+}
+
+/// The rule that a `.deb` needs a maintainer, in one place: the recipe check (when a build
+/// is to write a `.deb`), the build (when `--format deb` asks for one) and the writer all ask
+/// it. Returns the control data, or what to add.
+pub fn with_maintainer(deb: Option<&DebMeta>) -> Result<&DebMeta, &'static str> {
+    let deb = deb.ok_or("a .deb needs a [deb] table with maintainer = \"Name <email>\"")?;
+    match deb.maintainer {
+        Some(_) => Ok(deb),
+        None => Err("a .deb needs [deb] maintainer = \"Name <email>\""),
+    }
+}
+
+/// [`with_maintainer`] as an error naming `file` (the recipe).
+///
+/// Errors: [`DebError::Invalid`] when there is no control data or no maintainer.
+pub fn require<'a>(file: &Path, deb: Option<&'a DebMeta>) -> Result<&'a DebMeta, DebError> {
+    with_maintainer(deb).map_err(|why| invalid(file, why))
+}
 
 /// The data member names dpkg accepts, with the compression each must hold.
 pub const DATA_NAMES: &[(&str, Compression)] = &[
@@ -69,16 +108,17 @@ fn invalid(file: &Path, msg: impl Into<String>) -> DebError {
     }
 }
 
-/// Writes `out` (`<stem>.deb`) from the recipe's metadata, the installed tree `destdir` and
+/// Writes `out` (`<stem>.deb`) from the package's metadata, the installed tree `destdir` and
 /// the compressed data tar `data_tar`, stored under the member name `data_name`
 /// (`data.tar.xz`, `data.tar.zst`, `data.tar.gz` or `data.tar`). Every timestamp is
 /// `source_date_epoch`. The file appears atomically (a temporary file beside `out`, renamed).
 ///
-/// Errors: [`DebError::Invalid`] when the recipe has no `[deb]` table or no maintainer, a
-/// conffile is not a regular file in `destdir`, or `data_name` is unknown or does not match
-/// the data tar's compression; [`DebError::Io`] for read and write failures.
+/// Errors: [`DebError::Invalid`] when there is no maintainer, a conffile is not a regular
+/// file in `destdir`, or `data_name` is unknown or does not match the data tar's
+/// compression; [`DebError::Io`] for read and write failures.
 pub fn write_deb(
-    recipe: &Recipe,
+    meta: &Meta,
+    deb: &DebMeta,
     destdir: &Path,
     data_tar: &Path,
     data_name: &str,
@@ -111,7 +151,7 @@ pub fn write_deb(
     let data_len = data.metadata().map_err(io_err("inspect", data_tar))?.len();
     let data = File::open(data_tar).map_err(io_err("open", data_tar))?;
 
-    let control = control_tar_xz(recipe, destdir, source_date_epoch)?;
+    let control = control_tar_xz(meta, deb, destdir, source_date_epoch)?;
 
     let dir = out
         .parent()
@@ -215,23 +255,14 @@ pub fn installed_size(destdir: &Path) -> Result<u64, DebError> {
     Ok(total)
 }
 
-/// The `control` file for `recipe` with the given Installed-Size.
+/// The `control` file with the given Installed-Size.
 ///
-/// Errors: [`DebError::Invalid`] when the recipe has no `[deb]` table or no maintainer.
-pub fn control_file(recipe: &Recipe, installed_size: u64) -> Result<String, DebError> {
-    let meta = recipe.deb.as_ref().ok_or_else(|| {
-        invalid(
-            &recipe.file,
-            "a .deb needs a [deb] table with maintainer = \"Name <email>\"",
-        )
-    })?;
-    let maintainer = meta.maintainer.as_ref().ok_or_else(|| {
-        invalid(
-            &recipe.file,
-            "a .deb needs [deb] maintainer = \"Name <email>\"",
-        )
-    })?;
-    let p = &recipe.package;
+/// Errors: [`DebError::Invalid`] when there is no maintainer.
+pub fn control_file(meta: &Meta, deb: &DebMeta, installed_size: u64) -> Result<String, DebError> {
+    let maintainer = require(&meta.file, Some(deb))?
+        .maintainer
+        .as_deref()
+        .unwrap_or_default();
     let mut c = String::new();
     let mut field = |name: &str, value: &str| {
         c.push_str(name);
@@ -239,20 +270,20 @@ pub fn control_file(recipe: &Recipe, installed_size: u64) -> Result<String, DebE
         c.push_str(value);
         c.push('\n');
     };
-    field("Package", &p.name);
-    field("Version", &recipe.full_version());
-    field("Architecture", &p.arch);
+    field("Package", &meta.name);
+    field("Version", &meta.full_version());
+    field("Architecture", &meta.arch);
     field("Maintainer", maintainer);
     field("Installed-Size", &installed_size.to_string());
-    for (name, items) in &meta.relations {
+    for (name, items) in &deb.relations {
         field(name, &items.join(", "));
     }
-    field("Section", &meta.section);
-    field("Priority", &meta.priority);
+    field("Section", &deb.section);
+    field("Priority", &deb.priority);
     if let Some(h) = &meta.homepage {
         field("Homepage", h);
     }
-    let mut description = p.summary.trim().to_string();
+    let mut description = meta.summary.trim().to_string();
     if let Some(long) = &meta.description {
         for line in long.trim_matches('\n').lines() {
             let line = line.trim_end();
@@ -267,22 +298,33 @@ pub fn control_file(recipe: &Recipe, installed_size: u64) -> Result<String, DebE
     Ok(c)
 }
 
-/// Checks the recipe's `[deb]` metadata against the installed tree `destdir`: every conffile
+/// Checks the `.deb`'s control data against the installed tree `destdir`: every conffile
 /// must be a regular file there (not a directory, a symlink or missing), reached without
 /// going through a symlink: each component is looked at with `lstat`, inside `destdir`, so a
 /// link such as `etc -> /etc` can never make a host file pass for one of the package's.
 /// `nsroot build` calls it before it writes any archive, so a bad conffile leaves no output
 /// at all.
 ///
-/// Errors: [`DebError::Invalid`] naming the recipe file and the conffile.
-pub fn check_tree(recipe: &Recipe, destdir: &Path) -> Result<(), DebError> {
-    let conffiles: &[String] = recipe.deb.as_ref().map_or(&[], |m| &m.conffiles);
-    for c in conffiles {
+/// Errors: [`DebError::Invalid`] naming `file` (the recipe) and the conffile.
+pub fn check_tree(file: &Path, deb: &DebMeta, destdir: &Path) -> Result<(), DebError> {
+    check_config_files(file, "[deb] conffiles", &deb.conffiles, destdir)
+}
+
+/// Checks that every one of `paths` (config files, as installed) is a regular file in
+/// `destdir`, reached through directories only: the rule of [`check_tree`], which the RPM and
+/// pacman writers apply to their config files too. `what` names the list in messages
+/// (`[deb] conffiles`).
+///
+/// Errors: [`DebError::Invalid`] naming `file` and the path.
+pub fn check_config_files(
+    file: &Path,
+    what: &str,
+    paths: &[String],
+    destdir: &Path,
+) -> Result<(), DebError> {
+    for c in paths {
         if let Err(why) = conffile_in_tree(destdir, c) {
-            return Err(invalid(
-                &recipe.file,
-                format!("[deb] conffiles: {c:?} {why}"),
-            ));
+            return Err(invalid(file, format!("{what}: {c:?} {why}")));
         }
     }
     Ok(())
@@ -351,15 +393,19 @@ fn md5sums(destdir: &Path, conffiles: &[String]) -> Result<String, DebError> {
 
 /// control.tar.xz: `./`, then control, md5sums, conffiles and the maintainer scripts, sorted,
 /// root-owned, with mtime `mtime`.
-fn control_tar_xz(recipe: &Recipe, destdir: &Path, mtime: u64) -> Result<Vec<u8>, DebError> {
-    let meta = recipe.deb.as_ref();
-    let conffiles: &[String] = meta.map_or(&[], |m| &m.conffiles);
-    check_tree(recipe, destdir)?;
+fn control_tar_xz(
+    meta: &Meta,
+    deb: &DebMeta,
+    destdir: &Path,
+    mtime: u64,
+) -> Result<Vec<u8>, DebError> {
+    let conffiles: &[String] = &deb.conffiles;
+    check_tree(&meta.file, deb, destdir)?;
     let mut files: Vec<(String, u32, Vec<u8>)> = Vec::new();
     files.push((
         "control".into(),
         0o644,
-        control_file(recipe, installed_size(destdir)?)?.into_bytes(),
+        control_file(meta, deb, installed_size(destdir)?)?.into_bytes(),
     ));
     let sums = md5sums(destdir, conffiles)?;
     if !sums.is_empty() {
@@ -372,13 +418,13 @@ fn control_tar_xz(recipe: &Recipe, destdir: &Path, mtime: u64) -> Result<Vec<u8>
             (conffiles.join("\n") + "\n").into_bytes(),
         ));
     }
-    for (name, path) in meta.map_or(&[][..], |m| &m.scripts[..]) {
+    for (name, path) in &deb.scripts {
         let bytes = fs::read(path).map_err(io_err("read", path))?;
         files.push(((*name).into(), 0o755, bytes));
     }
     files.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let tar_err = io_err("build control.tar for", &recipe.file);
+    let tar_err = io_err("build control.tar for", &meta.file);
     let mut tar = tar::Builder::new(Vec::new());
     tar.append(
         &header("./", tar::EntryType::Directory, 0o755, 0, mtime),
@@ -394,16 +440,16 @@ fn control_tar_xz(recipe: &Recipe, destdir: &Path, mtime: u64) -> Result<Vec<u8>
             mtime,
         );
         tar.append(&h, bytes.as_slice())
-            .map_err(io_err("build control.tar for", &recipe.file))?;
+            .map_err(io_err("build control.tar for", &meta.file))?;
     }
     let raw = tar
         .into_inner()
-        .map_err(io_err("build control.tar for", &recipe.file))?;
+        .map_err(io_err("build control.tar for", &meta.file))?;
     let mut xz = liblzma::write::XzEncoder::new(Vec::new(), CONTROL_XZ_LEVEL);
     xz.write_all(&raw)
-        .map_err(io_err("compress control.tar for", &recipe.file))?;
+        .map_err(io_err("compress control.tar for", &meta.file))?;
     xz.finish()
-        .map_err(io_err("compress control.tar for", &recipe.file))
+        .map_err(io_err("compress control.tar for", &meta.file))
 }
 
 /// A GNU tar header with every field set explicitly; `name` keeps its `./` as dpkg-deb's do.
