@@ -16,13 +16,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use crate::archive::{self, ArchiveError, PackOptions};
-use crate::cli::BuildArgs;
 use crate::fsutil::AtomicFile;
 use crate::ownership::{self, Lookup, Store};
 use crate::package::deb::{self, DebError};
 use crate::package::OutputFormat;
 use crate::recipe::{Recipe, RecipeError};
-use crate::sandbox::plan::{BuildLayout, IdMap, Plan, BUILD_DESTDIR, BUILD_HOME, BUILD_SRC};
+use crate::sandbox::plan::{BuildLayout, IdMap, Plan, BUILD_DESTDIR, BUILD_HOME};
 use crate::sandbox::{self, Output, SandboxError, Spec, Step};
 use crate::sys;
 use crate::sys::archive::InterruptGuard;
@@ -31,12 +30,6 @@ use crate::sys::archive::InterruptGuard;
 pub const BUILD_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 /// Prefix of scratch directories (under $TMPDIR or /tmp).
 const SCRATCH_PREFIX: &str = "nsroot-build-";
-/// `nsroot repro` sets this in a build's environment to shift the sandbox's CLOCK_MONOTONIC
-/// and CLOCK_BOOTTIME by that many seconds ([`BuildOptions::clock_offset_secs`]).
-pub const CLOCK_OFFSET_VAR: &str = "NSROOT_REPRO_CLOCK_OFFSET";
-/// Set by `nsroot repro` for the runs that build at another path than [`BUILD_SRC`]: an
-/// absolute path under /build/ (not /build/destdir or /build/home), where the sources appear.
-pub const BUILD_DIR_VAR: &str = "NSROOT_REPRO_BUILD_DIR";
 /// How many log lines a failed step shows.
 const TAIL_LINES: usize = 25;
 
@@ -125,10 +118,10 @@ pub struct BuildOptions {
     /// Print the plan and each step.
     pub verbose: bool,
     /// Shift the sandbox's monotonic and boot-time clocks by this many seconds (a time
-    /// namespace); only `nsroot repro` asks, through [`CLOCK_OFFSET_VAR`].
+    /// namespace); `nsroot repro` asks, with `--repro-clock-offset`.
     pub clock_offset_secs: Option<i64>,
     /// Where the sources appear inside the sandbox and the steps run: [`BUILD_SRC`], or another
-    /// path under /build/ when `nsroot repro` varies it, through [`BUILD_DIR_VAR`].
+    /// path that [`src_dir`] accepts when `nsroot repro` varies it (`--repro-src-dir`).
     pub src_dir: PathBuf,
 }
 
@@ -143,67 +136,6 @@ pub struct BuildResult {
     pub manifest: PathBuf,
     /// The scratch directory, when kept.
     pub kept: Option<PathBuf>,
-}
-
-/// `nsroot build`: returns the process exit status.
-pub fn run_build(args: &BuildArgs) -> anyhow::Result<i32> {
-    let opts = BuildOptions {
-        output_dir: args.output_dir.clone(),
-        formats: (!args.format.is_empty()).then(|| {
-            let mut formats: Vec<OutputFormat> = Vec::new();
-            for f in args.format.iter().copied() {
-                if !formats.contains(&f) {
-                    formats.push(f);
-                }
-            }
-            formats
-        }),
-        keep: args.keep,
-        shell_on_failure: args.shell_on_failure,
-        host_network: args.net,
-        jobs: args.jobs.unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(1)
-        }),
-        tmpfs_size: args.tmpfs_size,
-        verbose: args.verbose,
-        clock_offset_secs: match std::env::var(CLOCK_OFFSET_VAR) {
-            Ok(v) => Some(v.parse().map_err(|_| {
-                crate::error::InputError::new(format!(
-                    "{CLOCK_OFFSET_VAR}={v:?}: not a number of seconds"
-                ))
-            })?),
-            Err(_) => None,
-        },
-        src_dir: match std::env::var_os(BUILD_DIR_VAR) {
-            Some(v) => build_dir_from_env(&v)?,
-            None => BUILD_SRC.into(),
-        },
-    };
-    let result = match build(&args.recipe, &opts) {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(signal) = e.interrupted_by() {
-                // Everything is cleaned up: now die by the signal, as the shell expects.
-                crate::sys::archive::die_by_signal(signal);
-                return Err(BuildError::Interrupted { signal }.into());
-            }
-            return Err(e.into());
-        }
-    };
-    for (path, sha) in &result.outputs {
-        println!("{}  {}", sha, path.display());
-    }
-    eprintln!(
-        "nsroot: log {}, manifest {}",
-        result.log.display(),
-        result.manifest.display()
-    );
-    if let Some(dir) = &result.kept {
-        eprintln!("nsroot: work tree kept at {}", dir.display());
-    }
-    Ok(0)
 }
 
 /// Builds the recipe at `recipe_path`.
@@ -507,6 +439,11 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
                 sha256: sha.clone(),
             })
             .collect(),
+
+        clock_offset_secs: opts
+            .clock_offset_secs
+            .filter(|_| outcome.clocks_refused.is_none()),
+        clocks_refused: outcome.clocks_refused.clone(),
     };
     check()?;
     let mut text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
@@ -572,21 +509,51 @@ impl BuildLog {
     }
 }
 
-/// The manifest written beside the outputs.
-#[derive(Debug, serde::Serialize)]
-struct Manifest {
-    recipe: String,
-    recipe_sha256: String,
-    source_sha256: String,
-    source_date_epoch: u64,
-    nsroot_version: String,
-    outputs: Vec<ManifestOutput>,
+/// The manifest written beside the outputs (`<stem>.manifest.json`): what went in, what came
+/// out, and the facts of the run a collector (or `nsroot repro`) needs.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Manifest {
+    /// The recipe file, as given.
+    pub recipe: String,
+    /// sha256 of the recipe file.
+    pub recipe_sha256: String,
+    /// sha256 over the sources as materialized.
+    pub source_sha256: String,
+    /// The SOURCE_DATE_EPOCH every output's times are clamped to.
+    pub source_date_epoch: u64,
+    /// The nsroot that built.
+    pub nsroot_version: String,
+    /// Each output file (name in the output directory) with its sha256.
+    pub outputs: Vec<ManifestOutput>,
+    /// How far the sandbox's monotonic and boot-time clocks were shifted, when they were.
+    #[serde(default)]
+    pub clock_offset_secs: Option<i64>,
+    /// Why the kernel refused a clock shift that was asked for, when it did.
+    #[serde(default)]
+    pub clocks_refused: Option<String>,
 }
 
-#[derive(Debug, serde::Serialize)]
-struct ManifestOutput {
-    file: String,
-    sha256: String,
+/// One output of a build, in the manifest.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ManifestOutput {
+    /// The file name in the output directory.
+    pub file: String,
+    /// Its sha256, in hex.
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// Reads a manifest that `nsroot build` wrote.
+    ///
+    /// Errors: the file cannot be read or is not a manifest.
+    pub fn read(path: &Path) -> Result<Manifest, BuildError> {
+        // Bounded: a manifest is a few hundred bytes per output.
+        let mut text = Vec::new();
+        File::open(path)
+            .and_then(|f| f.take(16 << 20).read_to_end(&mut text))
+            .map_err(io("read", path))?;
+        serde_json::from_slice(&text).map_err(|e| io("parse", path)(std::io::Error::other(e)))
+    }
 }
 
 /// The recipe's steps, in order, each `sh -e -c STEP`.
@@ -615,14 +582,14 @@ fn recipe_command(step: &Step) -> String {
         .unwrap_or_default()
 }
 
-/// The build path [`BUILD_DIR_VAR`] asks for: absolute, normal components only, below /build/
-/// and clear of the directories the sandbox puts there itself.
+/// `path` as a build path other than [`BUILD_SRC`]: absolute, normal components only, below
+/// /build/ and clear of the directories the sandbox puts there itself.
 ///
-/// Errors: an [`InputError`](crate::error::InputError) naming the variable and the value.
-fn build_dir_from_env(v: &std::ffi::OsStr) -> Result<PathBuf, crate::error::InputError> {
+/// Errors: an [`InputError`](crate::error::InputError) naming the value.
+pub fn src_dir(path: &Path) -> Result<PathBuf, crate::error::InputError> {
     use std::path::Component;
     // Collected from its components: `/build/./src` is `/build/src`.
-    let p: PathBuf = Path::new(v).components().collect();
+    let p: PathBuf = path.components().collect();
     let normal = p.is_absolute()
         && p.components()
             .skip(1)
@@ -632,8 +599,9 @@ fn build_dir_from_env(v: &std::ffi::OsStr) -> Result<PathBuf, crate::error::Inpu
         .any(|t| p.starts_with(t) || Path::new(t).starts_with(&p));
     if !normal || !p.starts_with("/build") || p.components().count() < 3 || taken {
         return Err(crate::error::InputError::new(format!(
-            "{BUILD_DIR_VAR}={v:?}: not a directory below /build/ (other than {BUILD_DESTDIR} \
-             and {BUILD_HOME})"
+            "build path {}: not a directory below /build/ (other than {BUILD_DESTDIR} and \
+             {BUILD_HOME})",
+            crate::recipe::shown_path(path)
         )));
     }
     Ok(p)
@@ -808,11 +776,7 @@ mod tests {
             ("/build/run2/src", "/build/run2/src"),
             ("/build/./src/", "/build/src"),
         ] {
-            assert_eq!(
-                build_dir_from_env(ok.as_ref()).unwrap(),
-                PathBuf::from(is),
-                "{ok}"
-            );
+            assert_eq!(src_dir(ok.as_ref()).unwrap(), PathBuf::from(is), "{ok}");
         }
         for bad in [
             "build/src",
@@ -825,8 +789,8 @@ mod tests {
             "/tmp/src",
             "",
         ] {
-            let e = build_dir_from_env(bad.as_ref()).unwrap_err().to_string();
-            assert!(e.contains(BUILD_DIR_VAR), "{bad}: {e}");
+            let e = src_dir(bad.as_ref()).unwrap_err().to_string();
+            assert!(e.contains("not a directory below /build/"), "{bad}: {e}");
         }
     }
 }

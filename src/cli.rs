@@ -388,11 +388,28 @@ pub struct BuildArgs {
     /// Print the sandbox plan and each step before running it
     #[arg(short = 'v', long)]
     pub verbose: bool,
+
+    /// (for `nsroot repro`) shift the sandbox's monotonic and boot-time clocks by SECS
+    #[arg(
+        long = "repro-clock-offset",
+        value_name = "SECS",
+        hide = true,
+        allow_negative_numbers = true
+    )]
+    pub repro_clock_offset: Option<i64>,
+
+    /// (for `nsroot repro`) build the sources at DIR, below /build/, instead of /build/src
+    #[arg(long = "repro-src-dir", value_name = "DIR", hide = true)]
+    pub repro_src_dir: Option<PathBuf>,
 }
 
 /// `nsroot doctor`.
 #[derive(Debug, Clone, Args)]
-pub struct DoctorArgs {}
+pub struct DoctorArgs {
+    /// Print the checks as JSON (name, ok, required, detail or fix)
+    #[arg(long)]
+    pub json: bool,
+}
 
 /// `nsroot repro RECIPE`.
 #[derive(Debug, Clone, Args)]

@@ -19,35 +19,6 @@ pub struct Check {
     pub required: bool,
 }
 
-/// Runs every check and prints the report; returns 0 when every required feature works.
-pub fn run_doctor() -> anyhow::Result<i32> {
-    let checks = checks();
-    for c in &checks {
-        match &c.result {
-            Ok(detail) => println!("ok       {}{}", c.name, suffix(detail)),
-            Err(fix) if c.required => println!("MISSING  {}: {fix}", c.name),
-            Err(fix) => println!("optional {}: {fix}", c.name),
-        }
-    }
-    let broken = checks
-        .iter()
-        .filter(|c| c.required && c.result.is_err())
-        .count();
-    if broken > 0 {
-        println!("{broken} required feature(s) missing: nsroot cannot run here until fixed");
-        return Ok(1);
-    }
-    Ok(0)
-}
-
-fn suffix(detail: &str) -> String {
-    if detail.is_empty() {
-        String::new()
-    } else {
-        format!(" ({detail})")
-    }
-}
-
 /// All checks, in the order they are printed.
 pub fn checks() -> Vec<Check> {
     let (uid, gid) = sys::ids();

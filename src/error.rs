@@ -1,7 +1,7 @@
 //! Exit statuses and the error marker for bad user input.
 //!
-//! Library modules return `thiserror` enums whose messages name the call and the path. `main`
-//! maps the error chain to an exit status with [`exit_code_of`]: usage and input errors (a bad
+//! Library modules return `thiserror` enums whose messages name the call and the path. The
+//! command layer maps the error chain to an exit status with [`exit_code_of`]: usage and input errors (a bad
 //! recipe, option, state file or archive) exit 2, everything else 1.
 
 /// Exit status for usage and input errors.
@@ -44,12 +44,15 @@ pub fn causes(err: &dyn std::error::Error) -> String {
 }
 
 /// The exit status for an error chain: [`EXIT_INPUT`] when any link is an [`InputError`].
-pub fn exit_code_of(err: &anyhow::Error) -> i32 {
-    if err.downcast_ref::<InputError>().is_some() || err.chain().any(|c| c.is::<InputError>()) {
-        EXIT_INPUT
-    } else {
-        EXIT_FAILURE
+pub fn exit_code_of(err: &(dyn std::error::Error + 'static)) -> i32 {
+    let mut link = Some(err);
+    while let Some(e) = link {
+        if e.is::<InputError>() {
+            return EXIT_INPUT;
+        }
+        link = e.source();
     }
+    EXIT_FAILURE
 }
 
 #[cfg(test)]

@@ -26,14 +26,46 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::archive::{diff_archives, DiffReport};
-use crate::build::{BUILD_DIR_VAR, CLOCK_OFFSET_VAR};
-use crate::cli::ReproArgs;
-use crate::error::{exit_code_of, InputError, EXIT_INPUT};
+use crate::archive::{diff_archives, ArchiveError, DiffReport};
+use crate::build::Manifest;
+use crate::error::{InputError, EXIT_INPUT};
 use crate::fsutil::EntryOrder;
 use crate::recipe::Recipe;
 use crate::sandbox::plan::BUILD_SRC;
-use crate::sandbox::CLOCKS_NOT_SHIFTED;
+
+/// Errors of `nsroot repro`.
+#[derive(Debug, thiserror::Error)]
+pub enum ReproError {
+    /// A build rejected its input (the build exited 2), or the recipe made no output.
+    #[error("{0}")]
+    Input(#[source] InputError),
+    /// A build failed: run `run` of `runs`, with what the build said.
+    #[error("run {run} of {runs}: the build failed: {message}")]
+    BuildFailed {
+        run: usize,
+        runs: usize,
+        message: String,
+    },
+    /// A file operation failed.
+    #[error("{action} {}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Two outputs could not be compared.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ReproError + 'a {
+    move |source| ReproError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
 
 /// What differs between runs.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +104,8 @@ pub struct ReproReport {
     pub extra_outputs: Vec<(String, usize)>,
     /// Conditions nsroot did not vary.
     pub not_varied: Vec<String>,
+    /// Why the kernel refused to shift the builds' clocks, when it did.
+    pub clocks_refused: Option<String>,
 }
 
 /// `nsroot repro` exits with this when the runs differ.
@@ -80,86 +114,15 @@ pub const EXIT_NOT_REPRODUCIBLE: i32 = 1;
 /// on bad input, which is [`EXIT_INPUT`]) or an output could not be read.
 pub const EXIT_NO_COMPARISON: i32 = 3;
 
-/// `nsroot repro`: 0 when reproducible, [`EXIT_NOT_REPRODUCIBLE`] when not, and
-/// [`EXIT_NO_COMPARISON`] (after printing why) when a build fails or an output cannot be read.
-///
-/// Errors: input errors only (exit 2): a recipe that does not load, a source a build rejects
-/// (sha256 mismatch), an `-o` directory that is not empty.
-pub fn run_repro(args: &ReproArgs) -> anyhow::Result<i32> {
-    let recipe = Recipe::load(&args.recipe)?;
-    let base = match &args.output_dir {
-        Some(d) => Work::Kept(output_dir(d)?),
-        None => Work::Temp(tempfile::Builder::new().prefix("nsroot-repro-").tempdir()?),
-    };
-    let report = match repro(&recipe, args.runs as usize, base.path()) {
-        Ok(r) => r,
-        Err(e) if exit_code_of(&e) == EXIT_INPUT => return Err(e),
-        Err(e) => {
-            // Keep the runs, so the log the message points to is still there.
-            let kept = match base {
-                Work::Temp(t) => format!("\n(the runs are kept in {})", t.keep().display()),
-                Work::Kept(_) => String::new(),
-            };
-            eprintln!("nsroot: {e:#}{kept}");
-            return Ok(EXIT_NO_COMPARISON);
-        }
-    };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_report(&report);
-    }
-    Ok(if report.reproducible {
-        0
-    } else {
-        EXIT_NOT_REPRODUCIBLE
-    })
-}
-
-/// The `-o` directory, absolute (the builds run elsewhere): created when missing, used when
-/// empty, refused (an input error) when it holds anything, so no run mixes with older ones.
-fn output_dir(d: &Path) -> anyhow::Result<PathBuf> {
-    let bad = |why: String| InputError::new(format!("-o {}: {why}", d.display()));
-    let abs = std::path::absolute(d).map_err(|e| bad(e.to_string()))?;
-    match std::fs::read_dir(&abs) {
-        Ok(mut entries) => {
-            if entries.next().is_some() {
-                return Err(bad(
-                    "the directory is not empty; give a new or empty directory for the runs".into(),
-                )
-                .into());
-            }
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(&abs).map_err(|e| bad(format!("cannot create it: {e}")))?;
-        }
-        Err(e) => return Err(bad(e.to_string()).into()),
-    }
-    Ok(abs)
-}
-
-enum Work {
-    Kept(PathBuf),
-    Temp(tempfile::TempDir),
-}
-
-impl Work {
-    fn path(&self) -> &Path {
-        match self {
-            Work::Kept(p) => p,
-            Work::Temp(t) => t.path(),
-        }
-    }
-}
-
 /// Runs `runs` builds of `recipe` under `work` and compares their outputs.
 ///
 /// Errors: a build that fails, as "run N of M: the build failed: " and the build's own
-/// message (an [`InputError`] when the build exited 2, for bad input); an unreadable output.
-pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproReport> {
-    let exe = std::env::current_exe()?;
+/// message ([`ReproError::Input`] when the build exited 2, for bad input); an unreadable
+/// output.
+pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> Result<ReproReport, ReproError> {
+    let exe = std::env::current_exe().map_err(io("locate", Path::new("/proc/self/exe")))?;
     // Each build runs in its own directory: every path it is given must be absolute.
-    let work = &std::path::absolute(work)?;
+    let work = &std::path::absolute(work).map_err(io("resolve", work))?;
     let rel_recipe = recipe
         .path
         .strip_prefix(&recipe.recipe_dir)
@@ -195,7 +158,7 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
             EntryOrder::Descending
         };
         crate::fsutil::copy_tree_in_order(&recipe.recipe_dir, &place, entry_order)
-            .map_err(|e| anyhow::anyhow!("copy the recipe directory: {e}"))?;
+            .map_err(io("copy the recipe directory to", &place))?;
         let env: Vec<(String, String)> = if i % 2 == 0 {
             vec![
                 ("TZ".into(), "UTC".into()),
@@ -237,41 +200,37 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
             .arg(&out)
             .arg("-j")
             .arg(jobs.to_string())
+            .arg(format!("--repro-clock-offset={clock_offset}"))
+            .arg("--repro-src-dir")
+            .arg(&build_dir)
             .current_dir(&place)
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env(CLOCK_OFFSET_VAR, clock_offset.to_string())
-            .env(BUILD_DIR_VAR, &build_dir);
+            .envs(env.iter().map(|(k, v)| (k, v)));
         crate::sys::set_umask_in_child(&mut cmd, umask);
-        let o = cmd.output().map_err(|e| {
-            anyhow::anyhow!(
-                "run {} of {runs}: cannot start {}: {e}",
-                i + 1,
-                exe.display()
-            )
-        })?;
+        let o = cmd.output().map_err(io("run", &exe))?;
         last_end = Some(Instant::now());
         if !o.status.success() {
-            let msg = format!(
-                "run {} of {runs}: the build failed: {}",
-                i + 1,
-                build_error(&o)
-            );
+            let message = build_error(&o);
             // The build exits 2 for bad input (a recipe or source it rejects): so does repro.
             return Err(if o.status.code() == Some(EXIT_INPUT) {
-                InputError::new(msg).into()
+                ReproError::Input(InputError::new(format!(
+                    "run {} of {runs}: the build failed: {message}",
+                    i + 1
+                )))
             } else {
-                anyhow::anyhow!(msg)
+                ReproError::BuildFailed {
+                    run: i + 1,
+                    runs,
+                    message,
+                }
             });
         }
-        let refused = String::from_utf8_lossy(&o.stderr)
-            .lines()
-            .find(|l| l.contains(CLOCKS_NOT_SHIFTED))
-            .map(|l| l.trim_start_matches("nsroot: warning: ").to_string());
-        if let Some(why) = &refused {
-            if clocks_refused.is_none() {
-                eprintln!("nsroot: warning: {why}");
-                clocks_refused = Some(why.clone());
-            }
+        // What the build could not vary, it says in its manifest.
+        let manifest = Manifest::read(&out.join(format!("{}.manifest.json", recipe.output_stem())))
+            .map_err(|e| {
+                io("read the manifest of", &out)(std::io::Error::other(crate::error::chain(&e)))
+            })?;
+        if let Some(why) = &manifest.clocks_refused {
+            clocks_refused.get_or_insert_with(|| why.clone());
         }
         variations.push(Variation {
             recipe_dir: place,
@@ -279,7 +238,7 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
             env,
             umask,
             jobs,
-            clock_offset_secs: refused.is_none().then_some(clock_offset),
+            clock_offset_secs: manifest.clock_offset_secs,
             entry_order,
         });
         outs.push(out);
@@ -287,11 +246,10 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
 
     let c = compare_outputs(&recipe.output_stem(), &outs)?;
     if c.outputs.is_empty() && c.extra_outputs.is_empty() {
-        return Err(InputError::new(format!(
+        return Err(ReproError::Input(InputError::new(format!(
             "{}: the recipe produced no output",
             recipe.file.display()
-        ))
-        .into());
+        ))));
     }
     Ok(ReproReport {
         reproducible: c.differences.is_empty()
@@ -302,7 +260,8 @@ pub fn repro(recipe: &Recipe, runs: usize, work: &Path) -> anyhow::Result<ReproR
         differences: c.differences,
         missing_outputs: c.missing_outputs,
         extra_outputs: c.extra_outputs,
-        not_varied: not_varied(work, clocks_refused),
+        not_varied: not_varied(work, clocks_refused.clone()),
+        clocks_refused,
     })
 }
 
@@ -407,12 +366,11 @@ struct Comparison {
 }
 
 /// The archives (names starting with `stem`, not the log or manifest) in `dir`, sorted.
-fn output_names(dir: &Path, stem: &str) -> anyhow::Result<BTreeSet<String>> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("read {}: {e}", dir.display()))?;
+fn output_names(dir: &Path, stem: &str) -> Result<BTreeSet<String>, ReproError> {
+    let entries = std::fs::read_dir(dir).map_err(io("read", dir))?;
     let mut names = BTreeSet::new();
     for e in entries {
-        let e = e.map_err(|e| anyhow::anyhow!("read {}: {e}", dir.display()))?;
+        let e = e.map_err(io("read", dir))?;
         let n = e.file_name().to_string_lossy().into_owned();
         if n.starts_with(stem) && !n.ends_with(".build.log") && !n.ends_with(".manifest.json") {
             names.insert(n);
@@ -423,11 +381,11 @@ fn output_names(dir: &Path, stem: &str) -> anyhow::Result<BTreeSet<String>> {
 
 /// Compares the outputs in each of `outs` (one directory a run) with run 1's: the set of
 /// outputs, then the bytes of each, with a `diff` report for those that differ.
-fn compare_outputs(stem: &str, outs: &[PathBuf]) -> anyhow::Result<Comparison> {
+fn compare_outputs(stem: &str, outs: &[PathBuf]) -> Result<Comparison, ReproError> {
     let sets = outs
         .iter()
         .map(|d| output_names(d, stem))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+        .collect::<Result<Vec<_>, _>>()?;
     let mut c = Comparison::default();
     let Some(first) = sets.first() else {
         return Ok(c);
@@ -456,52 +414,8 @@ fn compare_outputs(stem: &str, outs: &[PathBuf]) -> anyhow::Result<Comparison> {
     Ok(c)
 }
 
-fn sha256(path: &Path) -> anyhow::Result<String> {
-    crate::fsutil::sha256_file(path).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))
-}
-
-fn print_report(r: &ReproReport) {
-    for (i, v) in r.runs.iter().enumerate() {
-        let env: Vec<String> = v.env.iter().map(|(k, val)| format!("{k}={val}")).collect();
-        let clocks = match v.clock_offset_secs {
-            Some(s) => format!("clocks {s:+} s"),
-            None => "clocks not shifted".into(),
-        };
-        let order = match v.entry_order {
-            EntryOrder::AsListed => "as listed",
-            EntryOrder::Ascending => "ascending",
-            EntryOrder::Descending => "descending",
-        };
-        println!(
-            "run {}: {} (built in {}, umask {:03o}, -j {}, {clocks}, entries copied {order}, \
-             env {})",
-            i + 1,
-            v.recipe_dir.display(),
-            v.build_dir.display(),
-            v.umask,
-            v.jobs,
-            env.join(" ")
-        );
-    }
-    if r.reproducible {
-        println!("REPRODUCIBLE");
-        for (name, sha) in &r.outputs {
-            println!("{sha}  {name}");
-        }
-    } else {
-        println!("NOT REPRODUCIBLE");
-        for (name, run) in &r.missing_outputs {
-            println!("{name}: made by run 1, missing from run {run}");
-        }
-        for (name, run) in &r.extra_outputs {
-            println!("{name}: made by run {run}, not by run 1");
-        }
-        for (name, run, report) in &r.differences {
-            println!("{name}: run 1 and run {run} differ:");
-            print!("{report}");
-        }
-    }
-    println!("not varied: {}", r.not_varied.join("; "));
+fn sha256(path: &Path) -> Result<String, ReproError> {
+    crate::fsutil::sha256_file(path).map_err(io("read", path))
 }
 
 #[cfg(test)]

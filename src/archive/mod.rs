@@ -22,16 +22,15 @@ use std::os::fd::AsFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-pub use diff::{diff_archives, run_diff, DiffReport, Difference, Field};
+pub use diff::{diff_archives, DiffReport, Difference, Field};
 pub use error::ArchiveError;
-pub use format::{decompress, open_archive, sniff, Compression, Format};
+pub use format::{decompress, open_archive, open_file, sniff, Compression, Format};
 pub use list::{format_time, list, mode_string};
 pub use owner::{parse_owner, Db, Names, Owner};
 pub use read::{
     read_path, ArMember, ArchiveType, EntryKind, EntryMeta, HeaderGuard, Section, Visit,
 };
 
-use crate::cli::{ListArgs, PackArgs};
 use crate::ownership::Lookup;
 use header::TarWriter;
 use walk::Exclude;
@@ -82,76 +81,10 @@ impl PackOptions {
             progress: false,
         }
     }
-
-    /// The options `nsroot pack` was given. The format follows `--format`, else OUT's
-    /// extension (plain tar for `-`); the clamp follows `--mtime`, else `$SOURCE_DATE_EPOCH`;
-    /// inside an nsroot session, owners without `--owner`/`--group` come from lstat.
-    ///
-    /// Errors are input errors: unknown extension, level out of range, bad owner or time.
-    pub fn from_args(args: &PackArgs) -> Result<PackOptions, ArchiveError> {
-        let format = match args.format {
-            Some(f) => f,
-            None if args.output == Path::new("-") => Format::Tar,
-            None => Format::from_path(&args.output)?,
-        };
-        let mut opts = PackOptions::new(format);
-        if let Some(level) = args.level {
-            let range = format.level_range();
-            if format != Format::Tar && !range.contains(&level) {
-                return Err(ArchiveError::input(
-                    format!("--level {level}"),
-                    format!(
-                        "out of range for {} ({}-{})",
-                        format.extension(),
-                        range.start(),
-                        range.end()
-                    ),
-                ));
-            }
-            opts.level = level;
-        }
-        opts.jobs = match args.jobs {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        if let Some(o) = &args.owner {
-            opts.owner = parse_owner(o, Db::Passwd)?;
-        }
-        if let Some(g) = &args.group {
-            opts.group = parse_owner(g, Db::Group)?;
-        }
-        // Inside a session the emulated lstat shows what chown and mknod recorded: store it
-        // as GNU tar run there would, unless --owner/--group say otherwise (as they do there).
-        if crate::ownership::inside_session() {
-            opts.owner_from_lstat = args.owner.is_none();
-            opts.group_from_lstat = args.group.is_none();
-        }
-        opts.numeric_owner = args.numeric_owner;
-        opts.xattrs = args.xattrs;
-        opts.progress = true;
-        opts.mtime_clamp = match &args.mtime {
-            Some(t) => Some(parse_time(t).ok_or_else(|| {
-                ArchiveError::input(
-                    format!("--mtime {t:?}"),
-                    "expected seconds since the epoch, as N or @N",
-                )
-            })?),
-            None => match std::env::var("SOURCE_DATE_EPOCH") {
-                Ok(v) if !v.is_empty() => Some(parse_time(&v).ok_or_else(|| {
-                    ArchiveError::input(
-                        format!("SOURCE_DATE_EPOCH={v:?}"),
-                        "expected seconds since the epoch",
-                    )
-                })?),
-                _ => None,
-            },
-        };
-        Ok(opts)
-    }
 }
 
 /// `N` or `@N` seconds since the epoch.
-fn parse_time(s: &str) -> Option<u64> {
+pub(crate) fn parse_time(s: &str) -> Option<u64> {
     s.trim().strip_prefix('@').unwrap_or(s.trim()).parse().ok()
 }
 
@@ -373,69 +306,6 @@ fn pack_stream<W: Write>(
     counting.flush().map_err(werr)?;
     summary.output_bytes = counting.count;
     Ok((summary, counting.inner))
-}
-
-/// `nsroot pack`: returns the process exit status.
-pub fn run_pack(args: &PackArgs) -> anyhow::Result<i32> {
-    // Recorded ownership (`nsroot -s FILE`) applies per entry: owners, device nodes, xattrs.
-    let records = match &args.load_file {
-        Some(state) => Some(crate::ownership::Store::load(state)?),
-        None => None,
-    };
-    let opts = PackOptions::from_args(args)?;
-    let out = Output::from_arg(&args.output);
-    if let (Some(state), Output::Path(p)) = (&args.load_file, &out) {
-        // Replacing the records with the archive would lose them.
-        if same_file(state, p) {
-            return Err(crate::error::InputError::new(format!(
-                "output {} is the state file given with -i",
-                p.display()
-            ))
-            .into());
-        }
-    }
-    let lookup = records.as_ref().map(|r| r as &dyn crate::ownership::Lookup);
-    match pack(&args.dir, &out, &opts, lookup) {
-        Ok(summary) => {
-            for w in &summary.warnings {
-                eprintln!("nsroot: warning: {w}");
-            }
-            Ok(0)
-        }
-        Err(ArchiveError::Interrupted { signal }) => {
-            // The partial output is gone: now die by the signal, as the shell expects.
-            crate::sys::archive::die_by_signal(signal);
-            Err(ArchiveError::Interrupted { signal }.into())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// True when both paths name the same existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
-        _ => false,
-    }
-}
-
-/// `nsroot list`: returns the process exit status.
-pub fn run_list(args: &ListArgs) -> anyhow::Result<i32> {
-    // Raw bytes: `list` tells a .deb from a (compressed) tar by their first bytes.
-    let input: Box<dyn io::Read> = if args.archive == Path::new("-") {
-        Box::new(io::stdin())
-    } else {
-        Box::new(format::open_file(&args.archive)?)
-    };
-    let name = if args.archive == Path::new("-") {
-        Path::new("stdin")
-    } else {
-        args.archive.as_path()
-    };
-    let stdout = io::stdout();
-    let mut out = BufWriter::new(stdout.lock());
-    list(input, name, args.numeric_owner, &mut out)?;
-    Ok(0)
 }
 
 #[cfg(test)]

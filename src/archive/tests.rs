@@ -266,57 +266,6 @@ fn current_umask() -> u32 {
 }
 
 #[test]
-fn options_from_args() {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct P {
-        #[command(flatten)]
-        a: PackArgs,
-    }
-    let parse = |argv: &[&str]| {
-        let p = P::try_parse_from(std::iter::once("pack").chain(argv.iter().copied())).unwrap();
-        PackOptions::from_args(&p.a)
-    };
-    let o = parse(&[
-        "d",
-        "-o",
-        "x.tar.zst",
-        "-j",
-        "2",
-        "--mtime",
-        "@5",
-        "--owner",
-        "bin:2",
-    ])
-    .unwrap();
-    assert_eq!(
-        (o.format, o.level, o.jobs, o.mtime_clamp),
-        (Format::TarZst, 3, 2, Some(5))
-    );
-    assert_eq!(
-        o.owner,
-        Owner {
-            name: "bin".into(),
-            id: 2
-        }
-    );
-    let o = parse(&["d", "-o", "-"]).unwrap();
-    assert_eq!(o.format, Format::Tar);
-    let o = parse(&["d", "-o", "x.bin", "--format", "tar.xz", "-L", "9"]).unwrap();
-    assert_eq!((o.format, o.level), (Format::TarXz, 9));
-    for bad in [
-        &["d", "-o", "x.zip"][..],
-        &["d", "-o", "x.tgz", "-L", "10"],
-        &["d", "-o", "x.tar", "--mtime", "yesterday"],
-    ] {
-        assert!(
-            matches!(parse(bad), Err(ArchiveError::Input { .. })),
-            "{bad:?}"
-        );
-    }
-}
-
-#[test]
 fn negative_mtimes_are_kept_and_never_raised_by_the_clamp() {
     let t = tempfile::tempdir().unwrap();
     let f = t.path().join("old");

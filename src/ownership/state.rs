@@ -584,7 +584,10 @@ mod tests {
         }
         assert!(found, "no InputError in the chain of {e:?}");
         let any = anyhow::Error::new(e);
-        assert_eq!(crate::error::exit_code_of(&any), crate::error::EXIT_INPUT);
+        assert_eq!(
+            crate::error::exit_code_of(any.as_ref()),
+            crate::error::EXIT_INPUT
+        );
         let msg = format!("{any:#}");
         assert!(
             msg.contains(&p.display().to_string()),
@@ -774,7 +777,10 @@ mod tests {
         ] {
             let e = Store::load(p).unwrap_err();
             let any = anyhow::Error::new(e);
-            assert_eq!(crate::error::exit_code_of(&any), crate::error::EXIT_INPUT);
+            assert_eq!(
+                crate::error::exit_code_of(any.as_ref()),
+                crate::error::EXIT_INPUT
+            );
             let msg = format!("{any:#}");
             assert!(
                 msg.contains(&p.display().to_string()) && msg.contains(kind),

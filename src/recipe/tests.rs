@@ -27,7 +27,7 @@ fn err(text: &str) -> String {
             let msg = chain(&e);
             assert!(!msg.contains('\n'), "message is not one line: {msg}");
             assert_eq!(
-                crate::error::exit_code_of(&anyhow::Error::from(e)),
+                crate::error::exit_code_of(&e),
                 crate::error::EXIT_INPUT,
                 "{msg}"
             );
@@ -429,19 +429,13 @@ fn output_stem_leaves_out_the_epoch() {
 #[test]
 fn io_errors_exit_1_and_input_errors_exit_2() {
     let io = RecipeError::io("read", Path::new("/x"), std::io::Error::other("boom"));
-    assert_eq!(
-        crate::error::exit_code_of(&anyhow::Error::from(io)),
-        crate::error::EXIT_FAILURE
-    );
+    assert_eq!(crate::error::exit_code_of(&io), crate::error::EXIT_FAILURE);
     let bad = RecipeError::BadSource {
         path: "/a.tgz".into(),
         reason: InputError::new("sha256 mismatch"),
     };
     assert_eq!(chain(&bad), "source archive /a.tgz: sha256 mismatch");
-    assert_eq!(
-        crate::error::exit_code_of(&anyhow::Error::from(bad)),
-        crate::error::EXIT_INPUT
-    );
+    assert_eq!(crate::error::exit_code_of(&bad), crate::error::EXIT_INPUT);
 }
 
 const MAINT: &str = "maintainer = \"A Person <a@example.org>\"";

@@ -296,7 +296,7 @@ fn materialize(tar: &[u8]) -> (Result<std::path::PathBuf, String>, tempfile::Tem
     fs::create_dir(&scratch).unwrap();
     let out = r.source.materialize(&scratch).map_err(|e| {
         let e = anyhow::Error::from(e);
-        assert_eq!(nsroot::error::exit_code_of(&e), EXIT_INPUT, "{e:#}");
+        assert_eq!(nsroot::error::exit_code_of(e.as_ref()), EXIT_INPUT, "{e:#}");
         format!("{e:#}")
     });
     (out, tmp)
@@ -412,7 +412,11 @@ fn issue16_megabyte_names_and_values_give_short_recipe_errors() {
         fs::write(&file, text).unwrap();
         let e = nsroot::recipe::Recipe::load(&file).expect_err(case);
         let e = anyhow::Error::from(e);
-        assert_eq!(nsroot::error::exit_code_of(&e), EXIT_INPUT, "{case}");
+        assert_eq!(
+            nsroot::error::exit_code_of(e.as_ref()),
+            EXIT_INPUT,
+            "{case}"
+        );
         let msg = format!("{e:#}");
         let head: String = msg.chars().take(300).collect();
         assert!(

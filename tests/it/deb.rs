@@ -411,7 +411,7 @@ fn conffile_missing_from_the_tree_is_refused() {
     let e = anyhow::Error::from(
         write_deb(&f.recipe, &f.destdir, &f.data, "data.tar.xz", SDE, &out).unwrap_err(),
     );
-    assert_eq!(exit_code_of(&e), EXIT_INPUT);
+    assert_eq!(exit_code_of(e.as_ref()), EXIT_INPUT);
     assert_eq!(
         format!("{e:#}"),
         format!(

@@ -148,3 +148,68 @@ fn issue16_double_dash_still_runs_programs_named_like_new_subcommands() {
         stderr(&o)
     );
 }
+
+/// The `--help` of nsroot, of fakeroot's command line and of every subcommand, as committed
+/// under tests/fixtures/help/: a change to any of them is deliberate (rewrite the files with
+/// `NSROOT_BLESS=1 cargo test --test it docs::issue13_help`, and review the diff).
+#[test]
+fn issue13_help_texts_change_only_on_purpose() {
+    let s = Scratch::new();
+    let dir = util::repo().join("tests/fixtures/help");
+    let bless = std::env::var_os("NSROOT_BLESS").is_some();
+    let mut cases: Vec<(String, Vec<u8>)> = vec![("nsroot".into(), s.nsroot(["--help"]).stdout)];
+    for sub in SUBCOMMANDS.iter().chain(&["install-fakeroot"]) {
+        let o = s.nsroot([*sub, "--help"]);
+        util::assert_ok(&o);
+        cases.push((sub.to_string(), o.stdout));
+    }
+    let link = s.path().join("fakeroot");
+    std::os::unix::fs::symlink(&util::env().bin, &link).unwrap();
+    let o = util::env().command(&link).arg("--help").output().unwrap();
+    util::assert_ok(&o);
+    cases.push(("fakeroot".into(), o.stdout));
+    let mut changed = Vec::new();
+    for (name, text) in cases {
+        let file = dir.join(format!("{name}.txt"));
+        if bless {
+            fs::write(&file, &text).unwrap();
+        } else if fs::read(&file).ok().as_deref() != Some(&text[..]) {
+            changed.push(format!(
+                "{name}: --help is now:\n{}",
+                String::from_utf8_lossy(&text)
+            ));
+        }
+    }
+    assert!(changed.is_empty(), "{}", changed.join("\n"));
+}
+
+#[test]
+fn issue13_a_closed_stdout_ends_listing_quietly() {
+    let s = Scratch::new();
+    let tree = s.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    for i in 0..5000 {
+        fs::write(tree.join(format!("f{i}")), "").unwrap();
+    }
+    s.chown_all();
+    let tar = s.path().join("big.tar");
+    util::assert_ok(&s.nsroot([
+        "pack".as_ref(),
+        tree.as_os_str(),
+        "-o".as_ref(),
+        tar.as_os_str(),
+    ]));
+    // `head -1` reads one line and closes the pipe while nsroot still has thousands to write.
+    let script = format!(
+        "\"$0\" list {} | head -1 >/dev/null; echo \"status=${{PIPESTATUS[0]}}\"",
+        tar.display()
+    );
+    let o = util::env()
+        .command("bash")
+        .args(["-c", &script])
+        .arg(&util::env().bin)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o).trim(), "status=0", "{}", stderr(&o));
+    assert_eq!(stderr(&o), "", "a broken pipe is no error");
+}

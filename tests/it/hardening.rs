@@ -112,7 +112,7 @@ fn recipe_error(case: &str, bytes: &[u8], setup: impl FnOnce(&Path)) -> String {
     };
     let e = anyhow::Error::from(e);
     let msg = format!("{e:#}");
-    assert_eq!(exit_code_of(&e), EXIT_INPUT, "{case}: {msg}");
+    assert_eq!(exit_code_of(e.as_ref()), EXIT_INPUT, "{case}: {msg}");
     assert!(!msg.contains('\n'), "{case}: not one line: {msg}");
     assert!(
         msg.contains(&file.display().to_string()),
@@ -371,7 +371,7 @@ fn recipe_sha256_mismatch_extracts_nothing() {
     fs::create_dir(&scratch).unwrap();
     let e = anyhow::Error::from(r.source.materialize(&scratch).unwrap_err());
     let msg = format!("{e:#}");
-    assert_eq!(exit_code_of(&e), EXIT_INPUT, "{msg}");
+    assert_eq!(exit_code_of(e.as_ref()), EXIT_INPUT, "{msg}");
     assert!(!msg.contains('\n'), "{msg}");
     assert!(
         msg.contains("x.tar") && msg.contains("sha256 mismatch") && msg.contains(&claimed),

@@ -13,7 +13,7 @@ const PACKAGE: &str = "[package]\nname = \"hello\"\nversion = \"1.0\"\nsummary =
 /// The one-line message as `nsroot: {:#}` prints it, after checking it exits 2.
 fn message(e: RecipeError) -> String {
     let e = anyhow::Error::from(e);
-    assert_eq!(exit_code_of(&e), EXIT_INPUT, "{e:#}");
+    assert_eq!(exit_code_of(e.as_ref()), EXIT_INPUT, "{e:#}");
     let msg = format!("{e:#}");
     assert!(!msg.contains('\n'), "not one line: {msg}");
     msg

@@ -50,7 +50,10 @@ fn control_file_needs_deb_table_and_maintainer() {
         format!("{e:#}"),
         "r/recipe.toml: a .deb needs [deb] maintainer = \"Name <email>\""
     );
-    assert_eq!(crate::error::exit_code_of(&e), crate::error::EXIT_INPUT);
+    assert_eq!(
+        crate::error::exit_code_of(e.as_ref()),
+        crate::error::EXIT_INPUT
+    );
 }
 
 #[test]

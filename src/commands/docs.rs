@@ -69,10 +69,11 @@ fn find<'a>(
 /// Writes `bytes` to stdout; a reader that went away (`nsroot man | head`) is no error.
 fn emit(bytes: &[u8]) -> Result<i32, DocsError> {
     let mut out = io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(DocsError::Write(e)),
-        _ => Ok(0),
-    }
+    // A broken pipe (`nsroot man | head`) ends the command quietly (see `commands`).
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(DocsError::Write)?;
+    Ok(0)
 }
 
 /// `nsroot man [SUBCOMMAND]`: prints the roff page of nsroot or of the subcommand

@@ -11,6 +11,7 @@
 //! signal), as fakeroot's shell script gives.
 
 use std::ffi::{OsStr, OsString};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
@@ -82,6 +83,24 @@ pub fn invoked_as_fakeroot(argv0: &OsStr) -> bool {
     name == "fakeroot" || name.starts_with("fakeroot-")
 }
 
+/// nsroot under the name `fakeroot`: returns the exit status.
+pub fn run(args: &[OsString]) -> anyhow::Result<i32> {
+    match parse(args)? {
+        Invocation::Print(text) => {
+            let mut out = super::stdout();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            Ok(0)
+        }
+        Invocation::Run { args, notes } => {
+            for n in notes {
+                eprintln!("{n}");
+            }
+            super::run::run_command(&args)
+        }
+    }
+}
+
 /// Parses fakeroot's command line (`args[0]` is the program name).
 ///
 /// Errors: an unknown option or a missing option value, as an [`InputError`] (exit 2) whose
@@ -146,12 +165,21 @@ pub fn parse(args: &[OsString]) -> Result<Invocation, InputError> {
     Ok(Invocation::Run { args, notes })
 }
 
-/// `nsroot install-fakeroot DIR`: puts a symlink `DIR/fakeroot` to this nsroot binary, so
+/// `nsroot install-fakeroot DIR`: prints the link made.
+pub fn install(args: &crate::cli::InstallFakerootArgs) -> anyhow::Result<i32> {
+    let link = install_link(&args.dir)?;
+    let mut out = super::stdout();
+    writeln!(out, "{}", link.display())?;
+    out.flush()?;
+    Ok(0)
+}
+
+/// Puts a symlink `DIR/fakeroot` to this nsroot binary, so
 /// that DIR first on PATH makes nsroot the `fakeroot` every tool finds. An existing
 /// `DIR/fakeroot` is replaced only when it is a symlink (another tool's binary is left alone).
 ///
 /// Errors: DIR is missing or not writable, or holds a `fakeroot` that is not a symlink.
-pub fn install_link(dir: &Path) -> anyhow::Result<PathBuf> {
+fn install_link(dir: &Path) -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?.canonicalize()?;
     if !dir.is_dir() {
         return Err(InputError::new(format!("{}: not a directory", dir.display())).into());
