@@ -19,6 +19,8 @@ use crate::archive::{self, ArchiveError, PackOptions};
 use crate::fsutil::AtomicFile;
 use crate::ownership::{self, Lookup, Store};
 use crate::package::deb::{self, DebError};
+use crate::package::pacman::{self, PacmanError};
+use crate::package::rpm::{self, RpmError};
 use crate::package::OutputFormat;
 use crate::recipe::{Recipe, RecipeError};
 use crate::sandbox::plan::{BuildLayout, IdMap, Plan, BUILD_DESTDIR, BUILD_HOME};
@@ -59,6 +61,12 @@ pub enum BuildError {
     /// Writing the .deb failed, or its metadata is wrong.
     #[error(transparent)]
     Deb(#[from] DebError),
+    /// Writing the .rpm failed, or its metadata is wrong.
+    #[error(transparent)]
+    Rpm(#[from] RpmError),
+    /// Writing the .pkg.tar.zst failed, or its metadata is wrong.
+    #[error(transparent)]
+    Pacman(#[from] PacmanError),
     /// Recorded ownership could not be read back.
     #[error(transparent)]
     Ownership(#[from] ownership::OwnershipError),
@@ -163,6 +171,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, Bui
     if formats.contains(&OutputFormat::Deb) {
         deb::require(&recipe.file, recipe.deb.as_ref())?;
     }
+    recipe.check_formats(&formats)?;
     let scratch = Scratch::create(&recipe.package.name)?;
     let result = build_in(&recipe, &formats, opts, &scratch, &guard);
     if !opts.keep {
@@ -380,12 +389,52 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
     if let (true, Some(d)) = (formats.contains(&OutputFormat::Deb), &recipe.deb) {
         deb::check_tree(&recipe.file, d, &layout.destdir)?;
     }
+    for (format, what, paths) in [
+        (
+            OutputFormat::Rpm,
+            "[rpm] config_files",
+            recipe.rpm.config_files.clone(),
+        ),
+        (
+            OutputFormat::PkgTarZst,
+            "[arch] backup",
+            recipe
+                .pacman
+                .backup
+                .iter()
+                .map(|b| format!("/{b}"))
+                .collect(),
+        ),
+    ] {
+        if formats.contains(&format) {
+            deb::check_config_files(&recipe.file, what, &paths, &layout.destdir)?;
+        }
+    }
+    // The .rpm and .pkg.tar.zst writers read the tree as the archive writer packs it.
+    let mut tree: Option<PathBuf> = None;
+    let mut packed_tree = || -> Result<PathBuf, BuildError> {
+        if let Some(t) = &tree {
+            return Ok(t.clone());
+        }
+        let t = dir.join("tree.tar");
+        let mut popts = PackOptions::new(archive::Format::Tar);
+        popts.mtime_clamp = Some(sde);
+        popts.xattrs = true;
+        archive::pack(
+            &layout.destdir,
+            &archive::Output::Path(t.clone()),
+            &popts,
+            Some(lookup),
+        )?;
+        tree = Some(t.clone());
+        Ok(t)
+    };
     let mut outputs = Vec::new();
     for format in formats {
         check()?;
         let out = out_dir.join(format!("{stem}.{}", format.extension()));
-        match format.archive_format() {
-            Some(f) => {
+        match (format, format.archive_format()) {
+            (_, Some(f)) => {
                 let mut popts = PackOptions::new(f);
                 popts.mtime_clamp = Some(sde);
                 popts.jobs = opts.jobs.clamp(1, 8);
@@ -397,7 +446,25 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
                     Some(lookup),
                 )?;
             }
-            None => {
+            (OutputFormat::Rpm, None) => rpm::write_rpm(
+                &recipe.package_meta(),
+                &recipe.rpm,
+                &packed_tree()?,
+                &layout.destdir,
+                sde,
+                &out,
+            )?,
+            (OutputFormat::PkgTarZst, None) => pacman::write_pacman(
+                &recipe.package_meta(),
+                &recipe.pacman,
+                &packed_tree()?,
+                &layout.destdir,
+                Some(lookup),
+                sde,
+                opts.jobs.clamp(1, 8),
+                &out,
+            )?,
+            (_, None) => {
                 let data = dir.join("data.tar.xz");
                 let mut popts = PackOptions::new(archive::Format::TarXz);
                 popts.mtime_clamp = Some(sde);

@@ -248,6 +248,8 @@ impl ValueEnum for OutputFormat {
             OutputFormat::TarZst,
             OutputFormat::TarXz,
             OutputFormat::Deb,
+            OutputFormat::Rpm,
+            OutputFormat::PkgTarZst,
         ]
     }
 
@@ -257,6 +259,11 @@ impl ValueEnum for OutputFormat {
             None => match self {
                 OutputFormat::Deb => PossibleValue::new("deb")
                     .help("Debian binary package (needs a [deb] table with a maintainer)"),
+                OutputFormat::Rpm => PossibleValue::new("rpm")
+                    .help("RPM binary package (needs a license: [package] or [rpm])"),
+                OutputFormat::PkgTarZst => {
+                    PossibleValue::new("pkg.tar.zst").help("pacman (Arch Linux) package")
+                }
                 other => PossibleValue::new(other.extension()),
             },
         })

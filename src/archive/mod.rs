@@ -61,6 +61,13 @@ pub struct PackOptions {
     pub xattrs: bool,
     /// Show a progress bar on stderr when it is a terminal and packing takes a while.
     pub progress: bool,
+    /// Names as pacman packages store them: `usr/bin/x`, not `./usr/bin/x`, and no entry
+    /// for DIR itself.
+    pub bare_names: bool,
+    /// Files written before the tree, in this order (a package's metadata: `.PKGINFO`...):
+    /// name and content, each a regular file, mode 0644, root:root, dated `mtime_clamp`
+    /// (or 0).
+    pub lead: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl PackOptions {
@@ -79,6 +86,8 @@ impl PackOptions {
             mtime_clamp: None,
             xattrs: false,
             progress: false,
+            bare_names: false,
+            lead: Vec::new(),
         }
     }
 }

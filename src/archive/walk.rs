@@ -71,7 +71,12 @@ pub(crate) fn write_tree<W: Write>(
         _ => dir.to_path_buf(),
     };
     let meta = std::fs::symlink_metadata(&root).map_err(|e| ArchiveError::io("stat", &root, e))?;
-    packer.entry(&root, &root, Path::new(""), &meta)?;
+    for (name, content) in &opts.lead {
+        packer.lead(name, content)?;
+    }
+    if !opts.bare_names {
+        packer.entry(&root, &root, Path::new(""), &meta)?;
+    }
     // The directories being walked, innermost last; memory is their unvisited entries, and
     // one path of the innermost (two, where it is deeper than PATH_MAX allows: see Cursor).
     let mut stack = Vec::new();
@@ -261,6 +266,33 @@ impl<W: Write> Packer<'_, W> {
         }
     }
 
+    /// Writes one of the files that come before the tree ([`PackOptions::lead`]).
+    fn lead(&mut self, name: &[u8], content: &[u8]) -> Result<(), ArchiveError> {
+        let header = EntryHeader {
+            path: name.to_vec(),
+            kind: Kind::File {
+                size: content.len() as u64,
+            },
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            uname: "root".into(),
+            gname: "root".into(),
+            mtime: self
+                .opts
+                .mtime_clamp
+                .map_or(0, |c| i64::try_from(c).unwrap_or(i64::MAX)),
+            xattrs: Vec::new(),
+        };
+        self.tar.header(&header).map_err(|e| self.write_err(e))?;
+        self.tar.content(content).map_err(|e| self.write_err(e))?;
+        self.tar
+            .pad(content.len() as u64)
+            .map_err(|e| self.write_err(e))?;
+        self.summary.entries += 1;
+        Ok(())
+    }
+
     /// Archives one walked file, reached through `at` and shown as `shown`; `rel` is its path
     /// below DIR (empty for DIR itself).
     fn entry(
@@ -281,7 +313,11 @@ impl<W: Write> Packer<'_, W> {
             .records
             .and_then(|r| r.lookup(at, meta))
             .unwrap_or_default();
-        let mut name = b"./".to_vec();
+        let mut name = if self.opts.bare_names {
+            Vec::new()
+        } else {
+            b"./".to_vec()
+        };
         name.extend_from_slice(rel.as_os_str().as_bytes());
         if ft.is_dir() && !rel.as_os_str().is_empty() {
             name.push(b'/');
@@ -568,7 +604,7 @@ impl Progress {
                 self.shown = true;
             }
             // Formatting a path per entry would cost more than packing a small file.
-            if self.shown && self.entries % 256 == 0 {
+            if self.shown && self.entries.is_multiple_of(256) {
                 bar.set_message(format!("{} entries, {}", self.entries, path.display()));
             }
         }

@@ -2,10 +2,13 @@
 //!
 //! [`Meta`] is what every format says of a package (name, version, architecture, summary...);
 //! a recipe build makes one from `[package]` and the format tables, and each writer takes it
-//! with its own control data: [`deb`] (`.deb`). Writers know nothing of recipes; the recipe parser only fills these
+//! with its own control data: [`deb`] (`.deb`), [`rpm`] (`.rpm`), [`pacman`]
+//! (`.pkg.tar.zst`). Writers know nothing of recipes; the recipe parser only fills these
 //! types. [`OutputFormat`] names what a build can write.
 
 pub mod deb;
+pub mod pacman;
+pub mod rpm;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -126,17 +129,23 @@ pub enum OutputFormat {
     TarXz,
     /// `deb` (a Debian binary package)
     Deb,
+    /// `rpm` (an RPM binary package)
+    Rpm,
+    /// `pkg.tar.zst` (a pacman package)
+    PkgTarZst,
 }
 
 impl OutputFormat {
     /// Every format with its name in recipes and on the command line, which is also the
     /// output file's extension.
-    pub const ALL: [(OutputFormat, &'static str); 5] = [
+    pub const ALL: [(OutputFormat, &'static str); 7] = [
         (OutputFormat::Tar, "tar"),
         (OutputFormat::TarGz, "tar.gz"),
         (OutputFormat::TarZst, "tar.zst"),
         (OutputFormat::TarXz, "tar.xz"),
         (OutputFormat::Deb, "deb"),
+        (OutputFormat::Rpm, "rpm"),
+        (OutputFormat::PkgTarZst, "pkg.tar.zst"),
     ];
 
     /// The name in recipes and the output file's extension (`tar.gz`, `deb`...).
@@ -163,7 +172,7 @@ impl OutputFormat {
             OutputFormat::TarGz => Some(Format::TarGz),
             OutputFormat::TarZst => Some(Format::TarZst),
             OutputFormat::TarXz => Some(Format::TarXz),
-            OutputFormat::Deb => None,
+            OutputFormat::Deb | OutputFormat::Rpm | OutputFormat::PkgTarZst => None,
         }
     }
 }
@@ -234,5 +243,6 @@ mod tests {
             }
         }
         assert_eq!(OutputFormat::Deb.archive_format(), None);
+        assert_eq!(OutputFormat::Rpm.archive_format(), None);
     }
 }

@@ -113,7 +113,7 @@ fn maintainer(m: &str) -> Result<(), String> {
         .ok_or_else(|| "expected \"Full Name <email@address>\"".into())
 }
 
-fn homepage(h: &str) -> Result<(), String> {
+pub(super) fn homepage(h: &str) -> Result<(), String> {
     let ok = (h.starts_with("https://") || h.starts_with("http://"))
         && h.len() > 8
         && !h.chars().any(|c| c.is_whitespace() || c.is_control());
@@ -276,17 +276,7 @@ pub(super) fn check(ctx: &Ctx, raw: RawDeb) -> Result<UnresolvedDeb, RecipeError
         }
     }
 
-    let mut conffiles: Vec<String> = Vec::new();
-    for (i, c) in raw.conffiles.unwrap_or_default().into_iter().enumerate() {
-        check_value(ctx, &format!("conffiles[{i}]"), &c, conffile)?;
-        if conffiles.contains(c.get_ref()) {
-            return Err(ctx.at(
-                c.span(),
-                format!("[deb] conffiles: {:?} is listed twice", shown(c.get_ref())),
-            ));
-        }
-        conffiles.push(c.into_inner());
-    }
+    let conffiles = config_paths(ctx, "deb", "conffiles", raw.conffiles)?;
 
     let scripts: Vec<(&'static str, Spanned<String>)> = [
         ("postinst", raw.postinst),
@@ -317,26 +307,70 @@ impl UnresolvedDeb {
     pub(super) fn resolve(self, recipe_dir: &Path, ctx: &Ctx) -> Result<DebMeta, RecipeError> {
         let mut meta = self.meta;
         for (name, rel) in self.scripts {
-            let fail = |why: String| {
-                ctx.at(
-                    rel.span(),
-                    format!("[deb] {name} = {:?}: {why}", shown(rel.get_ref())),
-                )
-            };
-            if Path::new(rel.get_ref()).is_absolute() {
-                return Err(fail(
-                    "must be a path relative to the recipe's directory".into(),
-                ));
-            }
-            let path = inside(recipe_dir, rel.get_ref()).map_err(fail)?;
-            let head = std::fs::read(&path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-            if !head.starts_with(b"#!") {
-                return Err(fail(
-                    "a maintainer script must start with \"#!\" (e.g. #!/bin/sh)".into(),
-                ));
-            }
+            let path = script(recipe_dir, ctx, "deb", name, &rel, true)?;
             meta.scripts.push((name, path));
         }
         Ok(meta)
     }
+}
+
+/// Resolves `[table] key = "rel"`, a script beside the recipe: a file inside the recipe
+/// directory, starting `#!` when `shebang` is true.
+pub(super) fn script(
+    recipe_dir: &Path,
+    ctx: &Ctx,
+    table: &str,
+    key: &str,
+    rel: &Spanned<String>,
+    shebang: bool,
+) -> Result<std::path::PathBuf, RecipeError> {
+    let fail = |why: String| {
+        ctx.at(
+            rel.span(),
+            format!("[{table}] {key} = {:?}: {why}", shown(rel.get_ref())),
+        )
+    };
+    if Path::new(rel.get_ref()).is_absolute() {
+        return Err(fail(
+            "must be a path relative to the recipe's directory".into(),
+        ));
+    }
+    let path = inside(recipe_dir, rel.get_ref()).map_err(fail)?;
+    let head = std::fs::read(&path).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    if shebang && !head.starts_with(b"#!") {
+        return Err(fail(
+            "a maintainer script must start with \"#!\" (e.g. #!/bin/sh)".into(),
+        ));
+    }
+    if !shebang && std::str::from_utf8(&head).is_err() {
+        return Err(fail("must be UTF-8 text".into()));
+    }
+    Ok(path)
+}
+
+/// Checks a list of absolute paths as installed (`[deb] conffiles`, `[rpm] config_files`):
+/// each as [`conffile`], none twice.
+pub(super) fn config_paths(
+    ctx: &Ctx,
+    table: &str,
+    key: &str,
+    raw: Option<Vec<Spanned<String>>>,
+) -> Result<Vec<String>, RecipeError> {
+    let mut out: Vec<String> = Vec::new();
+    for (i, c) in raw.unwrap_or_default().into_iter().enumerate() {
+        conffile(c.get_ref()).map_err(|why| {
+            ctx.at(
+                c.span(),
+                format!("[{table}] {key}[{i}] = {:?}: {why}", shown(c.get_ref())),
+            )
+        })?;
+        if out.contains(c.get_ref()) {
+            return Err(ctx.at(
+                c.span(),
+                format!("[{table}] {key}: {:?} is listed twice", shown(c.get_ref())),
+            ));
+        }
+        out.push(c.into_inner());
+    }
+    Ok(out)
 }

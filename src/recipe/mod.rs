@@ -10,6 +10,7 @@
 //! (extracting an archive into scratch space) and in the source-tree walks.
 
 mod deb;
+mod rpm;
 mod source;
 mod validate;
 
@@ -24,6 +25,8 @@ use toml::Spanned;
 
 use crate::error::InputError;
 use crate::package::deb::DebMeta;
+use crate::package::pacman::PacmanMeta;
+use crate::package::rpm::RpmMeta;
 use crate::package::OutputFormat;
 
 pub use source::Compression;
@@ -185,6 +188,13 @@ pub struct Recipe {
     pub output: Output,
     /// `[deb]`, the Debian metadata of the `.deb` output.
     pub deb: Option<DebMeta>,
+    /// `[rpm]`, the `.rpm`'s control data, with what `[deb]` says filled in (its conffiles as
+    /// config files, its maintainer as packager) where `[rpm]` does not say; the defaults
+    /// without an `[rpm]` table.
+    pub rpm: RpmMeta,
+    /// `[arch]`, the `.pkg.tar.zst`'s control data, with `[deb]`'s conffiles as backup files
+    /// and its maintainer as packager where `[arch]` does not say.
+    pub pacman: PacmanMeta,
 }
 
 /// `[package]`: what is being built.
@@ -290,6 +300,41 @@ impl Recipe {
             .deb
             .map(|d| d.resolve(&recipe_dir, &ctx))
             .transpose()?;
+        let conffiles = deb
+            .as_ref()
+            .map(|d| d.conffiles.clone())
+            .unwrap_or_default();
+        let maintainer = deb.as_ref().and_then(|d| d.maintainer.clone());
+        let rpm = match parsed.rpm {
+            Some(r) => {
+                let config_files = r.config_files.clone();
+                let mut meta = r.resolve(&recipe_dir, &ctx)?;
+                meta.config_files = config_files.unwrap_or_else(|| conffiles.clone());
+                meta
+            }
+            None => RpmMeta {
+                config_files: conffiles.clone(),
+                ..RpmMeta::default()
+            },
+        };
+        let rpm = RpmMeta {
+            packager: maintainer.clone(),
+            ..rpm
+        };
+        let (backup, arch) = match parsed.arch {
+            Some(a) => (a.backup.clone(), a.resolve(&recipe_dir, &ctx)?),
+            None => (None, PacmanMeta::default()),
+        };
+        let pacman = PacmanMeta {
+            backup: backup.unwrap_or_else(|| {
+                conffiles
+                    .iter()
+                    .map(|c| c.trim_start_matches('/').to_string())
+                    .collect()
+            }),
+            packager: maintainer,
+            ..arch
+        };
         Ok(Recipe {
             file: path.to_path_buf(),
             path: canonical,
@@ -301,6 +346,8 @@ impl Recipe {
             install: parsed.install,
             output: parsed.output,
             deb,
+            rpm,
+            pacman,
         })
     }
 
@@ -331,6 +378,32 @@ impl Recipe {
             homepage: p.homepage.clone(),
             license: p.license.clone(),
         }
+    }
+
+    /// Checks that the recipe can give `formats` (which `nsroot build --format` may choose
+    /// against the recipe's `[output]`): an `.rpm` needs a license and an RPM version, a
+    /// `.pkg.tar.zst` a pacman version. (`.deb`'s maintainer is
+    /// [`crate::package::deb::require`].)
+    ///
+    /// Errors: [`RecipeError::Invalid`] naming the file and what to add.
+    pub fn check_formats(&self, formats: &[OutputFormat]) -> Result<(), RecipeError> {
+        let meta = self.package_meta();
+        let fail = |format: OutputFormat, why: String| RecipeError::Invalid {
+            file: self.file.clone(),
+            line: None,
+            reason: InputError::new(format!("--format {}: {why}", format.extension())),
+        };
+        if formats.contains(&OutputFormat::Rpm) {
+            crate::package::rpm::license(&meta, &self.rpm)
+                .map_err(|why| fail(OutputFormat::Rpm, why.into()))?;
+            crate::package::rpm::version_rule(&meta)
+                .map_err(|why| fail(OutputFormat::Rpm, format!("[package] {why}")))?;
+        }
+        if formats.contains(&OutputFormat::PkgTarZst) {
+            crate::package::pacman::version_rule(&meta)
+                .map_err(|why| fail(OutputFormat::PkgTarZst, format!("[package] {why}")))?;
+        }
+        Ok(())
     }
 
     /// The full package version: `[epoch:]version-release`.
@@ -417,6 +490,8 @@ struct RawRecipe {
     install: Option<RawInstall>,
     output: Option<RawOutput>,
     deb: Option<deb::RawDeb>,
+    rpm: Option<rpm::RawRpm>,
+    arch: Option<rpm::RawArch>,
 }
 
 #[derive(Deserialize)]
@@ -466,7 +541,9 @@ struct RawOutput {
 const TABLE_KEYS: &[(&str, &[&str])] = &[
     (
         "",
-        &["package", "source", "build", "install", "output", "deb"],
+        &[
+            "package", "source", "build", "install", "output", "deb", "rpm", "arch",
+        ],
     ),
     (
         "package",
@@ -485,6 +562,8 @@ const TABLE_KEYS: &[(&str, &[&str])] = &[
     ("install", &["steps"]),
     ("output", &["formats"]),
     ("deb", deb::KEYS),
+    ("rpm", rpm::RPM_KEYS),
+    ("arch", rpm::ARCH_KEYS),
 ];
 
 /// A parsed recipe before the file-system checks of its source.
@@ -495,6 +574,8 @@ struct Parsed {
     install: Install,
     output: Output,
     deb: Option<deb::UnresolvedDeb>,
+    rpm: Option<rpm::UnresolvedRpm>,
+    arch: Option<rpm::UnresolvedArch>,
 }
 
 /// `[source]` after lexical checks, before it is resolved against the recipe directory.

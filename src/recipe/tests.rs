@@ -138,6 +138,8 @@ fn unknown_key_is_reported_in_every_table() {
         ("install", "[install]\nbogus = 1\n"),
         ("output", "[output]\nformats = [\"tar\"]\nbogus = 1\n"),
         ("deb", "[deb]\nsection = \"utils\"\nbogus = 1\n"),
+        ("rpm", "[rpm]\ngroup = \"x\"\nbogus = 1\n"),
+        ("arch", "[arch]\ngroups = [\"x\"]\nbogus = 1\n"),
     ];
     for (table, body) in bodies {
         let text = if table == "package" {
@@ -165,7 +167,7 @@ fn unknown_table_is_reported() {
     assert_eq!(
         err(&format!("{MIN}[buidl]\nsteps = []\n")),
         "recipes/x/recipe.toml:5: unknown top-level key \"buidl\" (expected one of the tables: \
-         [package], [source], [build], [install], [output], [deb])"
+         [package], [source], [build], [install], [output], [deb], [rpm], [arch])"
     );
 }
 
@@ -337,7 +339,7 @@ fn output_formats_are_checked() {
     assert_eq!(all.output.formats.len(), 5);
     assert_eq!(
         err(&format!("{MIN}[output]\nformats = [\"zip\"]\n")),
-        format!("{FILE}:6: [output] formats: unknown format \"zip\" (expected one of: tar, tar.gz, tar.zst, tar.xz, deb)")
+        format!("{FILE}:6: [output] formats: unknown format \"zip\" (expected one of: tar, tar.gz, tar.zst, tar.xz, deb, rpm, pkg.tar.zst)")
     );
     assert!(
         err(&format!("{MIN}[output]\nformats = [\"tar\", \"tar\"]\n")).contains("listed twice")
@@ -417,6 +419,8 @@ fn output_stem_leaves_out_the_epoch() {
         install: p.install,
         output: p.output,
         deb: None,
+        rpm: Default::default(),
+        pacman: Default::default(),
     };
     assert_eq!(recipe.output_stem(), "hello_1.0-3_amd64");
     assert_eq!(recipe.full_version(), "2:1.0-3");
@@ -637,4 +641,67 @@ fn long_names_and_values_are_cut_in_messages() {
     // An unclosed quote and a long unquoted tail are cut too.
     assert!(shown_quoted(&format!("`{}", "y".repeat(5000))).len() < 200);
     assert!(shown_quoted(&"z ".repeat(5000)).len() < 1100);
+}
+
+#[test]
+fn rpm_and_arch_tables_are_checked_with_file_line_and_key() {
+    let lic =
+        "[package]\nname = \"hello\"\nversion = \"1.0\"\nsummary = \"s\"\nlicense = \"MIT\"\n";
+    let cases = [
+        (
+            format!("{lic}[rpm]\nrequires = [\"glibc >= 2.34\", \"(a or b)\"]\n"),
+            format!("{FILE}:7: [rpm] requires[1] = \"(a or b)\": rich dependencies"),
+        ),
+        (
+            format!("{lic}[rpm]\ncompression = \"bzip2\"\n"),
+            format!("{FILE}:7: [rpm] compression = \"bzip2\": expected one of: zstd, xz, gzip"),
+        ),
+        (
+            format!("{lic}[rpm]\nconfig_files = [\"etc/x\"]\n"),
+            format!("{FILE}:7: [rpm] config_files[0] = \"etc/x\": a conffile must be an absolute"),
+        ),
+        (
+            format!("{lic}[arch]\ndepends = [\"glibc >= 2\"]\n"),
+            format!("{FILE}:7: [arch] depends[0] = \"glibc >= 2\": "),
+        ),
+        (
+            format!("{lic}[arch]\nbackup = [\"/etc/x\"]\n"),
+            format!("{FILE}:7: [arch] backup[0] = \"/etc/x\": a path relative to /"),
+        ),
+        (
+            format!("{MIN}[rpm]\ngroup = \"x\"\n"),
+            format!("{FILE}:5: [rpm] makes the build write a .rpm: an .rpm needs a license"),
+        ),
+        (
+            format!("{MIN}[output]\nformats = [\"rpm\"]\n"),
+            format!("{FILE}:6: [output] formats includes \"rpm\": an .rpm needs a license"),
+        ),
+        (
+            format!("{lic}[output]\nformats = [\"pkg.tar.zst\"]\n").replace("1.0", "1.0-rc1"),
+            format!("{FILE}:7: [output] formats includes \"pkg.tar.zst\": [package] version \"1.0-rc1\": a pacman pkgver may not contain '-'"),
+        ),
+    ];
+    for (text, want) in cases {
+        let msg = err(&text);
+        assert!(msg.starts_with(&want), "{msg}\nwanted: {want}");
+    }
+}
+
+#[test]
+fn rpm_and_arch_tables_add_their_formats_and_reuse_deb_facts() {
+    let p = ok(&format!(
+        "{MIN}license = \"MIT\"\n[rpm]\nrequires = [\"bash\"]\n[arch]\ndepends = [\"bash>=5\"]\n"
+    ));
+    assert_eq!(
+        p.output.formats,
+        [
+            OutputFormat::TarGz,
+            OutputFormat::Rpm,
+            OutputFormat::PkgTarZst
+        ]
+    );
+    let r = p.rpm.expect("rpm");
+    assert_eq!(r.meta.requires[0].name, "bash");
+    assert_eq!(r.config_files, None);
+    assert_eq!(p.arch.expect("arch").meta.depends, ["bash>=5"]);
 }

@@ -284,13 +284,20 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
 
     let output_span = raw.output.as_ref().map(|o| o.formats.span());
     let output = match raw.output {
-        // A [deb] table alone asks for a .deb beside the default tar.gz.
-        None if raw.deb.is_some() => Output {
-            formats: vec![OutputFormat::TarGz, OutputFormat::Deb],
-        },
-        None => Output {
-            formats: vec![OutputFormat::TarGz],
-        },
+        // A [deb], [rpm] or [arch] table alone asks for its package beside the default tar.gz.
+        None => {
+            let mut formats = vec![OutputFormat::TarGz];
+            for (table, format) in [
+                (raw.deb.is_some(), OutputFormat::Deb),
+                (raw.rpm.is_some(), OutputFormat::Rpm),
+                (raw.arch.is_some(), OutputFormat::PkgTarZst),
+            ] {
+                if table {
+                    formats.push(format);
+                }
+            }
+            Output { formats }
+        }
         Some(o) => {
             let list_span = o.formats.span();
             let mut seen = BTreeSet::new();
@@ -345,6 +352,50 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
         });
     }
 
+    let rpm = raw.rpm.map(|r| super::rpm::check_rpm(ctx, r)).transpose()?;
+    let arch = raw
+        .arch
+        .map(|a| super::rpm::check_arch(ctx, a))
+        .transpose()?;
+    // What the other formats need, checked where the recipe asks for them.
+    let meta = crate::package::Meta {
+        file: ctx.file.to_path_buf(),
+        name: package.name.clone(),
+        version: package.version.clone(),
+        release: package.release.clone(),
+        arch: package.arch.clone(),
+        summary: package.summary.clone(),
+        description: None,
+        homepage: None,
+        license: package.license.clone(),
+    };
+    let asked = |format: OutputFormat, table: &str| match output_span.clone() {
+        Some(span) => (
+            span,
+            format!("[output] formats includes {:?}", format.extension()),
+        ),
+        None => (
+            ctx.table_header(table).unwrap_or(0..0),
+            format!("[{table}] makes the build write a .{}", format.extension()),
+        ),
+    };
+    if output.formats.contains(&OutputFormat::Rpm) {
+        let rpm_meta = rpm.as_ref().map(|r| r.meta.clone()).unwrap_or_default();
+        let (span, why) = asked(OutputFormat::Rpm, "rpm");
+        if let Err(need) = crate::package::rpm::license(&meta, &rpm_meta) {
+            return Err(ctx.at(span, format!("{why}: {need}")));
+        }
+        if let Err(bad) = crate::package::rpm::version_rule(&meta) {
+            return Err(ctx.at(span, format!("{why}: [package] {bad}")));
+        }
+    }
+    if output.formats.contains(&OutputFormat::PkgTarZst) {
+        if let Err(bad) = crate::package::pacman::version_rule(&meta) {
+            let (span, why) = asked(OutputFormat::PkgTarZst, "arch");
+            return Err(ctx.at(span, format!("{why}: [package] {bad}")));
+        }
+    }
+
     Ok(Parsed {
         package,
         source,
@@ -352,6 +403,8 @@ pub(super) fn check(ctx: &Ctx, raw: RawRecipe) -> Result<Parsed, RecipeError> {
         install,
         output,
         deb,
+        rpm,
+        arch,
     })
 }
 
