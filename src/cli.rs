@@ -38,8 +38,8 @@ const RUN_AFTER_HELP: &str = "\
 Subcommands:
   run          Run a command as root in fresh namespaces (the default)
   pack         Write a directory as a deterministic, root-owned archive
-  list         List an archive like `tar -tv`; a .deb's control fields too (alias: inspect)
-  diff         Compare two archives (tar or .deb) entry by entry
+  list         List an archive like `tar -tv`; a package's fields too (alias: inspect)
+  diff         Compare two archives (tar, .deb or .rpm) entry by entry
   repro        Build a recipe twice under varied conditions and compare the outputs
   build        Build a recipe in a sealed sandbox into a root-owned archive
   doctor       Check what this kernel and host allow, with the fix for what they don't
@@ -150,10 +150,10 @@ pub enum Command {
     Run(RunArgs),
     /// Write a directory as a deterministic, root-owned archive
     Pack(PackArgs),
-    /// List an archive's entries like `tar -tv`; a .deb's control fields too
+    /// List an archive's entries like `tar -tv`; a package's fields too (.deb, .rpm, pacman)
     #[command(visible_alias = "inspect")]
     List(ListArgs),
-    /// Compare two archives (tar or .deb) entry by entry; exit 0 if identical, 1 if not
+    /// Compare two archives (tar, .deb or .rpm) entry by entry; exit 0 if identical, 1 if not
     Diff(DiffArgs),
     /// Build a recipe twice under varied conditions and compare the outputs
     #[command(
@@ -321,8 +321,9 @@ pub struct PackArgs {
 /// `nsroot list ARCHIVE`.
 #[derive(Debug, Clone, Args)]
 pub struct ListArgs {
-    /// The archive to list (`-` for stdin): a tar, its compression detected from its content, or a
-    /// .deb (its control fields, then its control and data members' entries)
+    /// The archive to list (`-` for stdin): a tar, its compression detected from its content
+    /// (a pacman package's .PKGINFO fields first), a .deb (its control fields, then its
+    /// control and data members' entries) or an .rpm (its main tags, then its payload)
     #[arg(value_name = "ARCHIVE")]
     pub archive: PathBuf,
 
@@ -334,7 +335,7 @@ pub struct ListArgs {
 /// `nsroot diff A B`.
 #[derive(Debug, Clone, Args)]
 pub struct DiffArgs {
-    /// The first archive: tar (any compression nsroot reads) or .deb
+    /// The first archive: tar (any compression nsroot reads), .deb or .rpm
     #[arg(value_name = "A")]
     pub a: PathBuf,
 

@@ -327,6 +327,8 @@ fn display_of(section: Section, path: &[u8]) -> String {
         Section::Tar | Section::Members => p,
         Section::Control => format!("control.tar:{p}"),
         Section::Data => format!("data.tar:{p}"),
+        Section::Header => format!("header:{p}"),
+        Section::Payload => format!("payload:{p}"),
     }
 }
 
@@ -415,7 +417,8 @@ impl Visit for Collect<'_> {
 impl Side {
     fn collect(path: &Path) -> Result<Side, ArchiveError> {
         let bytes = FileBytes::read(path)?;
-        let deb = bytes.compression == Compression::None && bytes.head.starts_with(AR_MAGIC);
+        let deb = bytes.compression == Compression::None
+            && (bytes.head.starts_with(AR_MAGIC) || super::rpm::is_rpm(&bytes.head));
         let mut side = Side {
             path: path.to_path_buf(),
             kind: ArchiveType::Tar,
@@ -478,6 +481,7 @@ fn kind_word(k: ArchiveType) -> String {
     match k {
         ArchiveType::Tar => "tar".into(),
         ArchiveType::Deb => "deb".into(),
+        ArchiveType::Rpm => "rpm".into(),
     }
 }
 

@@ -102,7 +102,8 @@ impl Columns {
 ///
 /// A tar (any compression) lists as GNU tar does. A .deb shows its control file's fields,
 /// then the listing of its control member and of its data member, each under a heading
-/// naming the member. Returns the number of entries listed.
+/// naming the member. An .rpm shows its main fields (name, version, requires...), then its
+/// payload's files under `payload:`. Returns the number of entries listed.
 ///
 /// `name` is used in errors; a malformed archive is an input error (exit 2).
 pub fn list(
@@ -119,10 +120,14 @@ pub fn list(
         control_text: None,
         control_lines: Vec::new(),
         header_done: false,
+        rpm_fields: Vec::new(),
     };
     let kind = read_any(input, &name.display().to_string(), &mut lister)?;
     if kind == ArchiveType::Deb {
         lister.deb_header()?;
+    }
+    if kind == ArchiveType::Rpm && !lister.header_done {
+        lister.rpm_header()?;
     }
     lister.out.flush().map_err(werr)?;
     Ok(lister.count)
@@ -147,8 +152,10 @@ struct Lister<'o> {
     control_text: Option<Vec<u8>>,
     /// The control member's heading and listing, printed after the fields.
     control_lines: Vec<String>,
-    /// Whether a .deb's fields and control listing were printed.
+    /// Whether a .deb's fields and control listing (an .rpm's fields) were printed.
     header_done: bool,
+    /// An .rpm's fields as `rpm -qi` names them, with their values, until printed.
+    rpm_fields: Vec<((usize, &'static str), String)>,
 }
 
 impl Lister<'_> {
@@ -183,6 +190,23 @@ impl Lister<'_> {
             &format_time(meta.mtime),
             &rest,
         )
+    }
+
+    /// Prints an .rpm's fields (`Name: scoreboard`, one line each, lists joined by `, `,
+    /// the description indented), then the payload's heading.
+    fn rpm_header(&mut self) -> Result<(), ArchiveError> {
+        let mut fields = std::mem::take(&mut self.rpm_fields);
+        fields.sort_by_key(|(rank, _)| *rank);
+        for ((_, field), text) in fields {
+            let lines: Vec<&str> = text.lines().collect();
+            let value = if field == "Description" {
+                lines.iter().map(|l| format!("\n {l}")).collect::<String>()
+            } else {
+                format!(" {}", lines.join(", "))
+            };
+            writeln!(self.out, "{field}:{value}").map_err(werr)?;
+        }
+        writeln!(self.out, "\npayload:").map_err(werr)
     }
 
     /// Prints a .deb's control fields and control listing, once.
@@ -230,6 +254,39 @@ impl Visit for Lister<'_> {
                 self.control_lines.push(line);
             }
             Section::Tar | Section::Data => {
+                // A pacman package: its .PKGINFO fields first, as a .deb's control fields.
+                if section == Section::Tar && self.count == 0 && meta.path == b".PKGINFO" {
+                    let mut text = Vec::new();
+                    content
+                        .take(CONTROL_MAX)
+                        .read_to_end(&mut text)
+                        .map_err(|e| ArchiveError::io("read", ".PKGINFO", e))?;
+                    for l in text.split(|b| *b == b'\n').filter(|l| !l.starts_with(b"#")) {
+                        if !l.is_empty() {
+                            writeln!(self.out, "{}", escape_name(l)).map_err(werr)?;
+                        }
+                    }
+                    writeln!(self.out).map_err(werr)?;
+                }
+                let line = self.line(meta);
+                writeln!(self.out, "{line}").map_err(werr)?;
+            }
+            Section::Header => {
+                if let Some(field) = super::rpm::shown_field(&meta.path) {
+                    let mut text = String::new();
+                    content
+                        .take(CONTROL_MAX)
+                        .read_to_string(&mut text)
+                        .map_err(|e| ArchiveError::io("read", "rpm header", e))?;
+                    self.rpm_fields.push((field, text));
+                }
+                return Ok(());
+            }
+            Section::Payload => {
+                if !self.header_done {
+                    self.header_done = true;
+                    self.rpm_header()?;
+                }
                 let line = self.line(meta);
                 writeln!(self.out, "{line}").map_err(werr)?;
             }

@@ -12,6 +12,7 @@ mod list;
 mod owner;
 mod pargz;
 mod read;
+mod rpm;
 mod walk;
 
 use crate::fsutil::AtomicFile;

@@ -1,5 +1,6 @@
 //! Reading archives back entry by entry, for `diff` and for listing: tar in any compression
-//! nsroot reads, and .deb (an ar archive whose control and data members are tars).
+//! nsroot reads, .deb (an ar archive whose control and data members are tars) and .rpm
+//! (`rpm.rs`: its header's tags and its payload's files).
 //!
 //! Everything streams: a [`Visit`] gets each entry's header fields and a reader over its
 //! content, and whatever it does not read is skipped. A truncated or corrupt input is an input
@@ -29,6 +30,11 @@ pub enum Section {
     Control,
     /// An entry of a .deb's data.tar.
     Data,
+    /// A file of an .rpm's payload (before the header's tags in reports: a changed file is
+    /// the cause, the changed digests in the header its consequence).
+    Payload,
+    /// A tag of an .rpm's header (its name, its value as text).
+    Header,
 }
 
 /// What an entry is.
@@ -196,9 +202,10 @@ pub trait Visit {
 pub enum ArchiveType {
     Tar,
     Deb,
+    Rpm,
 }
 
-/// Reads the archive at `path` (tar with any compression, or .deb) into `visit`.
+/// Reads the archive at `path` (tar with any compression, .deb or .rpm) into `visit`.
 ///
 /// Errors name the path: an input error (exit 2) when it does not exist, is not an archive,
 /// or is corrupt or truncated.
@@ -220,6 +227,9 @@ pub fn read_any<'a>(
     if head.starts_with(AR_MAGIC) {
         read_deb(buf, name, visit)?;
         Ok(ArchiveType::Deb)
+    } else if super::rpm::is_rpm(head) {
+        super::rpm::read_rpm(buf, name, visit)?;
+        Ok(ArchiveType::Rpm)
     } else {
         let stream = decompress(Box::new(buf), Path::new(name))?;
         read_tar(stream, name, Section::Tar, visit)?;

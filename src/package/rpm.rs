@@ -71,6 +71,7 @@ const BASE_DIRS: &[&str] = &[
     "/usr/share",
     "/usr/share/applications",
     "/usr/share/doc",
+    "/usr/share/games",
     "/usr/share/icons",
     "/usr/share/info",
     "/usr/share/licenses",
@@ -89,6 +90,7 @@ const BASE_DIRS: &[&str] = &[
     "/usr/src",
     "/var",
     "/var/cache",
+    "/var/games",
     "/var/lib",
     "/var/local",
     "/var/log",
@@ -406,6 +408,17 @@ pub fn write_rpm(
         b.packager(p.as_str());
     }
     b.build_host(BUILD_HOST);
+    // One changelog entry, dated SOURCE_DATE_EPOCH (rpmlint asks for a changelog).
+    b.add_changelog_entry(
+        format!(
+            "{} - {}-{}",
+            rpm.packager.as_deref().unwrap_or("nsroot"),
+            meta.upstream_version(),
+            meta.release
+        ),
+        "- Built by nsroot from its recipe",
+        Timestamp(sde),
+    );
     for (list, add) in [
         (
             &rpm.requires,
