@@ -31,6 +31,7 @@ pub const SUBCOMMANDS: &[&str] = &[
     "completions",
     "help",
     "install-fakeroot",
+    "rpm-files",
 ];
 
 /// Text shown after the run-mode help, listing the subcommands.
@@ -47,6 +48,7 @@ Subcommands:
   completions  Print the shell completion script (bash, zsh, fish, elvish, powershell)
   help         Print the help of nsroot or of a subcommand
   install-fakeroot  Put a `fakeroot` symlink to nsroot into a directory (nsroot as fakeroot)
+  rpm-files    Print a %files list with %attr lines from the recorded owners (for rpmbuild)
 
 See `nsroot help <SUBCOMMAND>` or `nsroot <SUBCOMMAND> --help` for each. A command named like a
 subcommand (the real `man`, say) runs with `nsroot -- man ...` or `nsroot run man ...`.";
@@ -177,6 +179,31 @@ pub enum Command {
     /// Put a `fakeroot` symlink to nsroot into DIR: invoked under that name, nsroot takes
     /// fakeroot's command line, so tools that call `fakeroot` (makepkg, abuild) get nsroot
     InstallFakeroot(InstallFakerootArgs),
+    /// Print an rpmbuild `%files` list of DIR with `%attr(mode,user,group)` from the recorded
+    /// owners: rpm takes owners from `%attr`/`%defattr`, not from the buildroot
+    ///
+    /// In a spec's %install, under `nsroot rpmbuild`: `nsroot rpm-files
+    /// --rm-device-placeholders %{buildroot} > %{_builddir}/files.list`, then
+    /// `%files -f %{_builddir}/files.list`.
+    RpmFiles(RpmFilesArgs),
+}
+
+/// `nsroot rpm-files DIR`.
+#[derive(Debug, Clone, Args)]
+pub struct RpmFilesArgs {
+    /// The buildroot (rpmbuild's %{buildroot})
+    #[arg(value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Take the records from this state file (written by `nsroot -s`); inside an nsroot
+    /// session they come from the session
+    #[arg(short = 'i', value_name = "FILE")]
+    pub load_file: Option<PathBuf>,
+
+    /// Remove the empty files that stand for recorded device nodes, listed as %dev(...):
+    /// rpmbuild's %dev entries must not exist in the buildroot
+    #[arg(long)]
+    pub rm_device_placeholders: bool,
 }
 
 /// `nsroot install-fakeroot DIR`.

@@ -16,6 +16,7 @@ pub mod fakeroot;
 mod list;
 mod pack;
 mod repro;
+mod rpm_files;
 mod run;
 
 use std::ffi::OsString;
@@ -59,6 +60,7 @@ fn dispatch(command: Command) -> anyhow::Result<i32> {
         Command::Completions(args) => docs::run_completions(&args),
         Command::Help(args) => docs::run_help(&args),
         Command::InstallFakeroot(args) => fakeroot::install(&args),
+        Command::RpmFiles(args) => rpm_files::run(&args),
     }
 }
 

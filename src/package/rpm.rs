@@ -13,6 +13,7 @@
 //! - the directories of the base file system (`/usr`, `/usr/bin`, ...: those Fedora's
 //!   `filesystem` package owns) are not owned by the package, as a spec's `%files` would not
 //!   list them; every other directory is, with its recorded owner and mode;
+//! - files under `/usr/share/{doc,man,info}` are `%doc`, as rpmbuild marks them;
 //! - device numbers must fit RPM's 8-bit major and minor (`%dev`); larger ones are refused,
 //!   naming the file; FIFOs are stored;
 //! - every time field is `SOURCE_DATE_EPOCH` (build time, file mtimes already clamped by the
@@ -485,6 +486,8 @@ pub fn write_rpm(
             };
             Ok(if rpm.config_files.contains(&item.path) {
                 o.config().noreplace()
+            } else if m.kind != EntryKind::Dir && is_doc(&item.path) {
+                o.doc()
             } else {
                 o
             })
@@ -580,6 +583,95 @@ pub fn write_rpm(
         w.flush().map_err(io_err("write", out))?;
     }
     tmp.commit().map_err(io_err("put in place", out))
+}
+
+/// One line of a spec's `%files` list, as [`files_list`] makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesLine {
+    /// `%attr(4755,root,games) /usr/bin/x`, `%dir %attr(...) /var/lib/x`,
+    /// `%dev(c,1,3) %attr(...) /dev/x`, with `%caps(...)` where the file has capabilities.
+    pub line: String,
+    /// For a device node: its path below the tree, an empty regular file on disk that only
+    /// the records make a device (rpmbuild's `%dev` entries must not exist in the buildroot).
+    pub device_placeholder: Option<String>,
+}
+
+/// A `%files` list for rpmbuild from `tree` (the buildroot packed as a plain tar by the
+/// archive writer, with the records): every entry but the buildroot itself and the base
+/// directories (as the writer leaves them out), with `%attr(mode,user,group)` from the
+/// records, so the `.rpm` gets the owners the install steps set rather than
+/// `%defattr(-,root,root)`. Paths with spaces are quoted and `%` doubled, as spec files need.
+///
+/// Errors: [`RpmError::Tree`] when the tar cannot be read, [`RpmError::Invalid`] (naming
+/// `file`) for a name or capability an RPM cannot hold.
+pub fn files_list(tree: &Path, file: &Path) -> Result<Vec<FilesLine>, RpmError> {
+    let mut collect = Collect {
+        items: Vec::new(),
+        file: file.to_path_buf(),
+        bad: None,
+    };
+    archive::read_path(tree, &mut collect)?;
+    if let Some(e) = collect.bad {
+        return Err(e);
+    }
+    let mut out = Vec::new();
+    for item in &collect.items {
+        let m = &item.meta;
+        if m.kind == EntryKind::Dir && BASE_DIRS.contains(&item.path.as_str()) {
+            continue;
+        }
+        let mut quoted = item.path.replace('%', "%%");
+        if quoted.contains(char::is_whitespace) {
+            quoted = format!("\"{quoted}\"");
+        }
+        let mode = if m.kind == EntryKind::Symlink {
+            "-".to_string()
+        } else {
+            format!("{:04o}", m.mode & 0o7777)
+        };
+        let attr = format!(
+            "%attr({mode},{},{})",
+            owner_name(&m.uname, m.uid),
+            owner_name(&m.gname, m.gid)
+        );
+        let mut line = String::new();
+        let mut placeholder = None;
+        match m.kind {
+            EntryKind::Dir => line.push_str("%dir "),
+            EntryKind::Char | EntryKind::Block => {
+                let t = if m.kind == EntryKind::Char { 'c' } else { 'b' };
+                line.push_str(&format!("%dev({t},{},{}) ", m.dev.0, m.dev.1));
+                placeholder = Some(item.path.trim_start_matches('/').to_string());
+            }
+            _ => {}
+        }
+        match caps_of(m) {
+            Some(Ok(text)) => line.push_str(&format!("%caps({text}) ")),
+            Some(Err(why)) => {
+                return Err(invalid(
+                    file,
+                    format!("{}: security.capability: {why}", item.path),
+                ))
+            }
+            None => {}
+        }
+        line.push_str(&attr);
+        line.push(' ');
+        line.push_str(&quoted);
+        out.push(FilesLine {
+            line,
+            device_placeholder: placeholder,
+        });
+    }
+    Ok(out)
+}
+
+/// Documentation, as rpmbuild marks it by itself (`%doc`): what is installed under the
+/// doc, man and info directories.
+fn is_doc(path: &str) -> bool {
+    ["/usr/share/doc/", "/usr/share/man/", "/usr/share/info/"]
+        .iter()
+        .any(|d| path.starts_with(d))
 }
 
 /// A scriptlet from a file: its `#!` line gives the interpreter (default `/bin/sh`).

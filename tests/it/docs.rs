@@ -18,6 +18,7 @@ const SUBCOMMANDS: &[&str] = &[
     "man",
     "completions",
     "help",
+    "rpm-files",
 ];
 
 #[test]
