@@ -132,11 +132,21 @@ pub fn read_rpm(
         )?;
     }
 
-    let inodes = header
-        .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
-        .unwrap_or_default();
+    // The payload's order is not the header's: the inode of a file is found by its path.
+    let inodes: HashMap<std::path::PathBuf, u32> = pkg
+        .metadata
+        .get_file_entries()
+        .map_err(|e| bad(&e))?
+        .iter()
+        .map(|e| e.path())
+        .zip(
+            header
+                .get_entry_data_as_u32_array(IndexTag::RPMTAG_FILEINODES)
+                .unwrap_or_default(),
+        )
+        .collect();
     let mut files = Vec::new();
-    for (i, f) in pkg.files().map_err(|e| bad(&e))?.enumerate() {
+    for f in pkg.files().map_err(|e| bad(&e))? {
         let f = f.map_err(|e| bad(&e))?;
         let e = &f.metadata;
         let kind = match e.file_type() {
@@ -174,9 +184,10 @@ pub fn read_rpm(
             dev: (u32::from(e.rdev_major()), u32::from(e.rdev_minor())),
             xattrs,
         };
-        let inode = inodes.get(i).copied();
+        let inode = inodes.get(&e.path()).copied();
         files.push((meta, inode, f.into_content()));
     }
+    files.sort_by(|a, b| a.0.path.cmp(&b.0.path));
     // Hard links: the payload carries the content once, with the set's last name.
     let mut shared: HashMap<u32, Vec<u8>> = HashMap::new();
     for (meta, inode, content) in &files {

@@ -22,6 +22,8 @@ mod load;
 mod modules;
 mod ownership;
 mod pack;
+mod pacman;
 mod recipe;
 mod repro;
+mod rpm;
 mod run;
