@@ -258,3 +258,54 @@ fn pacman_repro_catches_a_recipe_that_embeds_the_time() {
     // The .MTREE holds the file's checksums, so it differs too.
     assert!(out.contains(".MTREE: content differs"), "{out}");
 }
+
+#[test]
+fn pacman_install_script_backup_and_relations() {
+    if cannot_run(&["pacman", "bsdtar"]) {
+        return;
+    }
+    let s = Scratch::new();
+    s.write(
+        "withinstall/arch/x.install",
+        "post_install() {\n  echo installed\n}\n",
+    );
+    let r = super::rpm::write_recipe(
+        &s,
+        "withinstall",
+        "[package]\nname = \"withinstall\"\nversion = \"2:1.5\"\nrelease = \"3\"\narch = \"all\"\n\
+         summary = \"s\"\nlicense = \"MIT\"\nsource_date_epoch = 1700000000\n\
+         [install]\nsteps = ['mkdir -p \"$DESTDIR/etc\"', 'echo a=1 > \"$DESTDIR/etc/w.conf\"']\n\
+         [deb]\nmaintainer = \"A Person <a@example.org>\"\nconffiles = [\"/etc/w.conf\"]\n\
+         [arch]\ninstall = \"arch/x.install\"\ndepends = [\"bash>=5\"]\nprovides = [\"wi=1.5\"]\n\
+         conflicts = [\"other\"]\nreplaces = [\"old\"]\n\
+         [output]\nformats = [\"pkg.tar.zst\"]\n",
+    );
+    let o = super::rpm::build(&s, &r, &s.path().join("out"), None);
+    assert_ok(&o);
+    let pkg = s.path().join("out/withinstall_1.5-3_all.pkg.tar.zst");
+    let listing = run(Command::new("bsdtar").arg("-tf").arg(&pkg));
+    let names: Vec<&str> = listing.lines().collect();
+    assert_eq!(
+        names[..4],
+        [".PKGINFO", ".BUILDINFO", ".MTREE", ".INSTALL"],
+        "{listing}"
+    );
+    let info = run(Command::new("pacman").arg("-Qip").arg(&pkg));
+    for want in [
+        "Version         : 2:1.5-3",
+        "Architecture    : any",
+        "Install Script  : Yes",
+        "Depends On      : bash>=5",
+        "Provides        : wi=1.5",
+        "Conflicts With  : other",
+        "Replaces        : old",
+        "Packager        : A Person <a@example.org>",
+    ] {
+        assert!(info.lines().any(|l| l == want), "no {want:?} in:\n{info}");
+    }
+    let pkginfo = run(Command::new("bsdtar").arg("-xOf").arg(&pkg).arg(".PKGINFO"));
+    assert!(
+        pkginfo.lines().any(|l| l == "backup = etc/w.conf"),
+        "{pkginfo}"
+    );
+}

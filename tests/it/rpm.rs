@@ -322,6 +322,7 @@ steps = [
 
 [rpm]
 config_files = ["/etc/specials.conf"]
+post = "rpm/post"
 
 [output]
 formats = ["rpm"]
@@ -333,6 +334,7 @@ fn rpm_capabilities_devices_fifos_hard_links_and_config_files() {
         return;
     }
     let s = Scratch::new();
+    s.write("specials/rpm/post", "#!/bin/sh\necho installed specials\n");
     let r = write_recipe(&s, "specials", SPECIALS);
     let o = build(&s, &r, &s.path().join("out"), None);
     assert_ok(&o);
@@ -368,6 +370,12 @@ fn rpm_capabilities_devices_fifos_hard_links_and_config_files() {
     assert_eq!(inode("/usr/bin/one ").1, "2", "{links}");
     let k = run(Command::new("rpm").args(["-K", "--nosignature"]).arg(&rpm));
     assert!(k.trim_end().ends_with("digests OK"), "{k}");
+    let scripts = run(Command::new("rpm").args(["-qp", "--scripts"]).arg(&rpm));
+    assert!(
+        scripts
+            .contains("postinstall scriptlet (using /bin/sh):\n#!/bin/sh\necho installed specials"),
+        "{scripts}"
+    );
     // nsroot reads it back: list shows the device and the capability is diffable.
     let list = run(util::env().command(&util::env().bin).arg("list").arg(&rpm));
     assert!(
@@ -381,7 +389,7 @@ fn rpm_capabilities_devices_fifos_hard_links_and_config_files() {
     // is left out of the installation.)
     let script = format!(
         "set -e; mkdir -p root/etc; cp /etc/passwd /etc/group root/etc/\n\
-         rpm --root \"$PWD/root\" -i --nodeps --excludepath /var/lib/specials '{}' \
+         rpm --root \"$PWD/root\" -i --nodeps --noscripts --excludepath /var/lib/specials '{}' \
            >/dev/null 2>&1\n\
          stat -c '%n %F %t,%T %a %U:%G' root/dev/null0 root/dev/loop9 \
            root/var/spool/specials root/usr/bin/ping2\n\
