@@ -32,7 +32,7 @@ pub enum Section {
 }
 
 /// What an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKind {
     File,
     HardLink,
@@ -92,7 +92,7 @@ impl EntryKind {
 }
 
 /// Everything an entry's headers say (PAX extensions applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EntryMeta {
     /// The path as stored (`./a/b`, directories usually with a trailing `/`).
     pub path: Vec<u8>,
