@@ -365,7 +365,7 @@ impl<R: Read> Read for HeaderGuard<R> {
 }
 
 /// A tar numeric field: octal digits (NUL/space padded) or GNU base-256.
-fn tar_number(field: &[u8]) -> Option<u64> {
+pub(crate) fn tar_number(field: &[u8]) -> Option<u64> {
     if field[0] & 0x80 != 0 {
         let mut v: u64 = u64::from(field[0] & 0x7f);
         for b in &field[1..] {

@@ -15,6 +15,7 @@ use sha2::{Digest, Sha256};
 use crate::archive::error::ArchiveError;
 use crate::archive::format::{open_file, sniff, Compression};
 use crate::archive::list::escape_name;
+use crate::archive::read::tar_number;
 
 /// Extended header data kept per header block (more is hashed into the stream hash only).
 const MAX_KEPT: usize = 64 * 1024;
@@ -123,23 +124,6 @@ fn parse_pax(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
         }
     }
     out
-}
-
-/// A tar numeric field: octal digits (NUL/space padded) or GNU base-256.
-fn tar_number(field: &[u8]) -> Option<u64> {
-    if field[0] & 0x80 != 0 {
-        let mut v: u64 = u64::from(field[0] & 0x7f);
-        for b in &field[1..] {
-            v = v.checked_mul(256)?.checked_add(u64::from(*b))?;
-        }
-        return Some(v);
-    }
-    let text = std::str::from_utf8(field).ok()?;
-    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    if digits.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(digits, 8).ok()
 }
 
 /// Everything the tap saw of one tar stream.
