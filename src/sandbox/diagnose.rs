@@ -51,12 +51,11 @@ pub fn unshare_failure(errno: Errno) -> String {
             `sysctl -w user.max_user_namespaces=15000` (and user.max_mnt_namespaces, \
             user.max_pid_namespaces)"
             .to_string(),
-        Errno::EPERM if Path::new("/.dockerenv").exists() || in_container() => {
-            "a container's seccomp policy refuses unshare: run the container with \
-             `--security-opt seccomp=unconfined` (Docker/Podman) or allow unshare/clone with \
-             namespace flags in its profile"
-                .to_string()
-        }
+        Errno::EPERM if in_container() || seccomp_mode().0 == 2 => format!(
+            "a seccomp profile (a container engine's default) refuses unshare: lift it ({}) \
+             or allow unshare and clone with namespace flags in the profile",
+            unconfined_seccomp_switch(container().map(|c| c.engine))
+        ),
         Errno::EPERM => "the kernel refused (a seccomp filter, an LSM policy, or nesting \
             deeper than 32 user namespaces); `nsroot doctor` checks each"
             .to_string(),
@@ -85,6 +84,127 @@ pub fn map_failure(e: &SysError) -> String {
 }
 
 fn in_container() -> bool {
-    read_knob("/proc/1/cgroup").is_some_and(|c| c.contains("docker") || c.contains("kubepods"))
-        || Path::new("/run/.containerenv").exists()
+    container().is_some()
+}
+
+/// A container engine nsroot can name the switches of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Podman,
+    Docker,
+    Kubernetes,
+    /// Some other engine (`$container` names it: lxc, systemd-nspawn...).
+    Other,
+}
+
+/// The container this process runs in, as far as it shows: the engine and the evidence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Container {
+    pub engine: Engine,
+    /// What gave it away (`/run/.containerenv`, `$container=podman`...).
+    pub evidence: String,
+}
+
+/// Detects a container from what engines leave behind: podman's `/run/.containerenv`,
+/// Docker's `/.dockerenv`, `$container` (systemd's convention, set by podman, LXC, nspawn),
+/// Kubernetes' `$KUBERNETES_SERVICE_HOST` and `kubepods` in `/proc/1/cgroup`.
+pub fn container() -> Option<Container> {
+    let var = std::env::var("container").ok().filter(|v| !v.is_empty());
+    let cgroup = read_knob("/proc/1/cgroup").unwrap_or_default();
+    let found = |engine, evidence: String| Some(Container { engine, evidence });
+    // Kubernetes first: its pods run under docker or containerd, whose marks are there too.
+    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
+        return found(Engine::Kubernetes, "$KUBERNETES_SERVICE_HOST".into());
+    }
+    if cgroup.contains("kubepods") {
+        return found(Engine::Kubernetes, "kubepods in /proc/1/cgroup".into());
+    }
+    if Path::new("/run/.containerenv").exists() {
+        return found(Engine::Podman, "/run/.containerenv".into());
+    }
+    if Path::new("/.dockerenv").exists() {
+        return found(Engine::Docker, "/.dockerenv".into());
+    }
+    match var.as_deref() {
+        Some("podman") => found(Engine::Podman, "$container=podman".into()),
+        Some("docker") => found(Engine::Docker, "$container=docker".into()),
+        Some(v) => found(Engine::Other, format!("$container={v}")),
+        None if cgroup.contains("docker") => {
+            found(Engine::Docker, "docker in /proc/1/cgroup".into())
+        }
+        None => None,
+    }
+}
+
+/// The engine switch that gives a container an unmasked /proc (so a fresh procfs can be
+/// mounted, KF-PROC-MOUNT), for `engine`, or for each engine when unknown.
+pub fn unmask_proc_switch(engine: Option<Engine>) -> String {
+    const PODMAN: &str = "podman: `--security-opt unmask=ALL`";
+    const DOCKER: &str = "docker: `--security-opt systempaths=unconfined`";
+    const K8S: &str = "Kubernetes: `securityContext.procMount: Unmasked` with `hostUsers: false`";
+    match engine {
+        Some(Engine::Podman) => PODMAN.into(),
+        Some(Engine::Docker) => DOCKER.into(),
+        Some(Engine::Kubernetes) => K8S.into(),
+        _ => format!("{PODMAN}; {DOCKER}; {K8S}"),
+    }
+}
+
+/// The engine switch that lifts a container's seccomp profile, for `engine` or each engine.
+pub fn unconfined_seccomp_switch(engine: Option<Engine>) -> String {
+    const ENGINES: &str = "podman/docker: `--security-opt seccomp=unconfined`";
+    const K8S: &str = "Kubernetes: `securityContext.seccompProfile.type: Unconfined`";
+    match engine {
+        Some(Engine::Podman) | Some(Engine::Docker) => ENGINES.into(),
+        Some(Engine::Kubernetes) => K8S.into(),
+        _ => format!("{ENGINES}; {K8S}"),
+    }
+}
+
+/// The seccomp mode of this process and its number of filters (`Seccomp:` and
+/// `Seccomp_filters:` of /proc/self/status): mode 2 is a filter, as container engines install.
+pub fn seccomp_mode() -> (u32, u32) {
+    let status = read_knob("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("Seccomp:"), field("Seccomp_filters:"))
+}
+
+/// Why sethostname(2) failed in the sandbox's new UTS namespace, and the fix. The new
+/// namespace is ours, so EPERM there is a seccomp profile (Docker's and podman's default ones
+/// allow sethostname only with CAP_SYS_ADMIN in the container).
+pub fn sethostname_failure(e: &SysError, name: &str) -> String {
+    if e.errno != Errno::EPERM {
+        return e.to_string();
+    }
+    let engine = container().map(|c| c.engine);
+    let hostname = match engine {
+        Some(Engine::Kubernetes) => format!("`hostname: {name}` in the pod spec"),
+        _ => format!("`--hostname {name}`"),
+    };
+    format!(
+        "{e}: a seccomp profile (a container engine's default) refuses sethostname; start the \
+         container with {hostname}, which nsroot then keeps, or lift the profile ({})",
+        unconfined_seccomp_switch(engine)
+    )
+}
+
+/// The mount points strictly below `/proc` in this mount namespace that hide part of it
+/// (what a container engine masks), from /proc/self/mountinfo. binfmt_misc, which a host
+/// mounts on an empty directory the kernel does not count, is left out.
+pub fn proc_covers() -> Vec<String> {
+    let info = read_knob("/proc/self/mountinfo").unwrap_or_default();
+    let mut out: Vec<String> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| p.starts_with("/proc/") && *p != "/proc/sys/fs/binfmt_misc")
+        .map(str::to_string)
+        .collect();
+    out.dedup();
+    out
 }
