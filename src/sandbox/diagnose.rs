@@ -119,20 +119,21 @@ pub fn container() -> Option<Container> {
     if cgroup.contains("kubepods") {
         return found(Engine::Kubernetes, "kubepods in /proc/1/cgroup".into());
     }
-    if Path::new("/run/.containerenv").exists() {
-        return found(Engine::Podman, "/run/.containerenv".into());
-    }
-    if Path::new("/.dockerenv").exists() {
-        return found(Engine::Docker, "/.dockerenv".into());
-    }
+    // Then what the engine says in the environment, then the files it leaves.
     match var.as_deref() {
-        Some("podman") => found(Engine::Podman, "$container=podman".into()),
-        Some("docker") => found(Engine::Docker, "$container=docker".into()),
-        Some(v) => found(Engine::Other, format!("$container={v}")),
-        None if cgroup.contains("docker") => {
-            found(Engine::Docker, "docker in /proc/1/cgroup".into())
-        }
-        None => None,
+        Some("podman") => return found(Engine::Podman, "$container=podman".into()),
+        Some("docker") => return found(Engine::Docker, "$container=docker".into()),
+        Some(v) => return found(Engine::Other, format!("$container={v}")),
+        None => {}
+    }
+    if Path::new("/run/.containerenv").exists() {
+        found(Engine::Podman, "/run/.containerenv".into())
+    } else if Path::new("/.dockerenv").exists() {
+        found(Engine::Docker, "/.dockerenv".into())
+    } else if cgroup.contains("docker") {
+        found(Engine::Docker, "docker in /proc/1/cgroup".into())
+    } else {
+        None
     }
 }
 

@@ -12,6 +12,7 @@ mod build;
 mod deb;
 mod diff;
 mod docs;
+mod doctor;
 mod dpkg;
 mod dropin;
 mod escape;
