@@ -9,6 +9,7 @@ mod util;
 mod abi;
 mod bounded;
 mod build;
+mod container;
 mod deb;
 mod diff;
 mod docs;
