@@ -207,3 +207,335 @@ fn issue17_build_where_proc_is_masked_matches_the_unmasked_build() {
         "{b}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// nsroot inside a rootless podman container.
+
+/// Where the Debian rootfs the podman test imports is cached between runs (`.ci/setup` makes
+/// it; the test makes it itself, as root, when it is missing).
+fn rootfs_cache() -> PathBuf {
+    std::env::var_os("NSROOT_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/nsroot-test"))
+        .join("bookworm-apt.tar")
+}
+
+/// The Debian mirror to build the rootfs from: `$NSROOT_TEST_DEBIAN_MIRROR`, else the first
+/// `deb.debian.org`-style URI of the machine's own apt sources, else deb.debian.org.
+fn debian_mirror() -> String {
+    if let Ok(m) = std::env::var("NSROOT_TEST_DEBIAN_MIRROR") {
+        return m;
+    }
+    let sources =
+        std::fs::read_to_string("/etc/apt/sources.list.d/debian.sources").unwrap_or_default();
+    sources
+        .lines()
+        .filter_map(|l| l.strip_prefix("URIs:"))
+        .flat_map(str::split_whitespace)
+        .find(|u| u.ends_with("/debian"))
+        .unwrap_or("http://deb.debian.org/debian")
+        .to_string()
+}
+
+/// The cached rootfs tarball, built with `mmdebstrap --variant=apt` when missing; Err(reason)
+/// when it cannot be had (not root, no mmdebstrap, the mirror unreachable).
+fn rootfs() -> Result<PathBuf, String> {
+    let tar = rootfs_cache();
+    if tar.is_file() {
+        return Ok(tar);
+    }
+    if env().drop_to.is_none() {
+        return Err(format!(
+            "no cached rootfs at {} and the suite does not run as root to make it \
+             (`sudo bash .ci/setup` makes it)",
+            tar.display()
+        ));
+    }
+    if !on_path("mmdebstrap") {
+        return Err("mmdebstrap is not installed (.ci/setup installs it)".into());
+    }
+    let dir = tar.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    let part = dir.join(format!("bookworm-apt.tar.{}.part", std::process::id()));
+    let mirror = debian_mirror();
+    let o = std::process::Command::new("mmdebstrap")
+        .args([
+            "--variant=apt",
+            "--mode=root",
+            "--format=tar",
+            "--quiet",
+            "bookworm",
+        ])
+        .arg(&part)
+        .arg(&mirror)
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        let _ = std::fs::remove_file(&part);
+        return Err(format!(
+            "mmdebstrap could not build a bookworm rootfs from {mirror} (is the mirror \
+             reachable?): {}",
+            stderr(&o)
+                .lines()
+                .rev()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" | ")
+        ));
+    }
+    std::fs::rename(&part, &tar).unwrap();
+    Ok(tar)
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+}
+
+/// Runs `podman ARGS` as the test user, with a clean environment (rootless podman keeps its
+/// storage in the user's home).
+fn podman(args: &[&str]) -> Output {
+    let home = crate::isolation::home_of_test_user();
+    let mut c = env().command("timeout");
+    c.arg("300")
+        .arg("podman")
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("HOME", &home)
+        .current_dir("/");
+    if let Some(user) = &env().drop_to {
+        c.env("USER", user).env("LOGNAME", user);
+    }
+    c.output().unwrap()
+}
+
+/// What this machine needs for every container (found on 2026-12-02, podman 4.3.1, cgroup v1
+/// hybrid; TESTING.md says why): runc, since crun refuses a cgroup v1 hybrid ("cgroups in
+/// hybrid mode not supported"); cgroupfs, as there is no systemd user session; no network,
+/// as slirp4netns cannot open /dev/net/tun here (and a build needs none).
+const ENGINE_OPTS: &[&str] = &[
+    "--runtime",
+    "runc",
+    "--cgroup-manager=cgroupfs",
+    "--network",
+    "none",
+];
+
+/// The script run in each container: `nsroot true`, `nsroot doctor`, a build of the scripts
+/// recipe (`--json`) and `nsroot repro`, each result between markers.
+const IN_CONTAINER: &str = r#"
+cd /tmp
+/w/nsroot true; echo "@@true=$?"
+/w/nsroot doctor --json > /tmp/doctor.json; echo "@@doctor=$?"
+echo "@@doctor-json"; cat /tmp/doctor.json; echo "@@end"
+/w/nsroot build /w/scripts/recipe.toml -o /tmp/out --json > /tmp/build.json 2> /tmp/build.err
+echo "@@build=$?"
+echo "@@build-json"; cat /tmp/build.json; echo "@@end"
+echo "@@build-err"; cat /tmp/build.err; echo "@@end"
+if [ -s /tmp/out/sysinfo_2.1-1_all.tar.gz ]; then
+    /w/nsroot repro /w/scripts/recipe.toml > /tmp/repro.out 2>&1; echo "@@repro=$?"
+    echo "@@repro-out"; cat /tmp/repro.out; echo "@@end"
+fi
+"#;
+
+/// One container's report, split at the script's markers.
+struct Report {
+    text: String,
+}
+
+impl Report {
+    fn status(&self, what: &str) -> Option<i32> {
+        let key = format!("@@{what}=");
+        self.text
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|v| v.trim().parse().ok())
+    }
+
+    fn section(&self, what: &str) -> String {
+        let start = format!("@@{what}\n");
+        let Some(i) = self.text.find(&start) else {
+            return String::new();
+        };
+        let rest = &self.text[i + start.len()..];
+        rest[..rest.find("@@end").unwrap_or(rest.len())].to_string()
+    }
+
+    fn json(&self, what: &str) -> serde_json::Value {
+        let text = self.section(what);
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{what}: not JSON ({e}): {}", self.text))
+    }
+
+    fn check<'a>(&self, list: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"].as_str().is_some_and(|n| n.starts_with(name)))
+            .unwrap_or_else(|| panic!("no doctor line {name}: {}", self.text))
+    }
+}
+
+#[test]
+fn issue17_nsroot_in_a_rootless_podman_container() {
+    if util::no_userns() || util::missing_tool("podman") || util::missing_tool("runc") {
+        return;
+    }
+    let started = std::time::Instant::now();
+    let tar = match rootfs() {
+        Ok(t) => t,
+        Err(why) => {
+            util::skip(&why);
+            return;
+        }
+    };
+    // The image, named after the tarball's size and mtime: re-imported when the cache changes.
+    let meta = std::fs::metadata(&tar).unwrap();
+    let mtime = meta
+        .modified()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let image = format!("localhost/nsroot-test-bookworm:{}-{mtime}", meta.len());
+    if !podman(&["image", "exists", &image]).status.success() {
+        let o = podman(&["import", "--quiet", tar.to_str().unwrap(), &image]);
+        assert_ok(&o);
+    }
+    let imported = started.elapsed();
+
+    // What the containers mount at /w: nsroot and the recipe, world-readable.
+    let s = Scratch::new();
+    scripts_recipe(&s);
+    std::fs::copy(&env().bin, s.path().join("nsroot")).unwrap();
+    assert_ok(
+        &std::process::Command::new("chmod")
+            .args(["-R", "a+rX"])
+            .arg(s.path())
+            .output()
+            .unwrap(),
+    );
+    // The same build on the host, the reference.
+    let host = s.nsroot(["build", "scripts/recipe.toml", "-o", "host", "--json"]);
+    assert_ok(&host);
+    let host_outputs = outputs(&json(&host));
+
+    let volume = format!("{}:/w:ro", s.path().display());
+    let run = |opts: &[&str]| -> Report {
+        let mut args = vec!["run", "--rm"];
+        args.extend_from_slice(ENGINE_OPTS);
+        args.extend_from_slice(&["-v", &volume]);
+        args.extend_from_slice(opts);
+        args.extend_from_slice(&[&image, "sh", "-c", IN_CONTAINER]);
+        let o = podman(&args);
+        assert_ok(&o);
+        Report {
+            text: format!("{}\n--- podman stderr:\n{}", stdout(&o), stderr(&o)),
+        }
+    };
+
+    // 1. The profile and the masking lifted: everything works, nothing degraded.
+    let open = run(&[
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "unmask=ALL",
+    ]);
+    assert_eq!(open.status("true"), Some(0), "{}", open.text);
+    assert_eq!(open.status("doctor"), Some(0), "{}", open.text);
+    let doctor = open.json("doctor-json");
+    let container = open.check(&doctor, "container")["detail"].as_str().unwrap();
+    assert!(container.starts_with("podman ("), "{container}");
+    for name in [
+        "pid namespace with a fresh /proc",
+        "uts namespace",
+        "seccomp filter",
+    ] {
+        assert_eq!(
+            open.check(&doctor, name)["status"],
+            "works",
+            "{name}: {}",
+            open.text
+        );
+    }
+    assert_eq!(open.status("build"), Some(0), "{}", open.text);
+    assert_eq!(
+        outputs(&open.json("build-json")),
+        host_outputs,
+        "the container's build differs from the host's"
+    );
+    assert_eq!(open.status("repro"), Some(0), "{}", open.text);
+    let repro = open.section("repro-out");
+    assert!(repro.contains("\nREPRODUCIBLE\n"), "{repro}");
+    for (file, sha) in &host_outputs {
+        assert!(repro.contains(&format!("{sha}  {file}")), "{file}: {repro}");
+    }
+
+    // 2. The engine's defaults: its seccomp profile refuses sethostname, /proc is masked.
+    // `nsroot true` works (the container's /proc as it is, said on stderr); doctor names both
+    // switches; a build fails at once in one line that names the blocker and the fix.
+    let default = run(&[]);
+    assert_eq!(default.status("true"), Some(0), "{}", default.text);
+    assert_eq!(default.status("doctor"), Some(1), "{}", default.text);
+    let doctor = default.json("doctor-json");
+    let seccomp = default.check(&doctor, "seccomp filter");
+    assert_eq!(
+        seccomp["status"], "works",
+        "unshare is allowed: {}",
+        default.text
+    );
+    let proc = default.check(&doctor, "pid namespace with a fresh /proc");
+    assert_eq!(proc["status"], "degraded", "{}", default.text);
+    assert_eq!(proc["fix"], "podman: `--security-opt unmask=ALL`");
+    let uts = default.check(&doctor, "uts namespace");
+    assert_eq!(uts["status"], "broken", "{}", default.text);
+    let detail = uts["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("--hostname nsroot")
+            && detail.contains("--security-opt seccomp=unconfined"),
+        "{detail}"
+    );
+    assert_eq!(default.status("build"), Some(1), "{}", default.text);
+    let err = default.section("build-err");
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(
+        err.starts_with("nsroot: sandbox setup failed: sethostname(\"nsroot\") => EPERM")
+            && err.contains("--hostname nsroot"),
+        "{err}"
+    );
+    assert_eq!(default.json("build-json")["exit_reason"], "sandbox");
+
+    // 3. The defaults with the hostname the error asks for: the build works, on the
+    // container's /proc bound read-only (said on stderr), byte-identical to the host's.
+    let named = run(&["--hostname", "nsroot"]);
+    assert_eq!(named.status("doctor"), Some(0), "{}", named.text);
+    let doctor = named.json("doctor-json");
+    assert_eq!(named.check(&doctor, "uts namespace")["status"], "degraded");
+    assert_eq!(named.status("build"), Some(0), "{}", named.text);
+    let err = named.section("build-err");
+    assert!(
+        err.contains("warning: cannot mount a fresh /proc")
+            && err.contains("the container's /proc")
+            && err.contains("--security-opt unmask=ALL"),
+        "{err}"
+    );
+    assert_eq!(outputs(&named.json("build-json")), host_outputs);
+    assert_eq!(named.status("repro"), Some(0), "{}", named.text);
+    assert!(
+        named.section("repro-out").contains("\nREPRODUCIBLE\n"),
+        "{}",
+        named.text
+    );
+
+    // 4. As an unprivileged user of the container, same defaults and hostname.
+    let user = run(&["--hostname", "nsroot", "--user", "1000:1000"]);
+    assert_eq!(user.status("true"), Some(0), "{}", user.text);
+    assert_eq!(user.status("build"), Some(0), "{}", user.text);
+    assert_eq!(outputs(&user.json("build-json")), host_outputs);
+    eprintln!(
+        "podman test: image ready after {:.1} s, done after {:.1} s",
+        imported.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
