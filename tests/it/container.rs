@@ -322,11 +322,13 @@ const ENGINE_OPTS: &[&str] = &[
     "none",
 ];
 
-/// The script run in each container: `nsroot true`, `nsroot doctor`, a build of the scripts
-/// recipe (`--json`) and `nsroot repro`, each result between markers.
+/// The script run in each container: `nsroot true`, a recorded chown in run mode, `nsroot
+/// doctor`, a build of the scripts recipe (`--json`) and `nsroot repro`, each result between
+/// markers.
 const IN_CONTAINER: &str = r#"
 cd /tmp
 /w/nsroot true; echo "@@true=$?"
+: > /tmp/f && echo "@@chown=$(/w/nsroot sh -c 'chown 5:6 /tmp/f && stat -c %u:%g /tmp/f')"
 /w/nsroot doctor --json > /tmp/doctor.json; echo "@@doctor=$?"
 echo "@@doctor-json"; cat /tmp/doctor.json; echo "@@end"
 /w/nsroot build /w/scripts/recipe.toml -o /tmp/out --json > /tmp/build.json 2> /tmp/build.err
@@ -450,6 +452,7 @@ fn issue17_nsroot_in_a_rootless_podman_container() {
         "unmask=ALL",
     ]);
     assert_eq!(open.status("true"), Some(0), "{}", open.text);
+    assert!(open.text.contains("\n@@chown=5:6\n"), "{}", open.text);
     assert_eq!(open.status("doctor"), Some(0), "{}", open.text);
     let doctor = open.json("doctor-json");
     let container = open.check(&doctor, "container")["detail"].as_str().unwrap();
@@ -484,6 +487,7 @@ fn issue17_nsroot_in_a_rootless_podman_container() {
     // switches; a build fails at once in one line that names the blocker and the fix.
     let default = run(&[]);
     assert_eq!(default.status("true"), Some(0), "{}", default.text);
+    assert!(default.text.contains("\n@@chown=5:6\n"), "{}", default.text);
     assert_eq!(default.status("doctor"), Some(1), "{}", default.text);
     let doctor = default.json("doctor-json");
     let seccomp = default.check(&doctor, "seccomp filter");
@@ -538,6 +542,7 @@ fn issue17_nsroot_in_a_rootless_podman_container() {
     // 4. As an unprivileged user of the container, same defaults and hostname.
     let user = run(&["--hostname", "nsroot", "--user", "1000:1000"]);
     assert_eq!(user.status("true"), Some(0), "{}", user.text);
+    assert!(user.text.contains("\n@@chown=5:6\n"), "{}", user.text);
     assert_eq!(user.status("build"), Some(0), "{}", user.text);
     assert_eq!(outputs(&user.json("build-json")), host_outputs);
     eprintln!(
