@@ -234,42 +234,39 @@ fn seccomp_check(engine: Option<Engine>) -> Check {
     if mode != 2 {
         return Check::new(NAME, true, Ok("none".into()));
     }
+    // In a child, each call as the sandbox makes it; Err names the first one refused.
     let refused = probe(|| {
-        let mut refused = Vec::new();
-        if let Err(e) = sys::unshare(CloneFlags::CLONE_NEWUSER) {
-            refused.push(format!("unshare ({})", e.errno));
-        } else if let Err(e) = sys::join_new_session_keyring() {
-            refused.push(format!("keyctl ({})", e.errno));
-        }
-        Err(refused.join(", "))
-    })
-    .unwrap_err();
+        sys::unshare(CloneFlags::CLONE_NEWUSER).map_err(|e| format!("unshare ({})", e.errno))?;
+        sys::join_new_session_keyring().map_err(|e| format!("keyctl ({})", e.errno))
+    });
     let found = format!("{filters} filter(s)");
-    if refused.starts_with("unshare") {
-        let mut c = Check::new(
-            NAME,
-            true,
-            Err(format!(
-                "{found}; it refuses {refused}, so no sandbox can be made"
-            )),
-        );
-        c.fix = Some(diagnose::unconfined_seccomp_switch(engine));
+    let switch = diagnose::unconfined_seccomp_switch(engine);
+    let broken = |what: String| {
+        let mut c = Check::new(NAME, true, Err(format!("{found}; {what}")));
+        c.fix = Some(switch.clone());
         c
-    } else if refused.is_empty() {
-        Check::new(
+    };
+    match refused {
+        Ok(_) => Check::new(
             NAME,
             true,
             Ok(format!("{found}; unshare and keyctl allowed")),
-        )
-    } else {
-        Check::new(
+        ),
+        Err(r) if r.starts_with("unshare") => {
+            broken(format!("it refuses {r}, so no sandbox can be made"))
+        }
+        // pid 1 goes on where keyctl is ENOSYS: the steps cannot reach any keyring either.
+        Err(r) if r.contains("ENOSYS") => Check::new(
             NAME,
             true,
             Ok(format!(
-                "{found}; unshare allowed; it refuses {refused}, which the steps then cannot \
-                 use either, so builds share the session keyring nobody can read"
+                "{found}; unshare allowed, keyctl refused with ENOSYS, to the steps too: builds \
+                 run without a session keyring of their own"
             )),
-        )
+        ),
+        Err(r) => broken(format!(
+            "it refuses {r}: nsroot build joins a session keyring of its own and fails"
+        )),
     }
 }
 
