@@ -40,11 +40,14 @@ pub fn blocking_knobs() -> Vec<String> {
     out
 }
 
+/// How [`unshare_failure`]'s messages start.
+pub const UNSHARE_FAILED: &str = "unshare => ";
+
 /// Why `unshare(CLONE_NEWUSER|...)` failed with `errno`, and what to do.
 pub fn unshare_failure(errno: Errno) -> String {
     let knobs = blocking_knobs();
     if !knobs.is_empty() {
-        return format!("unshare => {errno}: {}", knobs.join("; "));
+        return format!("{UNSHARE_FAILED}{errno}: {}", knobs.join("; "));
     }
     let why = match errno {
         Errno::ENOSPC => "the per-user limit of namespaces is reached: raise \
@@ -67,7 +70,7 @@ pub fn unshare_failure(errno: Errno) -> String {
         }
         e => format!("unexpected error {e}"),
     };
-    format!("unshare => {errno}: {why}")
+    format!("{UNSHARE_FAILED}{errno}: {why}")
 }
 
 /// Why writing our id map failed (the namespace exists, but we cannot become root in it).

@@ -418,6 +418,17 @@ fn issue17_nsroot_in_a_rootless_podman_container() {
     let s = Scratch::new();
     scripts_recipe(&s);
     std::fs::copy(&env().bin, s.path().join("nsroot")).unwrap();
+    // Profiles that refuse what nsroot cannot do without (podman reads them on the host).
+    let profile = |name: &str, call: &str, errno: i32| {
+        let p = s.path().join(name);
+        let rule = format!(
+            r#"{{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{{"names":["{call}"],"action":"SCMP_ACT_ERRNO","errnoRet":{errno}}}]}}"#
+        );
+        std::fs::write(&p, rule).unwrap();
+        format!("seccomp={}", p.display())
+    };
+    let no_unshare = profile("no-unshare.json", "unshare", libc::EPERM);
+    let no_seccomp = profile("no-seccomp.json", "seccomp", libc::ENOSYS);
     assert_ok(
         &std::process::Command::new("chmod")
             .args(["-R", "a+rX"])
@@ -431,18 +442,19 @@ fn issue17_nsroot_in_a_rootless_podman_container() {
     let host_outputs = outputs(&json(&host));
 
     let volume = format!("{}:/w:ro", s.path().display());
-    let run = |opts: &[&str]| -> Report {
+    let run_script = |opts: &[&str], script: &str| -> Report {
         let mut args = vec!["run", "--rm"];
         args.extend_from_slice(ENGINE_OPTS);
         args.extend_from_slice(&["-v", &volume]);
         args.extend_from_slice(opts);
-        args.extend_from_slice(&[&image, "sh", "-c", IN_CONTAINER]);
+        args.extend_from_slice(&[&image, "sh", "-c", script]);
         let o = podman(&args);
         assert_ok(&o);
         Report {
             text: format!("{}\n--- podman stderr:\n{}", stdout(&o), stderr(&o)),
         }
     };
+    let run = |opts: &[&str]| run_script(opts, IN_CONTAINER);
 
     // 1. The profile and the masking lifted: everything works, nothing degraded.
     let open = run(&[
@@ -545,6 +557,66 @@ fn issue17_nsroot_in_a_rootless_podman_container() {
     assert!(user.text.contains("\n@@chown=5:6\n"), "{}", user.text);
     assert_eq!(user.status("build"), Some(0), "{}", user.text);
     assert_eq!(outputs(&user.json("build-json")), host_outputs);
+    // 5. A profile that refuses unshare (as Docker's default does without CAP_SYS_ADMIN):
+    // nothing can run, in one line naming the profile and its switch; doctor says it once.
+    const SHORT: &str = r#"
+/w/nsroot true 2> /tmp/true.err; echo "@@true=$?"
+echo "@@true-err"; cat /tmp/true.err; echo "@@end"
+/w/nsroot --no-emulate true; echo "@@no-emulate=$?"
+/w/nsroot doctor --json > /tmp/doctor.json; echo "@@doctor=$?"
+echo "@@doctor-json"; cat /tmp/doctor.json; echo "@@end"
+"#;
+    let blocked = run_script(&["--security-opt", &no_unshare], SHORT);
+    assert_eq!(blocked.status("true"), Some(1), "{}", blocked.text);
+    let err = blocked.section("true-err");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("nsroot: cannot create a user namespace: unshare => EPERM")
+            && err.contains("refuses unshare")
+            && err.contains("--security-opt seccomp=unconfined"),
+        "{err}"
+    );
+    assert_eq!(blocked.status("doctor"), Some(1), "{}", blocked.text);
+    let doctor = blocked.json("doctor-json");
+    let seccomp = blocked.check(&doctor, "seccomp filter");
+    assert_eq!(seccomp["status"], "broken", "{}", blocked.text);
+    assert_eq!(
+        seccomp["fix"],
+        "podman/docker: `--security-opt seccomp=unconfined`"
+    );
+    let mount = blocked.check(&doctor, "mount namespace");
+    assert_eq!(
+        mount["detail"],
+        "not checked: it needs the user namespace (caller mapped to root) above"
+    );
+
+    // 6. A profile that refuses seccomp(2) (no user notification, as under gVisor): doctor's
+    // emulation line is broken and names `--no-emulate`, which works.
+    let no_notify = run_script(&["--security-opt", &no_seccomp], SHORT);
+    assert_eq!(
+        no_notify.status("no-emulate"),
+        Some(0),
+        "{}",
+        no_notify.text
+    );
+    assert_eq!(no_notify.status("true"), Some(1), "{}", no_notify.text);
+    assert!(
+        no_notify
+            .section("true-err")
+            .contains("seccomp(SECCOMP_SET_MODE_FILTER"),
+        "{}",
+        no_notify.text
+    );
+    let doctor = no_notify.json("doctor-json");
+    let emulation = no_notify.check(&doctor, "ownership emulation");
+    assert_eq!(emulation["status"], "broken", "{}", no_notify.text);
+    assert!(
+        emulation["fix"]
+            .as_str()
+            .unwrap()
+            .contains("`nsroot --no-emulate`"),
+        "{emulation}"
+    );
     eprintln!(
         "podman test: image ready after {:.1} s, done after {:.1} s",
         imported.as_secs_f64(),
