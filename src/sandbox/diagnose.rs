@@ -112,29 +112,50 @@ pub struct Container {
 /// Docker's `/.dockerenv`, `$container` (systemd's convention, set by podman, LXC, nspawn),
 /// Kubernetes' `$KUBERNETES_SERVICE_HOST` and `kubepods` in `/proc/1/cgroup`.
 pub fn container() -> Option<Container> {
-    let var = std::env::var("container").ok().filter(|v| !v.is_empty());
-    let cgroup = read_knob("/proc/1/cgroup").unwrap_or_default();
-    let found = |engine, evidence: String| Some(Container { engine, evidence });
+    let var = std::env::var("container").ok();
+    detect(&Marks {
+        container_var: var.as_deref().filter(|v| !v.is_empty()),
+        kubernetes_var: std::env::var_os("KUBERNETES_SERVICE_HOST").is_some(),
+        cgroup: &read_knob("/proc/1/cgroup").unwrap_or_default(),
+        containerenv: Path::new("/run/.containerenv").exists(),
+        dockerenv: Path::new("/.dockerenv").exists(),
+    })
+}
+
+/// What [`container`] looks at.
+struct Marks<'a> {
+    container_var: Option<&'a str>,
+    kubernetes_var: bool,
+    cgroup: &'a str,
+    containerenv: bool,
+    dockerenv: bool,
+}
+
+fn detect(m: &Marks) -> Option<Container> {
+    let found = |engine, evidence: &str| {
+        Some(Container {
+            engine,
+            evidence: evidence.into(),
+        })
+    };
     // Kubernetes first: its pods run under docker or containerd, whose marks are there too.
-    if std::env::var_os("KUBERNETES_SERVICE_HOST").is_some() {
-        return found(Engine::Kubernetes, "$KUBERNETES_SERVICE_HOST".into());
-    }
-    if cgroup.contains("kubepods") {
-        return found(Engine::Kubernetes, "kubepods in /proc/1/cgroup".into());
-    }
     // Then what the engine says in the environment, then the files it leaves.
-    match var.as_deref() {
-        Some("podman") => return found(Engine::Podman, "$container=podman".into()),
-        Some("docker") => return found(Engine::Docker, "$container=docker".into()),
-        Some(v) => return found(Engine::Other, format!("$container={v}")),
-        None => {}
-    }
-    if Path::new("/run/.containerenv").exists() {
-        found(Engine::Podman, "/run/.containerenv".into())
-    } else if Path::new("/.dockerenv").exists() {
-        found(Engine::Docker, "/.dockerenv".into())
-    } else if cgroup.contains("docker") {
-        found(Engine::Docker, "docker in /proc/1/cgroup".into())
+    if m.kubernetes_var {
+        found(Engine::Kubernetes, "$KUBERNETES_SERVICE_HOST")
+    } else if m.cgroup.contains("kubepods") {
+        found(Engine::Kubernetes, "kubepods in /proc/1/cgroup")
+    } else if let Some(v) = m.container_var {
+        match v {
+            "podman" => found(Engine::Podman, "$container=podman"),
+            "docker" => found(Engine::Docker, "$container=docker"),
+            v => found(Engine::Other, &format!("$container={v}")),
+        }
+    } else if m.containerenv {
+        found(Engine::Podman, "/run/.containerenv")
+    } else if m.dockerenv {
+        found(Engine::Docker, "/.dockerenv")
+    } else if m.cgroup.contains("docker") {
+        found(Engine::Docker, "docker in /proc/1/cgroup")
     } else {
         None
     }
@@ -202,8 +223,11 @@ pub fn sethostname_failure(e: &SysError, name: &str) -> String {
 /// (what a container engine masks), from /proc/self/mountinfo. binfmt_misc, which a host
 /// mounts on an empty directory the kernel does not count, is left out.
 pub fn proc_covers() -> Vec<String> {
-    let info = read_knob("/proc/self/mountinfo").unwrap_or_default();
-    let mut out: Vec<String> = info
+    covers_in(&read_knob("/proc/self/mountinfo").unwrap_or_default())
+}
+
+fn covers_in(mountinfo: &str) -> Vec<String> {
+    let mut out: Vec<String> = mountinfo
         .lines()
         .filter_map(|l| l.split(' ').nth(4))
         .filter(|p| p.starts_with("/proc/") && *p != "/proc/sys/fs/binfmt_misc")
@@ -211,4 +235,98 @@ pub fn proc_covers() -> Vec<String> {
         .collect();
     out.dedup();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NONE: Marks = Marks {
+        container_var: None,
+        kubernetes_var: false,
+        cgroup: "0::/\n",
+        containerenv: false,
+        dockerenv: false,
+    };
+
+    fn engine(m: &Marks) -> Option<(Engine, String)> {
+        detect(m).map(|c| (c.engine, c.evidence))
+    }
+
+    #[test]
+    fn containers_are_told_apart_kubernetes_first_then_the_variable_then_files() {
+        assert_eq!(engine(&NONE), None);
+        let k8s = Marks {
+            kubernetes_var: true,
+            dockerenv: true,
+            ..NONE
+        };
+        assert_eq!(engine(&k8s).unwrap().0, Engine::Kubernetes);
+        let pods = Marks {
+            cgroup: "12:memory:/kubepods/besteffort/pod1\n",
+            container_var: Some("docker"),
+            ..NONE
+        };
+        assert_eq!(engine(&pods).unwrap().0, Engine::Kubernetes);
+        // podman sets both $container and /run/.containerenv; a docker host's marks under
+        // podman (a CI runner in a container) do not win over podman's variable.
+        let podman = Marks {
+            container_var: Some("podman"),
+            dockerenv: true,
+            ..NONE
+        };
+        assert_eq!(
+            engine(&podman),
+            Some((Engine::Podman, "$container=podman".into()))
+        );
+        let lxc = Marks {
+            container_var: Some("lxc"),
+            ..NONE
+        };
+        assert_eq!(engine(&lxc), Some((Engine::Other, "$container=lxc".into())));
+        let files = Marks {
+            containerenv: true,
+            dockerenv: true,
+            ..NONE
+        };
+        assert_eq!(engine(&files).unwrap().0, Engine::Podman);
+        let docker = Marks {
+            cgroup: "1:name=systemd:/docker/abc\n",
+            ..NONE
+        };
+        assert_eq!(engine(&docker).unwrap().0, Engine::Docker);
+        // Every engine's switch when the engine is unknown.
+        let all = unmask_proc_switch(Some(Engine::Other));
+        assert!(all.contains("unmask=ALL") && all.contains("systempaths=unconfined"));
+        assert!(all.contains("procMount: Unmasked") && all.contains("hostUsers: false"));
+    }
+
+    #[test]
+    fn proc_covers_are_the_mounts_below_proc_but_binfmt_misc() {
+        let info = "22 1 0:5 / /proc rw - proc proc rw\n\
+                    23 22 0:6 / /proc/sys/fs/binfmt_misc rw - autofs systemd-1 rw\n\
+                    24 22 0:7 /null /proc/kcore rw - devtmpfs udev rw\n\
+                    25 22 0:5 /sys /proc/sys ro - proc proc rw\n\
+                    26 1 0:8 / /procx rw - tmpfs tmpfs rw\n";
+        assert_eq!(covers_in(info), ["/proc/kcore", "/proc/sys"]);
+    }
+
+    #[test]
+    fn sethostname_eperm_names_the_hostname_switch() {
+        let e = SysError {
+            call: "sethostname(\"nsroot\")".into(),
+            errno: Errno::EPERM,
+        };
+        let m = sethostname_failure(&e, "nsroot");
+        assert!(m.starts_with("sethostname(\"nsroot\") => EPERM"), "{m}");
+        assert!(
+            m.contains("refuses sethostname") && m.contains("seccomp=unconfined"),
+            "{m}"
+        );
+        let other = SysError {
+            call: "sethostname(\"nsroot\")".into(),
+            errno: Errno::EINVAL,
+        };
+        assert!(!sethostname_failure(&other, "nsroot").contains("seccomp"));
+    }
 }
