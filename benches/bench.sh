@@ -34,6 +34,8 @@ fi
 echo
 benches/syscall.sh "$bin" || status=1
 echo
+benches/diff.sh "$bin" || status=1
+echo
 # Last, because its tree is deleted at the end: files created right after a large deletion
 # are slow to create on these disks (KF-EXT4-NOJOURNAL (docs/kernel-facts.md)).
 benches/ownership.sh "$bin" || status=1

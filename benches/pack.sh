@@ -4,9 +4,12 @@
 # Usage: benches/pack.sh [RUNS]        (default 3 runs per command; the median is reported)
 # Env:   NSROOT=path/to/nsroot (default: cargo build --release), BENCH_DIR=where to generate.
 #
-# Two trees are generated in a fresh directory (KF-EXT4-NOJOURNAL (docs/kernel-facts.md): no big rm -rf nearby):
+# Three trees are generated in a fresh directory (KF-EXT4-NOJOURNAL (docs/kernel-facts.md): no big rm -rf nearby):
 #   small: ~50k small text-like files in nested directories
+#   bins:  20,000 binary fragments of 16-512 bytes cut from the host's programs
 #   large: a few large files (text-like and binary)
+# gzip runs at -1, -3 and -6 beside nsroot's -L 1, 3 and 6, which are never larger than
+# gzip's at the same level: compare speeds at equal size row against row.
 # Reported per command: median wall time, MB/s of uncompressed tar, output size, peak RSS
 # (GNU time's %M: the largest process of the pipeline), and ratios to `tar | gzip -6`.
 set -euo pipefail
@@ -51,6 +54,17 @@ for name in ('a.txt', 'b.txt'):
             f.write(chunk)
             chunk = chunk[1:] + chunk[:1]
 PY
+python3 - "$base" <<'PY'
+import os, random, sys
+rng = random.Random(7)
+prog = open('/usr/bin/bash', 'rb').read()
+d = os.path.join(sys.argv[1], 'bins')
+os.makedirs(d)
+for i in range(20_000):
+    n = rng.randint(16, 512); at = rng.randrange(len(prog) - n)
+    with open(os.path.join(d, f'b{i:05}'), 'wb') as f:
+        f.write(prog[at:at + n])
+PY
 # Real machine code for the less compressible part: the host's binaries, 64 MiB of them.
 find /usr/bin /usr/lib -type f -size +100k 2>/dev/null | sort | xargs cat 2>/dev/null \
     | head -c $((64 << 20)) > "$base/large/c.bin" || true
@@ -72,15 +86,19 @@ run() {
 }
 
 ref='tar --sort=name --owner=0 --group=0 --numeric-owner --mtime=@0 -C "$T" -cf - .'
-for tree in small large; do
+for tree in small bins large; do
     # Warm the page cache so every command reads from memory.
     tar -C "$base/$tree" -cf - . | cat > /dev/null
     tar_bytes=$("$NSROOT" pack "$base/$tree" -o - | wc -c)
     printf '%s\ttarbytes\t%s\n' "$tree" "$tar_bytes" >> "$results"
     run "$tree" "tar | gzip -6"        "$ref | gzip -6 > \$O"
+    run "$tree" "tar | gzip -3"        "$ref | gzip -3 > \$O"
+    run "$tree" "tar | gzip -1"        "$ref | gzip -1 > \$O"
     run "$tree" "tar | pigz -6 (2 thr)" "$ref | pigz -6 -p 2 > \$O"
     run "$tree" "tar | zstd -3 -T0"    "$ref | zstd -q -3 -T0 > \$O"
     run "$tree" "nsroot gz -j1"        "SOURCE_DATE_EPOCH=0 $NSROOT pack \$T -o \$O --format tar.gz -j 1"
+    run "$tree" "nsroot gz -L3 -j1"    "SOURCE_DATE_EPOCH=0 $NSROOT pack \$T -o \$O --format tar.gz -L 3 -j 1"
+    run "$tree" "nsroot gz -L1 -j1"    "SOURCE_DATE_EPOCH=0 $NSROOT pack \$T -o \$O --format tar.gz -L 1 -j 1"
     run "$tree" "nsroot gz -j2"        "SOURCE_DATE_EPOCH=0 $NSROOT pack \$T -o \$O --format tar.gz -j 2"
     run "$tree" "nsroot zst -j1"       "SOURCE_DATE_EPOCH=0 $NSROOT pack \$T -o \$O --format tar.zst -j 1"
     run "$tree" "nsroot zst -j2"       "SOURCE_DATE_EPOCH=0 $NSROOT pack \$T -o \$O --format tar.zst -j 2"
@@ -99,7 +117,7 @@ for line in open(sys.argv[1]):
 print(f"runs per command: {sys.argv[2]} (median); CPUs: {__import__('os').cpu_count()}")
 hdr = f"{'tree':6} {'command':22} {'secs':>6} {'MB/s':>7} {'out MiB':>8} {'size/gzip':>9} {'speed/gzip':>10} {'RSS MiB':>8}"
 print(hdr); print('-' * len(hdr))
-for tree in ('small', 'large'):
+for tree in ('small', 'bins', 'large'):
     ref = rows[(tree, 'tar | gzip -6')]
     ref_t = statistics.median(r[0] for r in ref); ref_s = ref[0][2]
     print(f"{tree}: uncompressed tar {tarbytes[tree] / 1e6:.1f} MB")

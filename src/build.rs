@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use crate::archive::{self, ArchiveError, PackOptions};
 use crate::fsutil::AtomicFile;
@@ -87,11 +88,43 @@ pub enum BuildError {
 }
 
 impl BuildError {
+    /// What ended the build, as one word a farm's collector can group by (`nsroot build
+    /// --json`'s `exit_reason`): `bad-input`, `step-failed`, `sandbox`, `archive`, `deb`,
+    /// `rpm`, `pacman`, `ownership`, `interrupted`, `nested` or `io`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            BuildError::Recipe(_) => "bad-input",
+            BuildError::StepFailed { .. } => "step-failed",
+            BuildError::Sandbox(_) => "sandbox",
+            _ if self.interrupted_by().is_some() => "interrupted",
+            BuildError::Archive(_) => "archive",
+            BuildError::Deb(_) => "deb",
+            BuildError::Rpm(_) => "rpm",
+            BuildError::Pacman(_) => "pacman",
+            BuildError::Ownership(_) => "ownership",
+            BuildError::Interrupted { .. } => "interrupted",
+            BuildError::Nested => "nested",
+            BuildError::Io { .. } => "io",
+        }
+    }
+
+    /// The build log, when the build got as far as writing one.
+    pub fn log(&self) -> Option<&str> {
+        match self {
+            BuildError::StepFailed { log, .. } => Some(log),
+            _ => None,
+        }
+    }
+
     /// The signal that stopped the build, when a signal did.
     pub fn interrupted_by(&self) -> Option<i32> {
         match self {
             BuildError::Interrupted { signal }
-            | BuildError::Archive(ArchiveError::Interrupted { signal }) => Some(*signal),
+            | BuildError::Archive(ArchiveError::Interrupted { signal })
+            | BuildError::Rpm(RpmError::Tree(ArchiveError::Interrupted { signal }))
+            | BuildError::Pacman(PacmanError::Archive(ArchiveError::Interrupted { signal })) => {
+                Some(*signal)
+            }
             _ => None,
         }
     }
@@ -142,6 +175,8 @@ pub struct BuildResult {
     pub log: PathBuf,
     /// The manifest (JSON).
     pub manifest: PathBuf,
+    /// What the manifest says.
+    pub record: Manifest,
     /// The scratch directory, when kept.
     pub kept: Option<PathBuf>,
 }
@@ -154,6 +189,7 @@ pub struct BuildResult {
 /// concerned. On any error no archive is written. With `keep`, a failed build still keeps its
 /// work tree and says where on stderr (the error carries no result to say it).
 pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, BuildError> {
+    let started = Instant::now();
     // Until the build returns, SIGINT/SIGTERM/SIGHUP set a flag checked between phases, so
     // the scratch directory is always removed and no output is half-written. (While the
     // steps run, the signals are blocked and passed on to them instead.)
@@ -173,7 +209,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<BuildResult, Bui
     }
     recipe.check_formats(&formats)?;
     let scratch = Scratch::create(&recipe.package.name)?;
-    let result = build_in(&recipe, &formats, opts, &scratch, &guard);
+    let result = build_in(&recipe, &formats, opts, &scratch, &guard, started);
     if !opts.keep {
         drop(scratch);
         return result;
@@ -197,6 +233,7 @@ fn build_in(
     opts: &BuildOptions,
     scratch: &Scratch,
     guard: &InterruptGuard,
+    started: Instant,
 ) -> Result<BuildResult, BuildError> {
     let check = || match guard.interrupted() {
         Some(signal) => Err(BuildError::Interrupted { signal }),
@@ -255,6 +292,7 @@ fn build_in(
         stem: &stem,
         log: &log,
         check: &check,
+        started,
     })
 }
 
@@ -272,6 +310,8 @@ struct Job<'a> {
     stem: &'a str,
     log: &'a BuildLog,
     check: &'a dyn Fn() -> Result<(), BuildError>,
+    /// When `nsroot build` started, for the manifest's durations.
+    started: Instant,
 }
 
 /// Runs the steps into the log, then writes the archives and the manifest.
@@ -289,6 +329,7 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
         stem,
         log,
         check,
+        started,
     } = job;
 
     let steps = steps_of(recipe);
@@ -328,7 +369,9 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
             .collect(),
         emulation: Some(store),
     };
+    let sandbox_started = Instant::now();
     let ran = sandbox::run_in_child(spec);
+    let steps_secs = sandbox_started.elapsed().as_secs_f64();
     // Every writer is gone (the sandbox's processes with it, and our end with the spec).
     let copied = copier.join();
     let (outcome, records) = ran?;
@@ -429,6 +472,7 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
         tree = Some(t.clone());
         Ok(t)
     };
+    let pack_started = Instant::now();
     let mut outputs = Vec::new();
     for format in formats {
         check()?;
@@ -511,6 +555,15 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
             .clock_offset_secs
             .filter(|_| outcome.clocks_refused.is_none()),
         clocks_refused: outcome.clocks_refused.clone(),
+        kernel: sys::kernel_release(),
+        exit_reason: "success".into(),
+        warnings: outcome.warnings.clone(),
+        durations: Durations {
+            // From the start of `nsroot build`: recipe checks, sources, sandbox, steps, archives.
+            total_secs: round_ms(started.elapsed().as_secs_f64()),
+            steps_secs: round_ms(steps_secs),
+            pack_secs: round_ms(pack_started.elapsed().as_secs_f64()),
+        },
     };
     check()?;
     let mut text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
@@ -520,6 +573,7 @@ fn run_and_pack(job: Job<'_>) -> Result<BuildResult, BuildError> {
         outputs,
         log: log.path.clone(),
         manifest: manifest_path,
+        record: manifest,
         kept: None,
     })
 }
@@ -598,6 +652,34 @@ pub struct Manifest {
     /// Why the kernel refused a clock shift that was asked for, when it did.
     #[serde(default)]
     pub clocks_refused: Option<String>,
+    /// The kernel release the build ran on (uname -r).
+    #[serde(default)]
+    pub kernel: String,
+    /// How the build ended: `success` in a manifest (a failed build writes none; `nsroot
+    /// build --json` reports it with [`BuildError::kind`]).
+    #[serde(default)]
+    pub exit_reason: String,
+    /// Fallbacks the sandbox took (a container's /proc used as it is, ...).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// How long the build took.
+    #[serde(default)]
+    pub durations: Durations,
+}
+
+/// A build's times, in seconds (to the millisecond).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct Durations {
+    /// The whole build, up to the manifest.
+    pub total_secs: f64,
+    /// The sandbox: set-up and every step.
+    pub steps_secs: f64,
+    /// The archives and the .deb.
+    pub pack_secs: f64,
+}
+
+fn round_ms(secs: f64) -> f64 {
+    (secs * 1000.0).round() / 1000.0
 }
 
 /// One output of a build, in the manifest.

@@ -424,6 +424,12 @@ pub struct BuildArgs {
     #[arg(short = 'v', long)]
     pub verbose: bool,
 
+    /// Print one JSON record on stdout, for a build farm's collector: the manifest's fields
+    /// (recipe, inputs' and outputs' sha256, durations, nsroot version, kernel) and how the
+    /// build ended (`exit_reason`, `exit_status`, `error`), for a failed build too
+    #[arg(long)]
+    pub json: bool,
+
     /// (for `nsroot repro`) shift the sandbox's monotonic and boot-time clocks by SECS
     #[arg(
         long = "repro-clock-offset",

@@ -4,7 +4,6 @@
 //! `list` reads any of it back. This file holds the public API and the two commands.
 
 mod diff;
-mod diff_raw;
 mod error;
 mod format;
 mod header;

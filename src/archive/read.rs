@@ -38,7 +38,7 @@ pub enum Section {
 }
 
 /// What an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum EntryKind {
     File,
     HardLink,
@@ -98,7 +98,7 @@ impl EntryKind {
 }
 
 /// Everything an entry's headers say (PAX extensions applied).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EntryMeta {
     /// The path as stored (`./a/b`, directories usually with a trailing `/`).
     pub path: Vec<u8>,
@@ -375,7 +375,7 @@ impl<R: Read> Read for HeaderGuard<R> {
 }
 
 /// A tar numeric field: octal digits (NUL/space padded) or GNU base-256.
-fn tar_number(field: &[u8]) -> Option<u64> {
+pub(crate) fn tar_number(field: &[u8]) -> Option<u64> {
     if field[0] & 0x80 != 0 {
         let mut v: u64 = u64::from(field[0] & 0x7f);
         for b in &field[1..] {

@@ -44,6 +44,33 @@ pub fn full_command() -> clap::Command {
     cmd
 }
 
+/// `cmd` without its hidden arguments, in every subcommand: clap_complete's generators offer
+/// hidden options too (fakeroot's meaningless `--lib`, repro's `--repro-*`), which `--help`
+/// and the man pages leave out. Only what completion reads is kept: names, arguments,
+/// subcommands and their aliases.
+fn without_hidden(cmd: &clap::Command) -> clap::Command {
+    let mut out = clap::Command::new(cmd.get_name().to_string())
+        .args(cmd.get_arguments().filter(|a| !a.is_hide_set()).cloned())
+        .subcommands(cmd.get_subcommands().map(without_hidden))
+        .visible_aliases(
+            cmd.get_visible_aliases()
+                .map(str::to_string)
+                .collect::<Vec<_>>(),
+        )
+        // The built command's own help and version arguments (and any help subcommand)
+        // are among those copied.
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .disable_help_subcommand(true);
+    if let Some(about) = cmd.get_about() {
+        out = out.about(about.clone());
+    }
+    if let Some(version) = cmd.get_version() {
+        out = out.version(version.to_string());
+    }
+    out
+}
+
 /// The subcommand `name` (or alias) of `cmd`, or the error naming the ones there are.
 fn find<'a>(
     cmd: &'a clap::Command,
@@ -105,7 +132,8 @@ pub fn man_page(subcommand: Option<&str>) -> Result<Vec<u8>, DocsError> {
 /// Errors: [`DocsError::Write`].
 pub fn run_completions(args: &CompletionsArgs) -> anyhow::Result<i32> {
     let mut script = Vec::new();
-    clap_complete::generate(args.shell, &mut full_command(), "nsroot", &mut script);
+    let mut cmd = without_hidden(&full_command());
+    clap_complete::generate(args.shell, &mut cmd, "nsroot", &mut script);
     Ok(emit(&script)?)
 }
 
@@ -147,6 +175,37 @@ mod tests {
             man_page(Some("ls")),
             Err(DocsError::Unknown { .. })
         ));
+    }
+
+    #[test]
+    fn completions_offer_what_help_shows_and_no_hidden_option() {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh] {
+            let mut script = Vec::new();
+            clap_complete::generate(
+                shell,
+                &mut without_hidden(&full_command()),
+                "nsroot",
+                &mut script,
+            );
+            let script = String::from_utf8(script).unwrap();
+            for shown in [
+                "--format",
+                "--net",
+                "--hostname",
+                "install-fakeroot",
+                "--json",
+            ] {
+                assert!(script.contains(shown), "{shell}: {shown} missing");
+            }
+            for hidden in [
+                "--faked",
+                "--lib",
+                "--repro-clock-offset",
+                "--repro-src-dir",
+            ] {
+                assert!(!script.contains(hidden), "{shell}: offers {hidden}");
+            }
+        }
     }
 
     #[test]

@@ -1,38 +1,31 @@
-//! `nsroot doctor`: one line per kernel or host feature nsroot uses, ok or the fix.
+//! `nsroot doctor`: one line per kernel or host feature nsroot uses: works, degraded (and what
+//! nsroot falls back to) or broken, with the fix.
 
 use std::io::Write;
 
 use crate::cli::DoctorArgs;
-use crate::doctor;
+use crate::doctor::{self, Status};
 
 /// One check as `--json` prints it.
 #[derive(serde::Serialize)]
 struct JsonCheck<'a> {
-    name: &'a str,
+    #[serde(flatten)]
+    check: &'a doctor::Check,
+    /// Not broken: it works, or nsroot falls back.
     ok: bool,
-    required: bool,
-    /// What was found (when ok) or what is wrong and the fix (when not).
-    detail: &'a str,
 }
 
-/// Runs every check and prints the report; returns 0 when every required feature works.
+/// Runs every check and prints the report; returns 0 when no required feature is broken.
 pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
     let checks = doctor::checks();
-    let broken = checks
-        .iter()
-        .filter(|c| c.required && c.result.is_err())
-        .count();
+    let broken = checks.iter().filter(|c| c.blocks()).count();
     let mut out = super::stdout();
     if args.json {
         let list: Vec<JsonCheck> = checks
             .iter()
             .map(|c| JsonCheck {
-                name: c.name,
-                ok: c.result.is_ok(),
-                required: c.required,
-                detail: match &c.result {
-                    Ok(d) | Err(d) => d,
-                },
+                check: c,
+                ok: c.status != Status::Broken,
             })
             .collect();
         serde_json::to_writer_pretty(&mut out, &list)?;
@@ -41,10 +34,18 @@ pub fn run(args: &DoctorArgs) -> anyhow::Result<i32> {
         return Ok(if broken > 0 { 1 } else { 0 });
     }
     for c in &checks {
-        match &c.result {
-            Ok(detail) => writeln!(out, "ok       {}{}", c.name, suffix(detail))?,
-            Err(fix) if c.required => writeln!(out, "MISSING  {}: {fix}", c.name)?,
-            Err(fix) => writeln!(out, "optional {}: {fix}", c.name)?,
+        let fix = c
+            .fix
+            .as_ref()
+            .map(|f| format!("; fix: {f}"))
+            .unwrap_or_default();
+        match c.status {
+            Status::Works => writeln!(out, "ok       {}{}", c.name, suffix(&c.detail))?,
+            Status::Degraded => writeln!(out, "degraded {}: {}{fix}", c.name, c.detail)?,
+            Status::Broken if c.required => {
+                writeln!(out, "MISSING  {}: {}{fix}", c.name, c.detail)?
+            }
+            Status::Broken => writeln!(out, "optional {}: {}{fix}", c.name, c.detail)?,
         }
     }
     if broken > 0 {

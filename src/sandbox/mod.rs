@@ -278,7 +278,13 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
         sys::loopback_up()?;
     }
     if let Some(h) = &spec.plan.hostname {
-        sys::sethostname(h)?;
+        // A new UTS namespace starts with the old one's name: where a seccomp profile refuses
+        // sethostname and the container already has the name asked for, nothing differs.
+        if let Err(e) = sys::sethostname(h) {
+            if e.errno != sys::Errno::EPERM || sys::hostname() != *h {
+                return Err(SandboxError::Setup(diagnose::sethostname_failure(&e, h)));
+            }
+        }
     }
 
     // SAFETY: the supervisor thread is blocked in recvmsg and holds no lock; pid 1 ends in

@@ -22,14 +22,25 @@ pub struct MountError {
 
 /// Runs `ops` in order; returns warnings about fallbacks taken.
 pub fn execute(ops: &[MountOp]) -> Result<Vec<String>, MountError> {
-    let mut warnings = Vec::new();
+    let mut state = State::default();
     for op in ops {
-        apply(op, &mut warnings).map_err(|source| MountError {
+        apply(op, &mut state).map_err(|source| MountError {
             step: op.to_string(),
             source,
         })?;
     }
-    Ok(warnings)
+    Ok(state.warnings)
+}
+
+/// What one step leaves for the later ones.
+#[derive(Default)]
+struct State {
+    /// Fallbacks taken, for the user.
+    warnings: Vec<String>,
+    /// Where the lock writes its id maps: `/proc/self`, or, once the container's /proc is
+    /// bound read-only in its place (KF-PROC-MOUNT), a descriptor of this process's directory
+    /// in the writable procfs it came from, opened before the bind.
+    proc_self: Option<std::fs::File>,
 }
 
 fn io(call: String) -> impl FnOnce(std::io::Error) -> SysError {
@@ -60,7 +71,8 @@ fn touch(path: &Path) -> Result<(), SysError> {
         .map_err(io(format!("create {}", path.display())))
 }
 
-fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
+fn apply(op: &MountOp, state: &mut State) -> Result<(), SysError> {
+    let warnings = &mut state.warnings;
     match op {
         // mount_namespaces(7): without this, mounts made here could propagate to the host.
         MountOp::MakePrivate => sys::mount(
@@ -77,10 +89,31 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
                 // KF-PROC-MOUNT: refused where the host's /proc is partly covered (some
                 // containers); the inherited /proc still works but shows host processes.
                 Err(e) if *fallback && matches!(e.errno, Errno::EPERM | Errno::EACCES) => {
+                    let container = super::diagnose::container();
                     warnings.push(format!(
-                        "cannot mount a fresh /proc ({e}); using the host's /proc, which shows host processes"
+                        "cannot mount a fresh /proc ({e}): parts of {} /proc are masked; using \
+                         it as it is{}, which shows its processes; for a fresh one, {}",
+                        if container.is_some() {
+                            "the container's"
+                        } else {
+                            "this"
+                        },
+                        if target != Path::new("/proc") {
+                            " (bound read-only)"
+                        } else {
+                            ""
+                        },
+                        super::diagnose::unmask_proc_switch(container.map(|c| c.engine))
                     ));
                     if target != Path::new("/proc") {
+                        // The lock writes id maps after pivot_root, where this bind is
+                        // read-only (EROFS): keep a way into the writable original.
+                        let dir = std::fs::OpenOptions::new()
+                            .read(true)
+                            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+                            .open("/proc/self")
+                            .map_err(io("open /proc/self".into()))?;
+                        state.proc_self = Some(dir);
                         sys::mount(
                             Some(Path::new("/proc")),
                             target,
@@ -243,7 +276,12 @@ fn apply(op: &MountOp, warnings: &mut Vec<String>) -> Result<(), SysError> {
             // namespace are locked (mount_namespaces(7)); our root maps to the same root, so
             // files and recorded ownership look the same from inside.
             sys::unshare(flags)?;
-            sys::write_single_id_map(uid, gid)
+            let dir = match &state.proc_self {
+                // The magic link leads into the writable procfs (its mount, not the bind's).
+                Some(f) => PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())),
+                None => PathBuf::from("/proc/self"),
+            };
+            sys::write_single_id_map_in(&dir, uid, gid)
         }
     }
 }

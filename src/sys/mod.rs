@@ -189,6 +189,13 @@ pub fn sethostname(name: &str) -> SysResult<()> {
     nix::unistd::sethostname(name).map_err(err(format!("sethostname({name:?})")))
 }
 
+/// This UTS namespace's hostname (gethostname(2)); empty if it cannot be read.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .map(|h| h.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Mount flags of the filesystem holding `path` that a remount in a user namespace must keep
 /// (KF-RO-REMOUNT: nosuid, nodev, noexec and the atime flags are locked).
 pub fn locked_mount_flags(path: &Path) -> SysResult<MsFlags> {
@@ -258,9 +265,15 @@ pub fn block_signals(set: &SigSet) -> SysResult<SigSet> {
 ///
 /// Errors: the write that failed, with its path.
 pub fn write_single_id_map(uid: u32, gid: u32) -> SysResult<()> {
-    write_proc(Path::new("/proc/self/setgroups"), "deny")?;
-    write_proc(Path::new("/proc/self/uid_map"), &format!("0 {uid} 1\n"))?;
-    write_proc(Path::new("/proc/self/gid_map"), &format!("0 {gid} 1\n"))
+    write_single_id_map_in(Path::new("/proc/self"), uid, gid)
+}
+
+/// [`write_single_id_map`] through `proc_self`, a path naming the calling process's directory
+/// in a procfs (`/proc/self`, or a descriptor of it where /proc is bound read-only).
+pub fn write_single_id_map_in(proc_self: &Path, uid: u32, gid: u32) -> SysResult<()> {
+    write_proc(&proc_self.join("setgroups"), "deny")?;
+    write_proc(&proc_self.join("uid_map"), &format!("0 {uid} 1\n"))?;
+    write_proc(&proc_self.join("gid_map"), &format!("0 {gid} 1\n"))
 }
 
 /// Starts a thread with every signal blocked, so that none meant for this process (a

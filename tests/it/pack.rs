@@ -860,3 +860,108 @@ fn assert_same_entries_as_gnu_tar(s: &Scratch, theirs: &str, ours: &str) {
         stderr(&o)
     );
 }
+
+/// Three corpora of different shapes for the gzip size comparison: pseudo-English text in
+/// 2,000 files, 20,000 binary fragments of 16-512 bytes cut from a program, and a tree of real
+/// programs and libraries (perl's, which every Debian system has, and two programs).
+fn gzip_corpora(s: &Scratch) -> Vec<(&'static str, std::path::PathBuf)> {
+    let mut x = 0x2545_f491_u64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let text = s.path().join("text");
+    fs::create_dir(&text).unwrap();
+    let words: Vec<String> = (0..3000)
+        .map(|_| {
+            let len = 2 + next() % 8;
+            (0..len)
+                .map(|_| b"etaoinshrdlucmfwypvbgkjqxz"[(next() % 26) as usize] as char)
+                .collect()
+        })
+        .collect();
+    for i in 0..2000 {
+        let mut body = String::new();
+        for _ in 0..5 + next() % 56 {
+            let n = 3 + next() % 12;
+            let line: Vec<&str> = (0..n)
+                .map(|_| words[(next() % 3000) as usize].as_str())
+                .collect();
+            body.push_str(&line.join(" "));
+            body.push_str(".\n");
+        }
+        fs::write(text.join(format!("f{i:04}.txt")), body).unwrap();
+    }
+    let bin = s.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let program = fs::read("/usr/bin/bash").unwrap();
+    for i in 0..20_000 {
+        let n = 16 + (next() % 497) as usize;
+        let at = (next() as usize) % (program.len() - n);
+        fs::write(bin.join(format!("b{i:05}")), &program[at..at + n]).unwrap();
+    }
+    let tree = s.path().join("tree");
+    fs::create_dir(&tree).unwrap();
+    let perl = Path::new("/usr/lib/x86_64-linux-gnu/perl-base");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(perl)
+        .args(["/usr/bin/bash", "/usr/bin/perl"])
+        .arg(&tree)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "cp {} failed", perl.display());
+    s.chown_all();
+    vec![("text", text), ("small binaries", bin), ("programs", tree)]
+}
+
+/// Issue 16: `nsroot pack -L N` is never larger than `gzip -N` of the same tar, for every N,
+/// on three corpora (the engine's levels are mapped to gzip's). Sizes are deterministic, so
+/// this is a test; the speeds are the benchmark's (benches/pack.sh).
+#[test]
+fn issue16_gzip_output_is_never_larger_than_gzip_at_the_same_level() {
+    if util::missing_tool("gzip") {
+        return;
+    }
+    let s = Scratch::new();
+    let mut larger = Vec::new();
+    for (name, dir) in gzip_corpora(&s) {
+        let tar = s.path().join("plain.tar");
+        assert_ok(&s.nsroot([
+            "pack".as_ref(),
+            dir.as_os_str(),
+            "-o".as_ref(),
+            tar.as_os_str(),
+        ]));
+        for level in 1..=9 {
+            let ours = s.nsroot([
+                "pack".as_ref(),
+                dir.as_os_str(),
+                "-o".as_ref(),
+                "-".as_ref(),
+                "--format".as_ref(),
+                "tar.gz".as_ref(),
+                "-L".as_ref(),
+                level.to_string().as_ref(),
+            ]);
+            assert_ok(&ours);
+            let gzip = Command::new("gzip")
+                .arg(format!("-{level}"))
+                .arg("-c")
+                .arg(&tar)
+                .output()
+                .unwrap();
+            assert!(gzip.status.success());
+            if ours.stdout.len() > gzip.stdout.len() {
+                larger.push(format!(
+                    "{name} -L {level}: {} bytes, gzip -{level} {}",
+                    ours.stdout.len(),
+                    gzip.stdout.len()
+                ));
+            }
+        }
+    }
+    assert!(larger.is_empty(), "larger than gzip: {larger:#?}");
+}

@@ -4,20 +4,24 @@
 //! The entry comparison works on what the headers mean; two archives can mean the same and
 //! still differ in bytes. This module keeps enough of the bytes to say where.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use sha2::{Digest, Sha256};
 
-use super::error::ArchiveError;
-use super::format::{open_file, sniff, Compression};
-use super::list::escape_name;
+use crate::archive::error::ArchiveError;
+use crate::archive::format::{open_file, sniff, Compression};
+use crate::archive::list::escape_name;
+use crate::archive::read::tar_number;
 
 /// Extended header data kept per header block (more is hashed into the stream hash only).
 const MAX_KEPT: usize = 64 * 1024;
 
 /// One 512-byte header block and, for an extended header (`x`, `g`, `L`, `K`), its data.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct RawHeader {
     pub block: [u8; 512],
     pub data: Vec<u8>,
@@ -44,7 +48,7 @@ impl RawHeader {
 }
 
 /// The header blocks of one entry: extended headers first, the entry's own header last.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(super) struct RawEntry {
     pub headers: Vec<RawHeader>,
 }
@@ -122,41 +126,30 @@ fn parse_pax(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
     out
 }
 
-/// A tar numeric field: octal digits (NUL/space padded) or GNU base-256.
-fn tar_number(field: &[u8]) -> Option<u64> {
-    if field[0] & 0x80 != 0 {
-        let mut v: u64 = u64::from(field[0] & 0x7f);
-        for b in &field[1..] {
-            v = v.checked_mul(256)?.checked_add(u64::from(*b))?;
-        }
-        return Some(v);
-    }
-    let text = std::str::from_utf8(field).ok()?;
-    let digits = text.trim_matches(|c: char| c == '\0' || c == ' ');
-    if digits.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(digits, 8).ok()
-}
-
 /// Everything the tap saw of one tar stream.
 #[derive(Debug, Default)]
 pub(super) struct RawTar {
-    /// Each entry's header blocks, in archive order (a trailing `g` header is dropped).
-    pub entries: Vec<RawEntry>,
+    /// How many entries' header blocks went into the queue (a trailing `g` header is dropped).
+    pub entries: usize,
     /// Bytes from the first zero block to the end of the stream, and whether all are zero.
     pub end_len: u64,
     pub end_nonzero: bool,
     /// sha256 of the whole uncompressed stream.
     pub sha: [u8; 32],
     /// False when the headers could not be followed to the end (GNU sparse entries, an
-    /// oversized or malformed header): `entries` is then not to be trusted.
+    /// oversized or malformed header): the queued headers are then not to be trusted.
     pub complete: bool,
 }
+
+/// The header blocks of the entries a [`Tap`] has seen and its reader has not yet taken, in
+/// archive order. The tap runs ahead of the tar reader by at most the reader's buffer, so
+/// this holds a few entries at a time, never the archive's.
+pub(super) type RawQueue = Rc<RefCell<VecDeque<RawEntry>>>;
 
 /// A reader that passes an uncompressed tar stream through while following its headers.
 pub(super) struct Tap<R> {
     inner: R,
+    queue: RawQueue,
     hash: Sha256,
     block: [u8; 512],
     filled: usize,
@@ -174,9 +167,11 @@ pub(super) struct Tap<R> {
 }
 
 impl<R> Tap<R> {
-    pub fn new(inner: R) -> Self {
+    /// A tap on `inner` that puts each entry's header blocks into `queue`.
+    pub fn new(inner: R, queue: RawQueue) -> Self {
         Tap {
             inner,
+            queue,
             hash: Sha256::new(),
             block: [0; 512],
             filled: 0,
@@ -303,7 +298,8 @@ impl<R> Tap<R> {
                     block: b,
                     data: Vec::new(),
                 });
-                self.raw.entries.push(RawEntry { headers });
+                self.queue.borrow_mut().push_back(RawEntry { headers });
+                self.raw.entries += 1;
                 self.skip = size.next_multiple_of(512);
             }
         }
