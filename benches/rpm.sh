@@ -1,9 +1,9 @@
 #!/bin/sh
 # Package writers (issue 15): `nsroot build` of a recipe that installs a tree of ~1,600 files
-# (about 24 MB of text and binary fragments) as .rpm, .pkg.tar.zst and .tar.zst, against
+# (about 22 MB of text and binary fragments) as .rpm, .pkg.tar.zst and .tar.zst, against
 # `rpmbuild -bb` of a spec installing the same files with one %attr line per file (what a
-# spec needs for recorded owners), each with the same payload compression (zstd -19, as
-# Fedora's rpmbuild). Both copy the tree into their install root first; rpmbuild's
+# spec needs for recorded owners), each with the same payload compression: zstd -19 (as
+# Fedora's rpmbuild), then gzip -9 (where compression weighs less). Both copy the tree into their install root first; rpmbuild's
 # __os_install_post (strip, compress man pages...) is switched off so both do only that
 # copy and the package. Median wall time of RUNS runs (hyperfine).
 #
@@ -48,6 +48,8 @@ path = "src"
 [install]
 steps = ['mkdir -p "$DESTDIR/usr/share/bigtree"', 'cp -a data/. "$DESTDIR/usr/share/bigtree/"']
 TOML
+cp "$work/tree/recipe.toml" "$work/tree/recipe-gzip.toml"
+printf '\n[rpm]\ncompression = "gzip"\n' >> "$work/tree/recipe-gzip.toml"
 {
     cat <<SPEC
 Name: bigtree
@@ -81,22 +83,29 @@ size=$(du -sb "$work/tree/src/data" | cut -f1)
 cd "$work"
 rb="rpmbuild -bb --quiet --define '_topdir $work/top' --define '__os_install_post %{nil}' \
 --define '_binary_payload w19.zstdio' $work/bigtree.spec"
+rbgz="rpmbuild -bb --quiet --define '_topdir $work/topgz' --define '__os_install_post %{nil}' \
+--define '_binary_payload w9.gzdio' $work/bigtree.spec"
 as_user hyperfine --warmup 1 --runs "$RUNS" --export-json "$work/rpm.json" \
     -n "nsroot build --format tar.zst" "$nsroot build $work/tree/recipe.toml -o $work/out --format tar.zst" \
     -n "nsroot build --format rpm" "$nsroot build $work/tree/recipe.toml -o $work/out --format rpm" \
     -n "nsroot build --format pkg.tar.zst" "$nsroot build $work/tree/recipe.toml -o $work/out --format pkg.tar.zst" \
     -n "rpmbuild -bb (%attr per file)" "$rb" \
+    -n "nsroot build --format rpm, gzip" "$nsroot build $work/tree/recipe-gzip.toml -o $work/outgz --format rpm" \
+    -n "rpmbuild -bb (%attr per file), gzip" "$rbgz" \
     >/dev/null
 echo "## package writers: $(find "$work/tree/src/data" -mindepth 1 | wc -l) entries, $((size / 1000000)) MB (median of $RUNS runs)"
-python3 - "$work/rpm.json" "$size" "$work/out" "$work/top/RPMS/noarch" <<'PY'
+python3 - "$work/rpm.json" "$size" "$work" <<'PY'
 import json, os, sys
 rows = json.load(open(sys.argv[1]))["results"]
 size = int(sys.argv[2])
+w = sys.argv[3]
 outs = {
-    "tar.zst": os.path.join(sys.argv[3], "bigtree_1.0-1_amd64.tar.zst"),
-    "--format rpm": os.path.join(sys.argv[3], "bigtree_1.0-1_amd64.rpm"),
-    "pkg.tar.zst": os.path.join(sys.argv[3], "bigtree_1.0-1_amd64.pkg.tar.zst"),
-    "rpmbuild": os.path.join(sys.argv[4], "bigtree-1.0-1.noarch.rpm"),
+    "tar.zst": f"{w}/out/bigtree_1.0-1_amd64.tar.zst",
+    "rpm, gzip": f"{w}/outgz/bigtree_1.0-1_amd64.rpm",
+    "--format rpm": f"{w}/out/bigtree_1.0-1_amd64.rpm",
+    "pkg.tar.zst": f"{w}/out/bigtree_1.0-1_amd64.pkg.tar.zst",
+    "file), gzip": f"{w}/topgz/RPMS/noarch/bigtree-1.0-1.noarch.rpm",
+    "rpmbuild": f"{w}/top/RPMS/noarch/bigtree-1.0-1.noarch.rpm",
 }
 for r in rows:
     out = next((p for k, p in outs.items() if k in r["command"]), None)
