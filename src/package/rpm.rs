@@ -451,20 +451,21 @@ pub fn write_rpm(
 
     // Hard links: every name of a set carries the same identity (the first name's path) and
     // the content; the crate stores it once, with the last name, as rpmbuild does.
-    let contents: BTreeMap<&[u8], usize> = collect
-        .items
-        .iter()
-        .enumerate()
-        .filter(|(_, i)| i.meta.kind == EntryKind::File)
-        .map(|(n, i)| (i.meta.path.as_slice(), n))
-        .collect();
-    let linked: std::collections::BTreeSet<&[u8]> = collect
+    let linked: std::collections::BTreeSet<Vec<u8>> = collect
         .items
         .iter()
         .filter(|i| i.meta.kind == EntryKind::HardLink)
-        .map(|i| i.meta.link.as_slice())
+        .map(|i| i.meta.link.clone())
         .collect();
-    for item in &collect.items {
+    // The content and installed path of each file that hard links name; every other file's
+    // content moves into the builder instead of being copied.
+    let targets: BTreeMap<Vec<u8>, (Vec<u8>, String)> = collect
+        .items
+        .iter()
+        .filter(|i| i.meta.kind == EntryKind::File && linked.contains(&i.meta.path))
+        .map(|i| (i.meta.path.clone(), (i.content.clone(), i.path.clone())))
+        .collect();
+    for mut item in collect.items {
         let m = &item.meta;
         let options = |o: rpm::FileOptionsBuilder| -> Result<rpm::FileOptionsBuilder, RpmError> {
             let o = o
@@ -500,22 +501,19 @@ pub fn write_rpm(
                 b.with_dir_entry(options(FileOptions::dir(&item.path))?)
             }
             EntryKind::File | EntryKind::HardLink => {
+                let mut o = options(FileOptions::new(&item.path))?;
                 let (content, identity) = if m.kind == EntryKind::File {
-                    let id = linked
-                        .contains(m.path.as_slice())
-                        .then(|| item.path.clone());
-                    (item.content.clone(), id)
+                    let id = linked.contains(&m.path).then(|| item.path.clone());
+                    (std::mem::take(&mut item.content), id)
                 } else {
-                    let first = contents.get(m.link.as_slice()).map(|n| &collect.items[*n]);
-                    let Some(first) = first else {
+                    let Some((content, first)) = targets.get(&m.link) else {
                         return Err(invalid(
                             &meta.file,
                             format!("{}: a hard link to a file not in the tree", item.path),
                         ));
                     };
-                    (first.content.clone(), Some(first.path.clone()))
+                    (content.clone(), Some(first.clone()))
                 };
-                let mut o = options(FileOptions::new(&item.path))?;
                 if let Some(id) = identity {
                     o = o.hardlink(id);
                 }

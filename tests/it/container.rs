@@ -76,7 +76,9 @@ fn issue17_build_json_is_the_collectors_record() {
         [
             "sysinfo_2.1-1_all.tar.gz",
             "sysinfo_2.1-1_all.tar.zst",
-            "sysinfo_2.1-1_all.deb"
+            "sysinfo_2.1-1_all.deb",
+            "sysinfo_2.1-1_all.rpm",
+            "sysinfo_2.1-1_all.pkg.tar.zst"
         ]
     );
     for (file, sha) in &files {
