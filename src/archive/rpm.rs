@@ -1,6 +1,6 @@
 //! Reading `.rpm` files back (with the rpm crate), for `list`, `diff` and `repro`: the
-//! header's tags become entries of [`Section::Header`] (the tag's name, its value as text
-//! lines for content) and the payload's files entries of [`Section::Payload`], with what the
+//! payload's files become entries of [`Section::Payload`] and the header's tags entries of
+//! [`Section::Header`] (the tag's name, its value as text lines for content), with what the
 //! header says of each (mode, owner and group names, mtime, size, link target, device
 //! numbers; `%caps` and the file flags as pseudo-attributes), so every difference between
 //! two packages has a name.
@@ -95,8 +95,14 @@ fn tag_entry(name: String, content: &[u8]) -> EntryMeta {
     }
 }
 
-/// Reads the `.rpm` in `input` into `visit`: its tags, then its payload's files in the
-/// header's (sorted) order. `name` names it in errors.
+/// Reads the `.rpm` in `input` into `visit`: its tags, then its payload's files in path
+/// order. `name` names it in errors.
+///
+/// The whole file is read first and its two headers' index sizes and entry offsets are
+/// checked against it: the rpm crate allocates what a header claims and indexes its data
+/// by the offsets it holds, so a corrupt header would otherwise cost gigabytes or a panic.
+/// What the crate still panics on is caught and reported as a corrupt file. Every file's
+/// content is held in memory while the package is read (the crate holds the payload too).
 ///
 /// Errors: an input error naming the file when it is not a readable RPM (a bad lead or
 /// header, a payload that does not decompress or ends early).
@@ -108,7 +114,97 @@ pub fn read_rpm(
     let bad = |e: &dyn std::fmt::Display| {
         ArchiveError::input(format!("rpm {name}"), format!("not a readable RPM: {e}"))
     };
-    let pkg = rpm::Package::parse(&mut input).map_err(|e| bad(&e))?;
+    let mut bytes = Vec::new();
+    input
+        .read_to_end(&mut bytes)
+        .map_err(|e| ArchiveError::io("read", name, e))?;
+    check_headers(&bytes).map_err(|e| bad(&e))?;
+    // A panic inside the crate is a corrupt input, reported as such; the default hook would
+    // print it first, so a silent one stands in while the crate runs (list, diff and repro
+    // read packages on one thread).
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let parsed = std::panic::catch_unwind(|| parse(&bytes));
+    std::panic::set_hook(hook);
+    let (files, tags) = match parsed {
+        Ok(r) => r.map_err(|e| bad(&e))?,
+        Err(_) => return Err(bad(&"its header is corrupt (the rpm reader failed on it)")),
+    };
+    // Tags first: `list` prints the fields before the payload.
+    for (name, text) in &tags {
+        visit.entry(
+            Section::Header,
+            &tag_entry(name.clone(), text),
+            &mut &text[..],
+        )?;
+    }
+    for (meta, data) in &files {
+        let mut r: &[u8] = data;
+        visit.entry(Section::Payload, meta, &mut r)?;
+    }
+    Ok(())
+}
+
+/// The size of the lead, before the signature header.
+const LEAD: usize = 96;
+
+/// Checks the signature and main headers of `b`: magic, and an index and data that fit in
+/// the file, every entry's offset and count inside its header's data.
+fn check_headers(b: &[u8]) -> Result<(), String> {
+    if b.len() < LEAD {
+        return Err("shorter than an RPM lead".into());
+    }
+    let mut at = LEAD;
+    for (which, pad) in [("signature", true), ("main", false)] {
+        let word = |i: usize| -> Option<u32> {
+            Some(u32::from_be_bytes(b.get(i..i + 4)?.try_into().ok()?))
+        };
+        if b.get(at..at + 3) != Some(&[0x8e, 0xad, 0xe8][..]) {
+            return Err(format!("no {which} header where one belongs"));
+        }
+        let (Some(n), Some(size)) = (word(at + 8), word(at + 12)) else {
+            return Err(format!("the {which} header is cut short"));
+        };
+        let (n, size) = (n as usize, size as usize);
+        let index = at + 16;
+        let data = n
+            .checked_mul(16)
+            .and_then(|i| index.checked_add(i))
+            .filter(|d| d.checked_add(size).is_some_and(|end| end <= b.len()))
+            .ok_or_else(|| format!("the {which} header claims more than the file holds"))?;
+        for e in 0..n {
+            let (Some(kind), Some(offset), Some(count)) = (
+                word(index + e * 16 + 4),
+                word(index + e * 16 + 8),
+                word(index + e * 16 + 12),
+            ) else {
+                return Err(format!("the {which} header is cut short"));
+            };
+            let unit: u64 = match kind {
+                3 => 2,
+                4 => 4,
+                5 => 8,
+                _ => 1,
+            };
+            let need = u64::from(count).saturating_mul(unit);
+            if offset as usize > size || need > (size - offset as usize) as u64 {
+                return Err(format!("an entry of the {which} header points outside it"));
+            }
+        }
+        at = data + size;
+        if pad {
+            at = at.div_ceil(8) * 8;
+        }
+    }
+    Ok(())
+}
+
+/// The payload's files (with their content) and the tags of a checked `.rpm`.
+type Parsed = (Vec<(EntryMeta, Vec<u8>)>, Vec<(String, Vec<u8>)>);
+
+fn parse(bytes: &[u8]) -> Result<Parsed, String> {
+    let mut input = bytes;
+    let pkg = rpm::Package::parse(&mut input).map_err(|e| e.to_string())?;
     let header = &pkg.metadata.header;
     let signature = &pkg.metadata.signature;
     let skip: Vec<u32> = PER_FILE_TAGS.iter().map(|t| *t as u32).collect();
@@ -117,26 +213,18 @@ pub fn read_rpm(
         (true, signature.get_all_entries()),
         (false, header.get_all_entries()),
     ] {
-        for (tag, data) in entries.map_err(|e| bad(&e))? {
+        for (tag, data) in entries.map_err(|e| e.to_string())? {
             if !sig && skip.contains(&tag) {
                 continue;
             }
             tags.push((tag_name(tag, sig), value_text(&data)));
         }
     }
-    for (name, text) in &tags {
-        visit.entry(
-            Section::Header,
-            &tag_entry(name.clone(), text),
-            &mut &text[..],
-        )?;
-    }
-
     // The payload's order is not the header's: the inode of a file is found by its path.
     let inodes: HashMap<std::path::PathBuf, u32> = pkg
         .metadata
         .get_file_entries()
-        .map_err(|e| bad(&e))?
+        .map_err(|e| e.to_string())?
         .iter()
         .map(|e| e.path())
         .zip(
@@ -146,8 +234,8 @@ pub fn read_rpm(
         )
         .collect();
     let mut files = Vec::new();
-    for f in pkg.files().map_err(|e| bad(&e))? {
-        let f = f.map_err(|e| bad(&e))?;
+    for f in pkg.files().map_err(|e| e.to_string())? {
+        let f = f.map_err(|e| e.to_string())?;
         let e = &f.metadata;
         let kind = match e.file_type() {
             FileType::Dir => EntryKind::Dir,
@@ -197,6 +285,7 @@ pub fn read_rpm(
             }
         }
     }
+    let mut out = Vec::with_capacity(files.len());
     for (meta, inode, content) in files {
         let data = match (meta.kind, content) {
             (EntryKind::File, Some(c)) if c.len() as u64 == meta.size => c,
@@ -204,17 +293,16 @@ pub fn read_rpm(
                 .and_then(|i| shared.get(&i).cloned())
                 .filter(|c| c.len() as u64 == meta.size)
                 .ok_or_else(|| {
-                    bad(&format!(
+                    format!(
                         "{}: the payload holds no content of its size",
                         String::from_utf8_lossy(&meta.path)
-                    ))
+                    )
                 })?,
             _ => Vec::new(),
         };
-        let mut r: &[u8] = &data;
-        visit.entry(Section::Payload, &meta, &mut r)?;
+        out.push((meta, data));
     }
-    Ok(())
+    Ok((out, tags))
 }
 
 /// True when `head` starts like an `.rpm`.

@@ -605,3 +605,50 @@ fn rpmbuild_under_nsroot_keeps_the_owners_install_set() {
     );
     assert_caps(&rpm, "/usr/bin/pinger cap_net_raw=ep");
 }
+
+#[test]
+fn rpm_corrupt_headers_are_refused_without_a_panic() {
+    if cannot_run(&[]) {
+        return;
+    }
+    let s = Scratch::new();
+    let r = write_recipe(
+        &s,
+        "small",
+        "[package]\nname = \"small\"\nversion = \"1.0\"\nsummary = \"s\"\nlicense = \"MIT\"\n\
+         source_date_epoch = 1700000000\n\
+         [install]\nsteps = ['mkdir -p \"$DESTDIR/usr/share/small\"', 'echo hi > \"$DESTDIR/usr/share/small/f\"']\n\
+         [output]\nformats = [\"rpm\"]\n",
+    );
+    assert_ok(&build(&s, &r, &s.path().join("out"), None));
+    let good = fs::read(s.path().join("out/small_1.0-1_amd64.rpm")).unwrap();
+    let be = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap()) as usize;
+    // The main header follows the signature header (16 bytes, the index, the data, padded).
+    let sig_end = 96 + 16 + be(&good, 96 + 8) * 16 + be(&good, 96 + 12);
+    let main = sig_end.div_ceil(8) * 8;
+    let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();
+    let mut huge = good.clone();
+    huge[96 + 12..96 + 16].copy_from_slice(&0x7fff_ffffu32.to_be_bytes());
+    cases.push(("claims more than the file holds", huge));
+    let mut offset = good.clone();
+    let first_entry = main + 16;
+    offset[first_entry + 8..first_entry + 12].copy_from_slice(&0xffff_ff00u32.to_be_bytes());
+    cases.push(("points outside it", offset));
+    let mut count = good.clone();
+    count[first_entry + 12..first_entry + 16].copy_from_slice(&0x4000_0000u32.to_be_bytes());
+    cases.push(("points outside it", count));
+    cases.push(("shorter than an RPM lead", good[..50].to_vec()));
+    for (i, (why, bytes)) in cases.iter().enumerate() {
+        let f = s.write(&format!("bad{i}.rpm"), "");
+        fs::write(&f, bytes).unwrap();
+        let o = s.nsroot(["list".as_ref(), f.as_os_str()]);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "case {i}: {err}");
+        assert!(!err.contains("panicked"), "case {i}: {err}");
+        assert!(
+            err.contains("not a readable RPM") && err.contains(why),
+            "case {i}: {err}"
+        );
+        assert_eq!(err.trim().lines().count(), 1, "case {i}: {err}");
+    }
+}
