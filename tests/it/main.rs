@@ -15,6 +15,7 @@ mod docs;
 mod dpkg;
 mod dropin;
 mod escape;
+mod fastpath;
 mod faults;
 mod hardening;
 mod isolation;
