@@ -127,7 +127,7 @@ impl Store {
 
     /// True when nothing is recorded (the supervisor's fast path).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty() && self.shared.0.as_ref().is_none_or(|t| t.is_empty())
+        self.map.is_empty() && self.shared.0.as_ref().map_or(true, |t| t.is_empty())
     }
 
     /// Number of recorded inodes (during a shared session, an inode with both a shared
