@@ -173,18 +173,13 @@ impl<'a> Table<'a> {
         Some(Table { w, slots, records })
     }
 
-    /// Words a mapping must hold for the table whose header is `head` (its first
-    /// [`HEADER_WORDS`] words), so the library can map the header first and then the rest.
-    pub fn words_of_header(head: &[AtomicU64]) -> Option<usize> {
-        if head.len() < HEADER_WORDS || head[H_MAGIC].load(Ordering::Acquire) != MAGIC {
-            return None;
-        }
-        let slots = head[H_SLOTS].load(Ordering::Relaxed) as usize;
-        let records = head[H_RECORDS].load(Ordering::Relaxed) as usize;
-        if !slots.is_power_of_two() || records > usize::MAX / (2 * RECORD_WORDS) {
-            return None;
-        }
-        Some(Self::words_for(slots, records))
+    /// The table over `w` with the sizes its creator gave it, whatever the header says now:
+    /// the supervisor's view, which a process of the session that scribbles over the shared
+    /// header can make answer wrongly for that session but never fault or index out of
+    /// bounds. None when `w` is too small for those sizes.
+    pub fn with_sizes(w: &'a [AtomicU64], slots: usize, records: usize) -> Option<Table<'a>> {
+        (slots.is_power_of_two() && w.len() >= Self::words_for(slots, records))
+            .then_some(Table { w, slots, records })
     }
 
     /// Number of inodes with a record (never decreases).

@@ -18,6 +18,8 @@ const MIN_SLOTS: usize = 1 << 18;
 #[derive(Debug)]
 pub struct SharedTable {
     mem: SharedWords,
+    slots: usize,
+    log: usize,
 }
 
 fn key(id: FileId, btime: Option<Btime>) -> Key {
@@ -46,13 +48,13 @@ impl SharedTable {
             call: "record table layout".into(),
             errno: nix::errno::Errno::EINVAL,
         })?;
-        Ok(SharedTable { mem })
+        Ok(SharedTable { mem, slots, log })
     }
 
     fn table(&self) -> Table<'_> {
         let w: &[AtomicU64] = self.mem.words();
-        // create() laid it out; nobody else rewrites the header.
-        Table::open(w).expect("the record table's header")
+        // Our sizes, not the shared header's, which any process of the session can write.
+        Table::with_sizes(w, self.slots, self.log).expect("the mapping create() sized")
     }
 
     /// The memory, for [`SharedWords::dup_to`].
