@@ -178,8 +178,11 @@ impl<'a> Table<'a> {
     /// header can make answer wrongly for that session but never fault or index out of
     /// bounds. None when `w` is too small for those sizes.
     pub fn with_sizes(w: &'a [AtomicU64], slots: usize, records: usize) -> Option<Table<'a>> {
-        (slots.is_power_of_two() && w.len() >= Self::words_for(slots, records))
-            .then_some(Table { w, slots, records })
+        (slots.is_power_of_two() && w.len() >= Self::words_for(slots, records)).then_some(Table {
+            w,
+            slots,
+            records,
+        })
     }
 
     /// Number of inodes with a record (never decreases).

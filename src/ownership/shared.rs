@@ -40,9 +40,9 @@ impl SharedTable {
         let slots = (records.saturating_add(100_000) / 3 * 4)
             .next_power_of_two()
             .max(MIN_SLOTS);
-        // Four versions a key on average (chown, chgrp, chmod-free re-chowns), in a log
-        // whose untouched pages cost nothing.
-        let log = slots * 4;
+        // Eight writes a key on average (chown, chgrp, re-chowns), in a log whose untouched
+        // pages cost nothing: 2,097,152 records (128 MiB of address space) by default.
+        let log = slots * 8;
         let mem = SharedWords::create(c"nsroot-records", Table::words_for(slots, log))?;
         Table::create(mem.words(), slots, log, euid, overflow_uid).ok_or(crate::sys::SysError {
             call: "record table layout".into(),
