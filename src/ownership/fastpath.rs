@@ -236,8 +236,8 @@ fn add_preload(env: &mut Vec<OsString>, lib: &[u8]) {
 }
 
 /// The fast path of one session: the store's records in a shared table on [`STORE_FD`],
-/// the library in `LD_PRELOAD`. Dropping it (or [`Session::finish`]) folds the table back
-/// into the store.
+/// the library in `LD_PRELOAD`. Dropping it (once no process of the session is left) closes
+/// the descriptor and folds the table back into the store.
 pub struct Session {
     store: Arc<Mutex<Store>>,
     _table: Arc<SharedTable>,
@@ -276,9 +276,6 @@ impl Session {
             _table: table,
         })
     }
-
-    /// Ends the fast path: the table's records go back into the store's map.
-    pub fn finish(self) {}
 }
 
 impl Drop for Session {

@@ -186,6 +186,10 @@ impl Store {
         let Some(table) = self.shared.0.take() else {
             return;
         };
+        if table.is_empty() {
+            // Nothing to fold; reading the index would fault in every page of it.
+            return;
+        }
         for (id, btime, f) in table.records() {
             match self.map.get_mut(&id) {
                 Some(e) if e.btime == btime => {
