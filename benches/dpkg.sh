@@ -53,12 +53,12 @@ nsroot --no-emulate|$nsroot --no-emulate" ;; esac
         tag=$(printf %s "$label" | tr -c 'a-z' _)
         med=$(cat "$work/$pkg".*."$tag"/secs | sort -n | awk '{ v[NR] = $1 } END {
             printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
-        fk=$(cat "$work/$pkg".*.fakeroot_/secs | sort -n | awk '{ v[NR] = $1 } END {
+        fk=$(cat "$work/$pkg".*.fakeroot/secs | sort -n | awk '{ v[NR] = $1 } END {
             printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
         same=identical
         for d in "$work/$pkg".*."$tag"; do
             [ -s "$d/debs" ] || same="NO .deb"
-            cmp -s "$d/debs" "$work/$pkg.1.fakeroot_/debs" || same=DIFFERENT
+            cmp -s "$d/debs" "$work/$pkg.1.fakeroot/debs" || same=DIFFERENT
         done
         printf '%-12s %-22s %10s %10s  %s\n' "$pkg" "$label" "$med" \
             "$(awk -v a="$med" -v b="$fk" 'BEGIN { printf "%.2fx", (b > 0) ? a / b : 0 }')" "$same"
