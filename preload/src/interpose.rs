@@ -128,26 +128,38 @@ fn statx_impl(
 }
 
 /// Per-process memory of which devices are overlayfs (a record made there first copies the
-/// file up, as the supervisor does): device, then 1 overlay / 2 not; 8 entries, round-robin.
+/// file up, as the supervisor does): 8 entries, round-robin, each the device and the device
+/// xor a tag saying overlay or not, so that an entry read half-rewritten by another thread
+/// matches neither tag and is a miss.
 static FS_CACHE: [core::sync::atomic::AtomicU64; 16] =
     [const { core::sync::atomic::AtomicU64::new(0) }; 16];
 static FS_NEXT: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+const TAG_OVERLAY: u64 = 0x6f76_6572_6c61_7921;
+const TAG_OTHER: u64 = 0x6e6f_7420_6f76_6c21;
 
 fn cached_overlay(dev: u64) -> Option<bool> {
     use core::sync::atomic::Ordering::Relaxed;
     (0..8).find_map(|i| {
         let d = FS_CACHE[2 * i].load(Relaxed);
-        let v = FS_CACHE[2 * i + 1].load(Relaxed);
-        (v != 0 && d == dev).then_some(v == 1)
+        let t = FS_CACHE[2 * i + 1].load(Relaxed) ^ d;
+        if d != dev {
+            return None;
+        }
+        match t {
+            TAG_OVERLAY => Some(true),
+            TAG_OTHER => Some(false),
+            _ => None,
+        }
     })
 }
 
 fn remember_overlay(dev: u64, overlay: bool) {
     use core::sync::atomic::Ordering::Relaxed;
     let i = FS_NEXT.fetch_add(1, Relaxed) % 8;
+    let tag = if overlay { TAG_OVERLAY } else { TAG_OTHER };
     FS_CACHE[2 * i + 1].store(0, Relaxed);
     FS_CACHE[2 * i].store(dev, Relaxed);
-    FS_CACHE[2 * i + 1].store(if overlay { 1 } else { 2 }, Relaxed);
+    FS_CACHE[2 * i + 1].store(dev ^ tag, Relaxed);
 }
 
 /// `/proc/self/fd/N`, NUL-terminated, in `buf`.
