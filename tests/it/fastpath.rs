@@ -284,7 +284,7 @@ fn issue18_sigkilled_writers_leave_a_readable_store() {
         .unwrap_or_else(|| panic!("the writers ran on the fast path: {inside}"));
     let loaded = session(&sc, &["-i", "state"], "./fpstatic show k");
     assert_eq!(
-        sorted(&inside),
+        sorted(inside),
         sorted(&loaded),
         "the next session reads the same"
     );
