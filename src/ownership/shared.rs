@@ -42,7 +42,16 @@ impl SharedTable {
             .max(MIN_SLOTS);
         // Eight writes a key on average (chown, chgrp, re-chowns), in a log whose untouched
         // pages cost nothing: 2,097,152 records (128 MiB of address space) by default.
-        let log = slots * 8;
+        Self::with_sizes(slots, slots * 8, euid, overflow_uid)
+    }
+
+    /// [`SharedTable::create`] with `slots` index slots (a power of two) and `log` records.
+    pub(crate) fn with_sizes(
+        slots: usize,
+        log: usize,
+        euid: u32,
+        overflow_uid: u32,
+    ) -> crate::sys::SysResult<Self> {
         let mem = SharedWords::create(c"nsroot-records", Table::words_for(slots, log))?;
         Table::create(mem.words(), slots, log, euid, overflow_uid).ok_or(crate::sys::SysError {
             call: "record table layout".into(),

@@ -146,7 +146,12 @@ impl Store {
         euid: u32,
         overflow_uid: u32,
     ) -> crate::sys::SysResult<std::sync::Arc<SharedTable>> {
-        let table = std::sync::Arc::new(SharedTable::create(self.map.len(), euid, overflow_uid)?);
+        let table = SharedTable::create(self.map.len(), euid, overflow_uid)?;
+        Ok(self.share_into(table))
+    }
+
+    fn share_into(&mut self, table: SharedTable) -> std::sync::Arc<SharedTable> {
+        let table = std::sync::Arc::new(table);
         let mut moved = Vec::new();
         for (id, e) in &self.map {
             let r = &e.record;
@@ -176,7 +181,7 @@ impl Store {
             }
         }
         self.shared = Shared(Some(std::sync::Arc::clone(&table)));
-        Ok(table)
+        table
     }
 
     /// Folds the shared table back into the map and detaches it: what the session recorded,
@@ -522,6 +527,51 @@ mod tests {
         let r = s.lookup(&f, &meta).unwrap();
         assert_eq!(r.mode, Some(libc::S_IFBLK | (meta.mode() & PERM_BITS)));
         assert_eq!(r.rdev, Some(libc::makedev(8, 1)));
+    }
+
+    #[test]
+    fn shared_records_round_trip_and_overflow_into_the_map() {
+        let mut s = Store::new();
+        s.set_owner(id(1), B1, Some(5), None);
+        s.set_xattr(id(1), B1, OsStr::new("security.capability"), b"c");
+        s.set_device(id(2), B1, libc::S_IFCHR | 0o644, libc::makedev(1, 3));
+        let before = s.clone();
+        // 8 slots hold 6 inodes; the log holds 12 writes.
+        let t = s.share_into(SharedTable::with_sizes(8, 12, 0, 65534).unwrap());
+        assert_eq!(
+            s.get(id(1), B1).unwrap().uid,
+            None,
+            "owners moved to the table"
+        );
+        assert_eq!(t.get(id(1), B1).unwrap().uid, Some(5));
+        for ino in 10..20 {
+            s.set_owner(id(ino), B1, Some(ino as u32), Some(1));
+            s.set_owner(id(ino), B1, None, Some(2));
+        }
+        assert!(t.overflowed(), "the table filled up");
+        // A chgrp after the overflow lands in the map, on top of the table's owner.
+        s.set_owner(id(10), B1, None, Some(7));
+        let p = s.patch(id(10), B1).unwrap();
+        assert_eq!((p.uid, p.gid), (Some(10), Some(7)));
+        s.set_owner(id(10), B1, None, Some(2));
+        for ino in 10..20 {
+            let p = s.patch(id(ino), B1).unwrap();
+            assert_eq!((p.uid, p.gid), (Some(ino as u32), Some(2)), "inode {ino}");
+        }
+        assert_eq!(s.patch(id(2), B1).unwrap().rdev, Some(libc::makedev(1, 3)));
+        assert!(s.patch(id(2), B2).is_none(), "a reused inode number");
+        s.unshare();
+        assert_eq!(
+            s.get(id(1), B1),
+            before.get(id(1), B1),
+            "xattr and owner together"
+        );
+        assert_eq!(s.get(id(2), B1), before.get(id(2), B1));
+        for ino in 10..20 {
+            let r = s.get(id(ino), B1).unwrap();
+            assert_eq!((r.uid, r.gid), (Some(ino as u32), Some(2)), "inode {ino}");
+        }
+        assert_eq!(s.len(), 12);
     }
 
     #[test]
