@@ -28,7 +28,7 @@ pub const LIB_NAME: &str = "libnsroot.so";
 
 /// The directories the dynamic loader's `$LIB` can name for a 64-bit program (Debian's
 /// multiarch name, Fedora's, Arch's), and the literal `$LIB`, which musl's loader, expanding
-/// nothing, opens as it is.
+/// nothing, opens as it is (KF-PRELOAD-LOADERS).
 const DIRS_64: &[&str] = &["lib/x86_64-linux-gnu", "lib64", "lib", "$LIB"];
 /// Those of a 32-bit program (Debian's multiarch name and its `$LIB` for i386): they hold
 /// an empty i386 library, so glibc finds something of the right class and says nothing

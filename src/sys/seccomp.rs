@@ -121,7 +121,7 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
         let mut i = start;
         if matches!(t.abi, Abi::X86_64) {
             // instruction_pointer (offset 8, a u64: low word first on little-endian) within
-            // the trampoline page: allow. The page is only a `syscall; ret` gadget that any
+            // the trampoline page: allow (KF-SECCOMP-IP). The page is only a `syscall; ret` gadget that any
             // code of the process could call; what it bypasses is emulation, not isolation
             // (the kernel then runs the call as the process, as with --no-emulate).
             #[cfg(target_arch = "x86_64")]
