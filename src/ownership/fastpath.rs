@@ -235,6 +235,38 @@ fn add_preload(env: &mut Vec<OsString>, lib: &[u8]) {
     }
 }
 
+/// AddressSanitizer aborts a program whose runtime is not the first library loaded, which
+/// any `LD_PRELOAD` entry breaks ("ASan runtime does not come first"): the session's
+/// `ASAN_OPTIONS` get `verify_asan_link_order=0`, unless they say otherwise already. The
+/// check is all it turns off; ASan still runs (nsroot's stat and chown entry points then
+/// come before ASan's own interceptors of them).
+fn add_asan_option(env: &mut Vec<OsString>) {
+    let prefix = b"ASAN_OPTIONS=";
+    let opt = b"verify_asan_link_order=0";
+    match env.iter_mut().find(|kv| kv.as_bytes().starts_with(prefix)) {
+        Some(kv) => {
+            if kv
+                .as_bytes()
+                .windows(22)
+                .any(|w| w == b"verify_asan_link_order")
+            {
+                return;
+            }
+            let mut v = kv.as_bytes().to_vec();
+            if v.len() > prefix.len() {
+                v.push(b':');
+            }
+            v.extend_from_slice(opt);
+            *kv = OsString::from_vec(v);
+        }
+        None => {
+            let mut v = prefix.to_vec();
+            v.extend_from_slice(opt);
+            env.push(OsString::from_vec(v));
+        }
+    }
+}
+
 /// The fast path of one session: the store's records in a shared table on [`STORE_FD`],
 /// the library in `LD_PRELOAD`. Dropping it (once no process of the session is left) closes
 /// the descriptor and folds the table back into the store.
@@ -271,6 +303,7 @@ impl Session {
         lib.extend_from_slice(b"/$LIB/");
         lib.extend_from_slice(LIB_NAME.as_bytes());
         add_preload(env, &lib);
+        add_asan_option(env);
         Some(Session {
             store: Arc::clone(store),
             _table: table,
@@ -304,6 +337,27 @@ mod tests {
         let mut env = vec![OsString::from("LD_PRELOAD=")];
         add_preload(&mut env, b"/x/l.so");
         assert_eq!(env[0], "LD_PRELOAD=/x/l.so");
+    }
+
+    #[test]
+    fn asan_link_order_check_is_turned_off_once() {
+        let mut env = vec![];
+        add_asan_option(&mut env);
+        assert_eq!(env, ["ASAN_OPTIONS=verify_asan_link_order=0"]);
+        let mut env = vec![OsString::from("ASAN_OPTIONS=detect_leaks=0")];
+        add_asan_option(&mut env);
+        add_asan_option(&mut env);
+        assert_eq!(
+            env,
+            ["ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0"]
+        );
+        let mut env = vec![OsString::from("ASAN_OPTIONS=verify_asan_link_order=1")];
+        add_asan_option(&mut env);
+        assert_eq!(
+            env,
+            ["ASAN_OPTIONS=verify_asan_link_order=1"],
+            "the user's choice"
+        );
     }
 
     #[test]

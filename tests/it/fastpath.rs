@@ -402,3 +402,36 @@ fn issue18_user_ld_preload_is_kept() {
         "the user's library ran: {marks}"
     );
 }
+
+/// A program built with AddressSanitizer, which aborts when a preloaded library comes before
+/// its runtime, runs in a session (nsroot sets `verify_asan_link_order=0`) and prints nothing
+/// on stderr; with the user's own `ASAN_OPTIONS` kept.
+#[test]
+fn issue18_asan_programs_run() {
+    let sc = Scratch::new();
+    if tools(&sc).is_none() {
+        return;
+    }
+    if !build(&sc, "gcc", &["-fsanitize=address"], "fpasan") {
+        return;
+    }
+    let out = util::env()
+        .nsroot()
+        .args([
+            "sh",
+            "-c",
+            "touch f && ./fpasan chown 4 5 f && ./fpasan show f && echo \"$ASAN_OPTIONS\"",
+        ])
+        .env("ASAN_OPTIONS", "detect_leaks=0")
+        .current_dir(sc.path())
+        .output()
+        .unwrap();
+    util::assert_ok(&out);
+    assert_eq!(util::stderr(&out), "");
+    let text = util::stdout(&out);
+    assert!(text.starts_with("sync:tty 644 f "), "{text}");
+    assert!(
+        text.ends_with("detect_leaks=0:verify_asan_link_order=0\n"),
+        "{text}"
+    );
+}
