@@ -156,32 +156,46 @@ pub fn init() {
         TRAMPOLINE.store(2, Ordering::Release);
         return;
     }
+    if !map_table() {
+        // Inert: no page left behind either, so a mapped page means a live fast path.
+        raw(
+            SYS_MUNMAP,
+            [page as usize, TRAMPOLINE_LEN as usize, 0, 0, 0, 0],
+        );
+        TRAMPOLINE.store(2, Ordering::Release);
+        return;
+    }
+    TRAMPOLINE.store(1, Ordering::Release);
+}
+
+/// Maps the session's table; false when there is none (or it is not ours).
+fn map_table() -> bool {
     // The table: a memfd sealed against shrinking and growing on STORE_FD (anything else on
     // that number is not ours: a file could shrink under the mapping and fault us).
     let fd = STORE_FD as usize;
     let seals = raw(SYS_FCNTL, [fd, F_GET_SEALS, 0, 0, 0, 0]);
     if seals < 0 || seals & (F_SEAL_SHRINK | F_SEAL_GROW) != F_SEAL_SHRINK | F_SEAL_GROW {
-        return;
+        return false;
     }
     let size = raw(SYS_LSEEK, [fd, 0, SEEK_END, 0, 0, 0]);
     if size <= 0 || size as usize % 8 != 0 {
-        return;
+        return false;
     }
     let map = raw(
         SYS_MMAP,
         [0, size as usize, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0],
     );
     if map < 0 && map > -4096 {
-        return;
+        return false;
     }
     TABLE_WORDS.store(size as usize / 8, Ordering::Relaxed);
     TABLE_ADDR.store(map as usize, Ordering::Release);
     if table().is_none() {
         TABLE_ADDR.store(0, Ordering::Release);
         raw(SYS_MUNMAP, [map as usize, size as usize, 0, 0, 0, 0]);
-        return;
+        return false;
     }
-    TRAMPOLINE.store(1, Ordering::Release);
+    true
 }
 
 extern "C" {

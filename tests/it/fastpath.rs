@@ -435,3 +435,29 @@ fn issue18_asan_programs_run() {
         "{text}"
     );
 }
+
+/// Processes the fast path cannot reach take the seccomp path silently and get the same
+/// answers: one whose descriptor 1017 was closed (as by programs that close every
+/// descriptor), one whose environment was cleared (`env -i`), one started with `LD_PRELOAD=`.
+#[test]
+fn issue18_processes_without_the_fast_path_fall_back_silently() {
+    let sc = Scratch::new();
+    if tools(&sc).is_none() {
+        return;
+    }
+    let script = "touch a b c && ./fpdyn fastpath && \
+                  bash -c 'exec 1017<&-; ./fpdyn fastpath; ./fpdyn chown 1 2 a' && \
+                  env -i ./fpdyn fastpath && env -i ./fpdyn chown 3 4 b && \
+                  LD_PRELOAD= ./fpdyn chown 5 6 c && \
+                  ./fpdyn show a && ./fpdyn show b && ./fpdyn show c && \
+                  ./fpstatic show a && ./fpstatic show b && ./fpstatic show c";
+    let out = session(&sc, &[], script);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(&lines[..3], ["1", "0", "0"], "{out}");
+    assert_eq!(lines[3..6], lines[6..9], "dynamic and static views");
+    let owners: Vec<&str> = lines[3..6]
+        .iter()
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(owners, ["daemon:bin", "sys:adm", "games:disk"]);
+}
