@@ -21,6 +21,7 @@ fn main() {
         // The library's system calls are x86_64's; elsewhere the fast path is off and every
         // call goes to the supervisor.
         std::fs::write(&lib, b"").expect("write the empty preload library");
+        println!("cargo:rustc-env=NSROOT_PRELOAD_HASH=none");
         return;
     }
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
@@ -75,4 +76,11 @@ fn main() {
         status.success(),
         "building the preload library failed: {status}"
     );
+    // Its content's name (FNV-1a, 64 bits): the directory sessions load it from is named by
+    // it, so nsroot need not hash the library at every start.
+    let bytes = std::fs::read(&lib).expect("read the preload library");
+    let hash = bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    println!("cargo:rustc-env=NSROOT_PRELOAD_HASH={hash:016x}");
 }

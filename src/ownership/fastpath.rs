@@ -156,20 +156,16 @@ fn write_tree(dir: &Path) -> std::io::Result<()> {
 }
 
 /// The directory holding the libraries (`<dir>/$LIB/libnsroot.so` names the right one for
-/// any program), written once per content: a directory named by the libraries' hash,
+/// any program), written once per content: a directory named by the library's hash (and
+/// the i386 stub's version: bump it when [`i386_stub`] changes),
 /// filled under a temporary name and renamed into place, so a directory that exists is
 /// whole. None when no place works (the session then runs on the seccomp path alone).
 pub fn install() -> Option<PathBuf> {
     if !available() {
         return None;
     }
-    let hash = {
-        use sha2::Digest;
-        let mut h = sha2::Sha256::new();
-        h.update(LIBRARY);
-        h.update(i386_stub());
-        hex::encode(&h.finalize()[..8])
-    };
+    // The library's hash comes from build.rs; the stub's version from here.
+    let hash = concat!(env!("NSROOT_PRELOAD_HASH"), "-i386v", "1");
     for base in base_dirs() {
         let dir = base.join(format!("preload-{hash}"));
         if ours_alone(&dir) {
