@@ -3,8 +3,9 @@
 # (`find -printf '%u %g %m'`, then `tar -cf /dev/null`), the same with numeric owners
 # (`find -printf '%U %G %m'`: no user-name lookups, one stat per file) and a chown-heavy one
 # (`chown -R 1:1`), each bare, under fakeroot, under nsroot with an empty store, under nsroot
-# with recorded owners (`-i` of a state file holding 100 records), and under
-# `nsroot --no-emulate`, pinned to one CPU (`taskset -c 0`) and unpinned, as ratios to bare.
+# with recorded owners (`-i` of a state file holding 100 records, and of one recording every
+# file), the same on the seccomp path alone (`NSROOT_FASTPATH=0`: no preload library, issue
+# 18's "before"), and under `nsroot --no-emulate`, pinned to one CPU (`taskset -c 0`) and unpinned, as ratios to bare.
 # Targets: with emulation, overhead at most half of fakeroot's; without it, within 3% of bare.
 #
 # Usage: benches/ownership.sh [NSROOT_BINARY]    (default: the release build)
@@ -64,12 +65,19 @@ chmod 644 "$work/stat.sh" "$work/stat-numeric.sh" "$work/chown.sh"
 as_user sh -c 'cd "$1" && "$2" -s state sh -c "chown 1:1 tree/d*/f00002"' sh "$work" "$nsroot" ||
     { echo "ownership.sh: cannot record owners with $nsroot -s" >&2; exit 1; }
 records=$(as_user "$nsroot" -i "$work/state" sh -c "cd '$work' && find tree -user 1 | wc -l")
+# And every file recorded (issue 18: records must not slow the stats of other files, nor
+# these): the whole tree chowned, saved with -s.
+as_user sh -c 'cd "$1" && "$2" -s state-all sh -c "chown -R 1:1 tree"' sh "$work" "$nsroot" ||
+    { echo "ownership.sh: cannot record owners with $nsroot -s" >&2; exit 1; }
 
 # The sessions, one a line: a label, then the command prefix (empty for bare).
 sessions="bare|
 fakeroot|fakeroot
 nsroot (empty store)|$nsroot
 nsroot -i ($records recs)|$nsroot -i $work/state
+nsroot -i (all recs)|$nsroot -i $work/state-all
+seccomp only, empty|env NSROOT_FASTPATH=0 $nsroot
+seccomp only, $records recs|env NSROOT_FASTPATH=0 $nsroot -i $work/state
 nsroot --no-emulate|$nsroot --no-emulate"
 
 # median_ms PIN CMD...: the median wall time of CMD in milliseconds, as the user.
@@ -137,7 +145,7 @@ for workload in $WORKLOADS; do
             verdict=
             case $label in
                 nsroot\ --no-emulate) verdict=$(awk -v o="$over" 'BEGIN { print (o <= 0.03) ? "meets" : "misses" }') ;;
-                nsroot*) [ -n "$fk_over" ] &&
+                nsroot*|seccomp*) [ -n "$fk_over" ] &&
                     verdict=$(awk -v o="$over" -v f="$fk_over" 'BEGIN { printf "%s (%.2f of fakeroot overhead)", (o <= f / 2) ? "meets" : "misses", (f > 0) ? o / f : 0 }') ;;
             esac
             printf '%-12s %-9s %-22s %10s %8s %10s  %s\n' "$workload" "$pin" "$label" "$ms" \

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use crate::sys::seccomp as sys;
 
+pub mod fastpath;
 pub mod resolve;
+pub mod shared;
 pub mod state;
 mod statx;
 pub mod store;

@@ -18,40 +18,15 @@ pub struct Patch {
     pub rdev: Option<u64>,
 }
 
-pub fn get_u32(b: &[u8], off: usize) -> u32 {
-    u32::from_ne_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
-}
-
-pub fn get_u64(b: &[u8], off: usize) -> u64 {
-    u64::from_ne_bytes(b[off..off + 8].try_into().unwrap_or_default())
-}
-
-pub fn put_u32(b: &mut [u8], off: usize, v: u32) {
-    b[off..off + 4].copy_from_slice(&v.to_ne_bytes());
-}
-
-pub fn put_u64(b: &mut [u8], off: usize, v: u64) {
-    b[off..off + 8].copy_from_slice(&v.to_ne_bytes());
-}
-
-// Offsets in struct statx (include/uapi/linux/stat.h).
-pub const SX_MASK: usize = 0;
-pub const SX_BLKSIZE: usize = 4;
-pub const SX_NLINK: usize = 16;
-pub const SX_UID: usize = 20;
-pub const SX_GID: usize = 24;
-pub const SX_MODE: usize = 28;
-pub const SX_INO: usize = 32;
-pub const SX_SIZE: usize = 40;
-pub const SX_BLOCKS: usize = 48;
-pub const SX_ATIME: usize = 64;
-pub const SX_BTIME: usize = 80;
-pub const SX_CTIME: usize = 96;
-pub const SX_MTIME: usize = 112;
-pub const SX_RDEV_MAJOR: usize = 128;
-pub const SX_RDEV_MINOR: usize = 132;
-pub const SX_DEV_MAJOR: usize = 136;
-pub const SX_DEV_MINOR: usize = 140;
+// Offsets in struct statx, the byte helpers, new_encode_dev and the x86_64 struct stat:
+// shared with the preload library, which builds the same answers.
+#[cfg(target_arch = "x86_64")]
+pub use nsroot_preload::layout::stat_from_statx;
+pub use nsroot_preload::layout::{
+    get_u32, get_u64, new_encode_dev, put_u32, put_u64, SX_ATIME, SX_BLKSIZE, SX_BLOCKS, SX_BTIME,
+    SX_CTIME, SX_DEV_MAJOR, SX_DEV_MINOR, SX_GID, SX_INO, SX_MASK, SX_MODE, SX_MTIME, SX_NLINK,
+    SX_RDEV_MAJOR, SX_RDEV_MINOR, SX_SIZE, SX_UID,
+};
 pub const SX_MNT_ID: usize = 144;
 /// STATX_MNT_ID (Linux 5.8; libc 0.2 has no constant for it).
 pub const STATX_MNT_ID: u32 = 0x1000;
@@ -91,45 +66,6 @@ pub fn apply_patch(b: &mut [u8; 256], p: Patch) {
         put_u32(b, SX_RDEV_MAJOR, libc::major(rdev));
         put_u32(b, SX_RDEV_MINOR, libc::minor(rdev));
     }
-}
-
-/// new_encode_dev (include/linux/kdev_t.h): how stat(2) encodes st_dev and st_rdev.
-pub fn new_encode_dev(major: u32, minor: u32) -> u64 {
-    ((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)) as u64
-}
-
-/// The x86_64 `struct stat` (arch/x86/include/uapi/asm/stat.h) that stat, lstat, fstat and
-/// newfstatat return, built from a statx result as the kernel's cp_new_stat does.
-#[cfg(target_arch = "x86_64")]
-pub fn stat_from_statx(b: &[u8; 256]) -> [u8; 144] {
-    let mut s = [0u8; 144];
-    put_u64(
-        &mut s,
-        0,
-        new_encode_dev(get_u32(b, SX_DEV_MAJOR), get_u32(b, SX_DEV_MINOR)),
-    );
-    put_u64(&mut s, 8, get_u64(b, SX_INO));
-    put_u64(&mut s, 16, get_u32(b, SX_NLINK) as u64);
-    put_u32(
-        &mut s,
-        24,
-        u16::from_ne_bytes([b[SX_MODE], b[SX_MODE + 1]]) as u32,
-    );
-    put_u32(&mut s, 28, get_u32(b, SX_UID));
-    put_u32(&mut s, 32, get_u32(b, SX_GID));
-    put_u64(
-        &mut s,
-        40,
-        new_encode_dev(get_u32(b, SX_RDEV_MAJOR), get_u32(b, SX_RDEV_MINOR)),
-    );
-    put_u64(&mut s, 48, get_u64(b, SX_SIZE));
-    put_u64(&mut s, 56, get_u32(b, SX_BLKSIZE) as u64);
-    put_u64(&mut s, 64, get_u64(b, SX_BLOCKS));
-    for (i, t) in [SX_ATIME, SX_MTIME, SX_CTIME].into_iter().enumerate() {
-        put_u64(&mut s, 72 + 16 * i, get_u64(b, t));
-        put_u64(&mut s, 80 + 16 * i, get_u32(b, t + 8) as u64);
-    }
-    s
 }
 
 /// The 64-bit `struct stat` of include/uapi/asm-generic/stat.h (aarch64's fstat and

@@ -24,6 +24,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::shared::SharedTable;
+use super::statx::Patch;
 use super::{Lookup, Record};
 
 /// File-type bits of `st_mode` (inode(7)).
@@ -89,12 +91,33 @@ pub(crate) struct Entry {
 }
 
 /// All records of a session. Not thread-safe by itself: share it as `Arc<Mutex<Store>>`.
+///
+/// During a session with the fast path, owners, groups and devices live in a table in shared
+/// memory ([`Store::share`]) that the preloaded library writes too, and the map keeps the
+/// xattrs (and whatever the table had no room for); [`Store::unshare`] folds the table back
+/// into the map when the session ends, before the state file is saved.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Store {
     pub(crate) map: HashMap<FileId, Entry>,
     /// True once any xattr was recorded: lets the supervisor skip getxattr calls cheaply.
     any_xattrs: bool,
+    shared: Shared,
 }
+
+/// The shared table of a running session, if any (compared by identity).
+#[derive(Debug, Clone, Default)]
+struct Shared(Option<std::sync::Arc<SharedTable>>);
+
+impl PartialEq for Shared {
+    fn eq(&self, other: &Shared) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => std::sync::Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+}
+impl Eq for Shared {}
 
 impl Store {
     /// An empty store.
@@ -104,12 +127,134 @@ impl Store {
 
     /// True when nothing is recorded (the supervisor's fast path).
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.map.is_empty() && self.shared.0.as_ref().is_none_or(|t| t.is_empty())
     }
 
-    /// Number of recorded inodes.
+    /// Number of recorded inodes (during a shared session, an inode with both a shared
+    /// record and an xattr counts twice).
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.map.len() + self.shared.0.as_ref().map_or(0, |t| t.len())
+    }
+
+    /// Moves the owners, groups and devices into a new table in shared memory and records
+    /// them there from now on, until [`Store::unshare`]. `euid` and `overflow_uid` are the
+    /// supervisor's. Returns the table (its memory is what the session's processes map).
+    ///
+    /// Errors: the shared memory could not be made; the store is then unchanged.
+    pub fn share(
+        &mut self,
+        euid: u32,
+        overflow_uid: u32,
+    ) -> crate::sys::SysResult<std::sync::Arc<SharedTable>> {
+        let table = SharedTable::create(self.map.len(), euid, overflow_uid)?;
+        Ok(self.share_into(table))
+    }
+
+    fn share_into(&mut self, table: SharedTable) -> std::sync::Arc<SharedTable> {
+        let table = std::sync::Arc::new(table);
+        let mut moved = Vec::new();
+        for (id, e) in &self.map {
+            let r = &e.record;
+            if r.uid.is_none() && r.gid.is_none() && r.mode.is_none() && r.rdev.is_none() {
+                continue;
+            }
+            let f = nsroot_preload::table::Fields {
+                uid: r.uid,
+                gid: r.gid,
+                mode: r.mode,
+                rdev: r.rdev,
+            };
+            if table.update(*id, e.btime, |_| f).is_err() {
+                break; // sized for them all; overflowed means the map keeps the rest
+            }
+            moved.push(*id);
+        }
+        for id in moved {
+            if let Some(e) = self.map.get_mut(&id) {
+                e.record.uid = None;
+                e.record.gid = None;
+                e.record.mode = None;
+                e.record.rdev = None;
+                if e.record == Record::default() {
+                    self.map.remove(&id);
+                }
+            }
+        }
+        self.shared = Shared(Some(std::sync::Arc::clone(&table)));
+        table
+    }
+
+    /// Folds the shared table back into the map and detaches it: what the session recorded,
+    /// through either path, is then in the map for the state file and the archive. A
+    /// record the map made after the table overflowed is newer and wins.
+    pub fn unshare(&mut self) {
+        let Some(table) = self.shared.0.take() else {
+            return;
+        };
+        if table.is_empty() {
+            // Nothing to fold; reading the index would fault in every page of it.
+            return;
+        }
+        for (id, btime, f) in table.records() {
+            match self.map.get_mut(&id) {
+                Some(e) if e.btime == btime => {
+                    let r = &mut e.record;
+                    r.uid = r.uid.or(f.uid);
+                    r.gid = r.gid.or(f.gid);
+                    r.mode = r.mode.or(f.mode);
+                    r.rdev = r.rdev.or(f.rdev);
+                }
+                Some(e)
+                    if e.record.uid.is_some()
+                        || e.record.gid.is_some()
+                        || e.record.mode.is_some() => {}
+                _ => {
+                    let xattrs = self
+                        .map
+                        .get(&id)
+                        .filter(|e| e.btime == btime)
+                        .map(|e| e.record.xattrs.clone())
+                        .unwrap_or_default();
+                    self.map.insert(
+                        id,
+                        Entry {
+                            btime,
+                            record: Record {
+                                uid: f.uid,
+                                gid: f.gid,
+                                mode: f.mode,
+                                rdev: f.rdev,
+                                xattrs,
+                            },
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// The owner, group, type and device recorded for `id`/`btime` (the stat path): from the
+    /// shared table during a shared session, with anything the map holds on top.
+    pub(crate) fn patch(&self, id: FileId, btime: Option<Btime>) -> Option<Patch> {
+        let shared = self.shared.0.as_ref().and_then(|t| t.get(id, btime));
+        let map = self.get(id, btime);
+        if shared.is_none() && map.is_none() {
+            return None;
+        }
+        let f = shared.unwrap_or_default();
+        let mut p = Patch {
+            uid: f.uid,
+            gid: f.gid,
+            mode: f.mode,
+            rdev: f.rdev,
+        };
+        if let Some(r) = map {
+            p.uid = r.uid.or(p.uid);
+            p.gid = r.gid.or(p.gid);
+            p.mode = r.mode.or(p.mode);
+            p.rdev = r.rdev.or(p.rdev);
+        }
+        Some(p)
     }
 
     /// True when some record holds an xattr.
@@ -148,6 +293,16 @@ impl Store {
         uid: Option<u32>,
         gid: Option<u32>,
     ) {
+        if let Some(t) = &self.shared.0 {
+            let done = t.update(id, btime, |f| nsroot_preload::table::Fields {
+                uid: uid.or(f.uid),
+                gid: gid.or(f.gid),
+                ..f
+            });
+            if done.is_ok() {
+                return;
+            }
+        }
         let r = self.entry(id, btime);
         if uid.is_some() {
             r.uid = uid;
@@ -160,6 +315,16 @@ impl Store {
     /// Records a device node that mknod asked for: `mode` includes the file type
     /// (`S_IFCHR`/`S_IFBLK`), `rdev` is in `libc::makedev` encoding.
     pub fn set_device(&mut self, id: FileId, btime: Option<Btime>, mode: u32, rdev: u64) {
+        if let Some(t) = &self.shared.0 {
+            let done = t.update(id, btime, |f| nsroot_preload::table::Fields {
+                mode: Some(mode),
+                rdev: Some(rdev),
+                ..f
+            });
+            if done.is_ok() {
+                return;
+            }
+        }
         let r = self.entry(id, btime);
         r.mode = Some(mode);
         r.rdev = Some(rdev);
@@ -362,6 +527,51 @@ mod tests {
         let r = s.lookup(&f, &meta).unwrap();
         assert_eq!(r.mode, Some(libc::S_IFBLK | (meta.mode() & PERM_BITS)));
         assert_eq!(r.rdev, Some(libc::makedev(8, 1)));
+    }
+
+    #[test]
+    fn shared_records_round_trip_and_overflow_into_the_map() {
+        let mut s = Store::new();
+        s.set_owner(id(1), B1, Some(5), None);
+        s.set_xattr(id(1), B1, OsStr::new("security.capability"), b"c");
+        s.set_device(id(2), B1, libc::S_IFCHR | 0o644, libc::makedev(1, 3));
+        let before = s.clone();
+        // 8 slots hold 6 inodes; the log holds 12 writes.
+        let t = s.share_into(SharedTable::with_sizes(8, 12, 0, 65534).unwrap());
+        assert_eq!(
+            s.get(id(1), B1).unwrap().uid,
+            None,
+            "owners moved to the table"
+        );
+        assert_eq!(t.get(id(1), B1).unwrap().uid, Some(5));
+        for ino in 10..20 {
+            s.set_owner(id(ino), B1, Some(ino as u32), Some(1));
+            s.set_owner(id(ino), B1, None, Some(2));
+        }
+        assert!(t.overflowed(), "the table filled up");
+        // A chgrp after the overflow lands in the map, on top of the table's owner.
+        s.set_owner(id(10), B1, None, Some(7));
+        let p = s.patch(id(10), B1).unwrap();
+        assert_eq!((p.uid, p.gid), (Some(10), Some(7)));
+        s.set_owner(id(10), B1, None, Some(2));
+        for ino in 10..20 {
+            let p = s.patch(id(ino), B1).unwrap();
+            assert_eq!((p.uid, p.gid), (Some(ino as u32), Some(2)), "inode {ino}");
+        }
+        assert_eq!(s.patch(id(2), B1).unwrap().rdev, Some(libc::makedev(1, 3)));
+        assert!(s.patch(id(2), B2).is_none(), "a reused inode number");
+        s.unshare();
+        assert_eq!(
+            s.get(id(1), B1),
+            before.get(id(1), B1),
+            "xattr and owner together"
+        );
+        assert_eq!(s.get(id(2), B1), before.get(id(2), B1));
+        for ino in 10..20 {
+            let r = s.get(id(ino), B1).unwrap();
+            assert_eq!((r.uid, r.gid), (Some(ino as u32), Some(2)), "inode {ino}");
+        }
+        assert_eq!(s.len(), 12);
     }
 
     #[test]

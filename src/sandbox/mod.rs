@@ -165,7 +165,7 @@ pub const SESSION_VAR: &str = "FAKEROOTKEY";
 /// in late (a second Ctrl-C after the command ended, which already reached the command's group)
 /// must not kill it between the command's exit and its own, turning status 130 into a death
 /// by SIGINT.
-pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
+pub fn run(mut spec: Spec) -> Result<Outcome, SandboxError> {
     let (uid, gid) = match spec.plan.id_map {
         IdMap::Single { uid, gid } | IdMap::Auto { uid, gid, .. } => (uid, gid),
     };
@@ -174,6 +174,13 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     let map_helper = match &spec.plan.id_map {
         IdMap::Auto { .. } => Some(spawn_map_helper(&spec.plan.id_map)?),
         IdMap::Single { .. } => None,
+    };
+
+    // Run mode (the host's files, descriptors kept) with emulation: the preload library's
+    // fast path (ownership::fastpath), written out while we are still the caller's uid.
+    let preload_dir = match &spec.emulation {
+        Some(_) if !spec.sealed && !spec.close_fds => ownership::fastpath::prepare(&spec.env),
+        _ => None,
     };
 
     // The user namespace first, alone: unshare(CLONE_NEWUSER) refuses multi-threaded callers,
@@ -247,6 +254,12 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
     // Ownership emulation: pid 1 installs the seccomp filter on itself after the mounts and
     // sends the listener over `theirs`; this thread receives it and serves it. It opens /proc
     // now, while it is the host's: the notifications' pids are in our pid namespace.
+    // The fast path's shared table, on the same records; dropped at the end, which folds
+    // them back into the store.
+    let fast_path = match (&spec.emulation, preload_dir) {
+        (Some(store), Some(dir)) => ownership::fastpath::Session::start(store, dir, &mut spec.env),
+        _ => None,
+    };
     let (supervisor, listener_sock) = match &spec.emulation {
         Some(store) => {
             let (ours, theirs) = UnixStream::pair()?;
@@ -342,6 +355,7 @@ pub fn run(spec: Spec) -> Result<Outcome, SandboxError> {
             .join()
             .map_err(|_| ownership::OwnershipError::Panicked)??;
     }
+    drop(fast_path);
     if let Some(message) = failure {
         return Err(SandboxError::Setup(message));
     }

@@ -12,6 +12,7 @@ use std::path::Path;
 pub mod abi;
 pub mod archive;
 pub mod seccomp;
+pub mod shm;
 
 pub use nix::errno::Errno;
 pub use nix::mount::{MntFlags, MsFlags};
@@ -587,6 +588,19 @@ pub fn join_new_session_keyring() -> Result<(), SysError> {
         return Err(err("keyctl(JOIN_SESSION_KEYRING)")(Errno::last()));
     }
     Ok(())
+}
+
+/// True when the filesystem at `path` is mounted `noexec` (statvfs(2)); false when it
+/// cannot be asked.
+pub fn noexec(path: &Path) -> bool {
+    nix::sys::statvfs::statvfs(path)
+        .map(|st| st.flags().contains(nix::sys::statvfs::FsFlags::ST_NOEXEC))
+        .unwrap_or(false)
+}
+
+/// The calling process's effective uid (in its user namespace).
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
 }
 
 /// True when the filesystem at `path` has no free block or no free inode left (statvfs(2));

@@ -42,11 +42,26 @@ impl CallError {
 #[cfg(target_arch = "x86_64")]
 pub const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
-/// Instructions of one ABI's section: load nr, [x32 test], one test per number, jump to allow.
+/// The preload library's trampoline page (`nsroot_preload::table`): calls made from it are
+/// the library's own real calls and are allowed, whatever their number.
+#[cfg(target_arch = "x86_64")]
+const TRAMPOLINE: u64 = nsroot_preload::table::TRAMPOLINE_ADDR;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    TRAMPOLINE.is_multiple_of(4096) && nsroot_preload::table::TRAMPOLINE_LEN == 4096,
+    "the filter tests one page"
+);
+
+/// Instructions of one ABI's section: [trampoline test: load ip high, test, load ip low,
+/// mask, test], load nr, [x32 test], one test per number, jump to allow.
 const fn section_len(i: usize) -> usize {
     let t = SUPPORTED[i];
-    let x32 = if matches!(t.abi, Abi::X86_64) { 1 } else { 0 };
-    1 + x32 + t.notified.len() + t.enosys.len() + 1
+    let x86_64 = if matches!(t.abi, Abi::X86_64) {
+        1 + 5
+    } else {
+        0
+    };
+    1 + x86_64 + t.notified.len() + t.enosys.len() + 1
 }
 
 /// Load arch, one test per ABI, kill; the sections; allow, notify, ENOSYS.
@@ -89,6 +104,8 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
     use libc::{BPF_ABS, BPF_JA, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
     const ARCH_OFFSET: u32 = 4; // offsetof(struct seccomp_data, arch)
     const NR_OFFSET: u32 = 0; // offsetof(struct seccomp_data, nr)
+    #[cfg(target_arch = "x86_64")]
+    const IP_OFFSET: u32 = 8; // offsetof(struct seccomp_data, instruction_pointer)
     let allow = FILTER_LEN - 3;
     let notify = FILTER_LEN - 2;
     let enosys = FILTER_LEN - 1;
@@ -102,6 +119,26 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
         let t = SUPPORTED[a];
         p[1 + a] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, t.audit_arch, 1 + a, start);
         let mut i = start;
+        if matches!(t.abi, Abi::X86_64) {
+            // instruction_pointer (offset 8, a u64: low word first on little-endian) within
+            // the trampoline page: allow (KF-SECCOMP-IP). The page is only a `syscall; ret` gadget that any
+            // code of the process could call; what it bypasses is emulation, not isolation
+            // (the kernel then runs the call as the process, as with --no-emulate).
+            #[cfg(target_arch = "x86_64")]
+            {
+                p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, IP_OFFSET + 4);
+                p[i + 1] = sock_filter {
+                    code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+                    jt: 0,
+                    jf: 3,
+                    k: (TRAMPOLINE >> 32) as u32,
+                };
+                p[i + 2] = stmt(BPF_LD | BPF_W | BPF_ABS, IP_OFFSET);
+                p[i + 3] = stmt(libc::BPF_ALU | libc::BPF_AND | BPF_K, !0xfff);
+                p[i + 4] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, TRAMPOLINE as u32, i + 4, allow);
+            }
+            i += 5;
+        }
         p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET);
         i += 1;
         if matches!(t.abi, Abi::X86_64) {
@@ -664,6 +701,11 @@ mod tests {
 
     /// Runs the program on (arch, nr) as the kernel would: the opcodes build_filter emits.
     fn run(arch: u32, nr: u32) -> u32 {
+        run_at(arch, nr, 0x5555_0000_1234)
+    }
+
+    /// [`run`] for a call made at instruction address `ip`.
+    fn run_at(arch: u32, nr: u32, ip: u64) -> u32 {
         let mut pc = 0;
         let mut acc = 0u32;
         loop {
@@ -672,8 +714,15 @@ mod tests {
             pc += 1;
             match code {
                 c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
-                    acc = if ins.k == 4 { arch } else { nr };
+                    acc = match ins.k {
+                        0 => nr,
+                        4 => arch,
+                        8 => ip as u32,
+                        12 => (ip >> 32) as u32,
+                        k => panic!("load of offset {k}"),
+                    };
                 }
+                c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => acc &= ins.k,
                 c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
                     pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf });
                 }
@@ -721,6 +770,37 @@ mod tests {
                 libc::SECCOMP_RET_USER_NOTIF
             );
         }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn calls_from_the_trampoline_page_are_allowed() {
+        use super::super::abi::{AUDIT_ARCH_I386, AUDIT_ARCH_X86_64};
+        let stat = 4;
+        for ip in [TRAMPOLINE, TRAMPOLINE + 2, TRAMPOLINE + 4095] {
+            assert_eq!(
+                run_at(AUDIT_ARCH_X86_64, stat, ip),
+                libc::SECCOMP_RET_ALLOW,
+                "{ip:#x}"
+            );
+        }
+        for ip in [
+            TRAMPOLINE - 1,
+            TRAMPOLINE + 4096,
+            TRAMPOLINE ^ (1 << 40),
+            TRAMPOLINE as u32 as u64,
+        ] {
+            assert_eq!(
+                run_at(AUDIT_ARCH_X86_64, stat, ip),
+                libc::SECCOMP_RET_USER_NOTIF,
+                "{ip:#x}"
+            );
+        }
+        // i386 calls never pass (the library is x86_64 code): i386's 106 is stat.
+        assert_eq!(
+            run_at(AUDIT_ARCH_I386, 106, TRAMPOLINE),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod doctor;
 mod dpkg;
 mod dropin;
 mod escape;
+mod fastpath;
 mod faults;
 mod hardening;
 mod isolation;

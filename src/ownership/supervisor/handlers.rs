@@ -14,7 +14,7 @@ use super::{
     Reply, PROBE_ANSWER, PROBE_XATTR, XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE,
     XATTR_SIZE_MAX,
 };
-use crate::ownership::statx::{self, apply_patch, get_u32, key_of_statx, Patch, SX_MODE, SX_UID};
+use crate::ownership::statx::{self, apply_patch, get_u32, key_of_statx, SX_MODE, SX_UID};
 use crate::ownership::store::{Btime, FileId, PERM_BITS, S_IFMT};
 use crate::sys::abi::{self, Call, IdWidth, StatLayout};
 use crate::sys::seccomp as sys;
@@ -157,12 +157,7 @@ impl Ctx {
             Err(_) => return Reply::Continue,
         };
         let (id, btime) = key_of_statx(&buf.0);
-        let patch = lock(&self.store).get(id, btime).map(|r| Patch {
-            uid: r.uid,
-            gid: r.gid,
-            mode: r.mode,
-            rdev: r.rdev,
-        });
+        let patch = lock(&self.store).patch(id, btime);
         let Some(patch) = patch else {
             return Reply::Continue;
         };
