@@ -825,8 +825,10 @@ impl Scratch {
     fn create(name: &str) -> Result<Scratch, BuildError> {
         let base = std::env::temp_dir();
         reclaim_stale(&base);
+        // The name carries the creator's pid: a build killed before its pid file exists
+        // leaves a directory that reclaim_stale can still tell is nobody's.
         let dir = tempfile::Builder::new()
-            .prefix(&format!("{SCRATCH_PREFIX}{name}-"))
+            .prefix(&format!("{SCRATCH_PREFIX}{name}-p{}-", std::process::id()))
             .tempdir_in(&base)
             .map_err(io("create a scratch directory in", &base))?
             .keep();
@@ -853,7 +855,8 @@ impl Scratch {
 
     fn keep(mut self) -> PathBuf {
         let path = self.path.take().unwrap_or_default();
-        // Without its pid file a kept tree is never reclaimed.
+        // Marked kept, then without its pid file: a kept tree is never reclaimed.
+        let _ = File::create(path.join(KEPT));
         let _ = std::fs::remove_file(path.join("pid"));
         path
     }
@@ -883,12 +886,24 @@ fn reclaim_stale(base: &Path) {
             Ok(m) if m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == uid => {}
             _ => continue,
         }
-        // No pid file: a kept tree (`--keep` removes it) or one being created right now.
-        let Ok(file) = File::open(path.join("pid")) else {
-            continue;
+        let stale = match File::open(path.join("pid")) {
+            // Locked while its build lives, in whatever pid namespace that build runs.
+            Ok(file) => matches!(sys::try_lock(file), Ok(Some(_))),
+            // No pid file: a kept tree, or one whose build was killed (or is now) between
+            // making the directory and locking its pid file. The creator's pid in the name
+            // tells: gone from this pid namespace, it is stale. (A creator in another pid
+            // namespace that shows no such pid here is only in that window for microseconds.)
+            Err(_) => {
+                !path.join(KEPT).exists()
+                    && creator_pid(&e.file_name().to_string_lossy())
+                        .is_some_and(|pid| !sys::process_exists(sys::Pid::from_raw(pid)))
+            }
         };
-        let pid = std::fs::read_to_string(path.join("pid")).unwrap_or_default();
-        if let Ok(Some(_lock)) = sys::try_lock(file) {
+        if stale {
+            let pid = std::fs::read_to_string(path.join("pid"))
+                .ok()
+                .or_else(|| creator_pid(&e.file_name().to_string_lossy()).map(|p| p.to_string()))
+                .unwrap_or_default();
             eprintln!(
                 "nsroot: reclaimed {} left by an interrupted build (pid {})",
                 path.display(),
@@ -899,9 +914,27 @@ fn reclaim_stale(base: &Path) {
     }
 }
 
+/// The marker of a scratch directory kept with `--keep`.
+const KEPT: &str = "kept";
+
+/// The creator's pid in a scratch directory's name (`nsroot-build-NAME-pPID-XXXXXX`).
+fn creator_pid(name: &str) -> Option<i32> {
+    let (rest, _random) = name.rsplit_once('-')?;
+    let (_, pid) = rest.rsplit_once("-p")?;
+    pid.parse().ok().filter(|p| *p > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scratch_names_carry_their_creator() {
+        assert_eq!(creator_pid("nsroot-build-hello-p1234-AbC123"), Some(1234));
+        assert_eq!(creator_pid("nsroot-build-a-p-b-p77-x9"), Some(77));
+        assert_eq!(creator_pid("nsroot-build-hello-AbC123"), None);
+        assert_eq!(creator_pid("nsroot-build-hello-p0-AbC123"), None);
+    }
 
     #[test]
     fn a_recipe_may_set_no_variable_the_build_sets() {

@@ -331,6 +331,12 @@ pub fn kill(pid: Pid, signo: i32) -> SysResult<()> {
     nix::sys::signal::kill(pid, sig).map_err(err(format!("kill({pid}, {sig})")))
 }
 
+/// Whether a process `pid` exists in this pid namespace (`kill(pid, 0)`: any answer but
+/// ESRCH says it does, EPERM included).
+pub fn process_exists(pid: Pid) -> bool {
+    !matches!(nix::sys::signal::kill(pid, None), Err(Errno::ESRCH))
+}
+
 /// `waitpid(pid, WNOHANG)`: None when no child changed state.
 pub fn try_wait(pid: Option<Pid>) -> SysResult<Option<WaitStatus>> {
     use nix::sys::wait::{waitpid, WaitPidFlag};

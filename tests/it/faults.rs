@@ -790,3 +790,55 @@ fn faults_build_step_writing_200_mb_keeps_nsroot_small_and_its_messages_bounded(
     assert!(took < Duration::from_secs(60), "took {took:?}");
     assert!(names(&tmp).is_empty());
 }
+
+/// A build killed between making its scratch directory and locking the pid file in it leaves
+/// a directory with no pid file (seen once in `faults_build_sigkill_at_random_points...`):
+/// the next build reclaims it when the creator's pid in its name is gone, and still leaves
+/// alone a tree kept with `--keep` and one whose creator lives.
+#[test]
+fn faults_build_reclaims_a_scratch_dir_killed_before_its_pid_file() {
+    if util::no_userns() {
+        return;
+    }
+    let s = Scratch::new();
+    let recipe = write_recipe(&s, "r", "fxpidless", "[build]\nsteps = ['true']\n");
+    let tmp = private_tmpdir(&s, "tmp");
+    // A pid that is surely gone: a child that has exited and been reaped.
+    let dead = Command::new("true").spawn().unwrap();
+    let dead_pid = dead.id();
+    let mut dead = dead;
+    dead.wait().unwrap();
+    let live_pid = std::process::id();
+    for (name, kept) in [
+        (format!("nsroot-build-fxpidless-p{dead_pid}-Dead01"), false),
+        (format!("nsroot-build-fxpidless-p{dead_pid}-Kept01"), true),
+        (format!("nsroot-build-fxpidless-p{live_pid}-Live01"), false),
+    ] {
+        std::fs::create_dir(tmp.join(&name)).unwrap();
+        std::fs::write(tmp.join(&name).join("junk"), "x").unwrap();
+        if kept {
+            std::fs::write(tmp.join(&name).join("kept"), "").unwrap();
+        }
+    }
+    s.chown_all();
+    let out = s.path().join("out");
+    let o = build_command(&recipe, &out, &tmp)
+        .current_dir(s.path())
+        .output()
+        .unwrap();
+    assert_ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(
+        reclaimed(&err),
+        [format!("nsroot-build-fxpidless-p{dead_pid}-Dead01")],
+        "{err}"
+    );
+    let left: BTreeSet<String> = names(&tmp).into_iter().collect();
+    let want: BTreeSet<String> = [
+        format!("nsroot-build-fxpidless-p{dead_pid}-Kept01"),
+        format!("nsroot-build-fxpidless-p{live_pid}-Live01"),
+    ]
+    .into_iter()
+    .collect();
+    assert_eq!(left, want);
+}
