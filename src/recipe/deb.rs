@@ -6,7 +6,7 @@ use std::path::{Component, Path};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::validate::{inside, package_name, version};
+use super::validate::{checked, inside, package_name, version};
 use super::{shown, Ctx, RecipeError};
 use crate::package::deb::DebMeta;
 
@@ -67,20 +67,6 @@ pub(super) struct UnresolvedDeb {
     /// The home page, shared by every package format.
     pub(super) homepage: Option<String>,
     scripts: Vec<(&'static str, Spanned<String>)>,
-}
-
-fn check_value(
-    ctx: &Ctx,
-    key: &str,
-    v: &Spanned<String>,
-    rule: impl Fn(&str) -> Result<(), String>,
-) -> Result<(), RecipeError> {
-    rule(v.get_ref()).map_err(|why| {
-        ctx.at(
-            v.span(),
-            format!("[deb] {key} = {:?}: {why}", shown(v.get_ref())),
-        )
-    })
 }
 
 fn section(s: &str) -> Result<(), String> {
@@ -233,8 +219,7 @@ pub(crate) fn relation(item: &str, alternatives: bool, only_equal: bool) -> Resu
 /// Checks `[deb]` and builds its typed value (scripts still unresolved).
 pub(super) fn check(ctx: &Ctx, raw: RawDeb) -> Result<UnresolvedDeb, RecipeError> {
     let one = |key: &str, v: Option<Spanned<String>>, rule: fn(&str) -> Result<(), String>| {
-        v.map(|v| check_value(ctx, key, &v, rule).map(|()| v.into_inner()))
-            .transpose()
+        checked(ctx, "deb", key, v, rule)
     };
     let section = one("section", raw.section, section)?.unwrap_or_else(|| "misc".into());
     let priority = one("priority", raw.priority, priority)?.unwrap_or_else(|| "optional".into());

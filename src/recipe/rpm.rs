@@ -8,6 +8,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::deb::{config_paths, script};
+use super::validate::{checked, one_line};
 use super::{shown, Ctx, RecipeError};
 use crate::package::pacman::PacmanMeta;
 use crate::package::rpm::{RpmCompression, RpmDep, RpmMeta, RpmScript};
@@ -87,35 +88,6 @@ pub(super) struct UnresolvedArch {
     pub(super) meta: PacmanMeta,
     pub(super) backup: Option<Vec<String>>,
     install: Option<Spanned<String>>,
-}
-
-fn one_line(s: &str) -> Result<(), String> {
-    if s.trim().is_empty() {
-        Err("must not be empty".into())
-    } else if s.chars().any(char::is_control) {
-        Err("must be one line without control characters".into())
-    } else {
-        Ok(())
-    }
-}
-
-fn checked(
-    ctx: &Ctx,
-    table: &str,
-    key: &str,
-    v: Option<Spanned<String>>,
-    rule: impl Fn(&str) -> Result<(), String>,
-) -> Result<Option<String>, RecipeError> {
-    v.map(|v| {
-        rule(v.get_ref()).map_err(|why| {
-            ctx.at(
-                v.span(),
-                format!("[{table}] {key} = {:?}: {why}", shown(v.get_ref())),
-            )
-        })?;
-        Ok(v.into_inner())
-    })
-    .transpose()
 }
 
 fn each<T>(

@@ -112,7 +112,7 @@ pub(crate) fn env_key(k: &str) -> Result<(), String> {
 }
 
 /// A one-line summary: not empty, no control characters.
-fn one_line(s: &str) -> Result<(), String> {
+pub(super) fn one_line(s: &str) -> Result<(), String> {
     if s.trim().is_empty() {
         Err("must not be empty".into())
     } else if s.chars().any(char::is_control) {
@@ -122,8 +122,20 @@ fn one_line(s: &str) -> Result<(), String> {
     }
 }
 
+/// [`rule`] on an optional value; the value itself when it passes.
+pub(super) fn checked(
+    ctx: &Ctx,
+    table: &str,
+    key: &str,
+    v: Option<Spanned<String>>,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Option<String>, RecipeError> {
+    v.map(|v| rule(ctx, table, key, &v, &check).map(|()| v.into_inner()))
+        .transpose()
+}
+
 /// Applies `rule` to a spanned value, turning its complaint into `file:line: [table] key = value: complaint`.
-fn rule(
+pub(super) fn rule(
     ctx: &Ctx,
     table: &str,
     key: &str,
