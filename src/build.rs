@@ -78,13 +78,8 @@ pub enum BuildError {
     #[error("nsroot build cannot run inside an nsroot session that records ownership (its supervisor would get this build's records); run the outer nsroot with --no-emulate, or build outside it")]
     Nested,
     /// A file operation on the build's own files failed.
-    #[error("{action} {}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoAt),
 }
 
 impl BuildError {
@@ -104,7 +99,7 @@ impl BuildError {
             BuildError::Ownership(_) => "ownership",
             BuildError::Interrupted { .. } => "interrupted",
             BuildError::Nested => "nested",
-            BuildError::Io { .. } => "io",
+            BuildError::Io(_) => "io",
         }
     }
 
@@ -131,11 +126,7 @@ impl BuildError {
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BuildError + 'a {
-    move |source| BuildError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    crate::error::io_at(action, path)
 }
 
 /// What a build takes besides the recipe.
@@ -837,11 +828,7 @@ impl Scratch {
         let (new, pid) = (dir.join("pid.new"), dir.join("pid"));
         std::fs::write(&new, std::process::id().to_string()).map_err(io("write", &new))?;
         let file = File::open(&new).map_err(io("open", &new))?;
-        let lock = sys::try_lock(file).map_err(|e| BuildError::Io {
-            action: "lock",
-            path: new.clone(),
-            source: std::io::Error::from(e.errno),
-        })?;
+        let lock = sys::try_lock(file).map_err(|e| io("lock", &new)(e.errno.into()))?;
         std::fs::rename(&new, &pid).map_err(io("rename", &new))?;
         Ok(Scratch {
             path: Some(dir),

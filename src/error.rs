@@ -24,6 +24,34 @@ impl InputError {
     }
 }
 
+/// An I/O failure on a path: what was being done, to which path, and why. Each module's error
+/// type holds it as its `Io` variant, so every such message reads `ACTION PATH: CAUSE`.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {}", path.display())]
+pub struct IoAt {
+    /// What was being done ("read", "create a temporary file in", ...).
+    pub action: &'static str,
+    /// The path it was done to.
+    pub path: std::path::PathBuf,
+    /// The underlying error.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// For `map_err`: an [`IoAt`] (or any error made from one) for `action` on `path`.
+pub fn io_at<'a, E: From<IoAt>>(
+    action: &'static str,
+    path: &'a std::path::Path,
+) -> impl FnOnce(std::io::Error) -> E + 'a {
+    move |source| {
+        E::from(IoAt {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}
+
 /// The whole chain of `err` on one line, `outer: cause: cause`, as anyhow's `{:#}` prints it;
 /// for places that hand an error on as text (pid 1's channel, a forked child's report). Each
 /// error's message leaves its source out, so nothing is said twice.

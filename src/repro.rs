@@ -47,24 +47,15 @@ pub enum ReproError {
         message: String,
     },
     /// A file operation failed.
-    #[error("{action} {}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoAt),
     /// Two outputs could not be compared.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
 }
 
 fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> ReproError + 'a {
-    move |source| ReproError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    crate::error::io_at(action, path)
 }
 
 /// What differs between runs.

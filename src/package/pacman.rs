@@ -8,7 +8,7 @@
 //! owners, modes, devices and xattrs are the tar outputs' own; `.MTREE` is computed from the
 //! same tree packed by the same writer. Every time is `SOURCE_DATE_EPOCH`.
 
-use std::io::{self, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use md5::Md5;
@@ -65,13 +65,9 @@ pub enum PacmanError {
     /// Reading the packed tree or writing the package failed.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
-    /// Reading the install script failed.
-    #[error("read {}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    /// Reading the install script (or the tree) failed.
+    #[error(transparent)]
+    Io(#[from] crate::error::IoAt),
 }
 
 /// The `.MTREE` lines and the installed size, from the packed tree.
@@ -210,7 +206,7 @@ pub fn write_pacman(
     super::deb::check_config_files(&meta.file, "[arch] backup", &backup, destdir).map_err(|e| {
         match e {
             super::deb::DebError::Invalid { file, reason } => PacmanError::Invalid { file, reason },
-            super::deb::DebError::Io { path, source, .. } => PacmanError::Io { path, source },
+            super::deb::DebError::Io(e) => PacmanError::Io(e),
         }
     })?;
     let mut mtree = Mtree {
@@ -269,10 +265,7 @@ pub fn write_pacman(
         name = meta.name,
     );
     let install = match &pac.install {
-        Some(p) => Some(std::fs::read(p).map_err(|source| PacmanError::Io {
-            path: p.clone(),
-            source,
-        })?),
+        Some(p) => Some(std::fs::read(p).map_err(crate::error::io_at::<PacmanError>("read", p))?),
         None => None,
     };
 

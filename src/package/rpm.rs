@@ -21,14 +21,14 @@
 //!   builds give the same bytes.
 
 use std::collections::BTreeMap;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
 use rpm::{CompressionWithLevel, Dependency, FileOptions, Scriptlet, Timestamp};
 
 use super::Meta;
 use crate::archive::{self, ArchiveError, EntryKind, EntryMeta, Section, Visit};
-use crate::error::InputError;
+use crate::error::{io_at, InputError};
 use crate::fsutil::AtomicFile;
 
 /// The build host every `.rpm` names (`RPMTAG_BUILDHOST`): fixed, so it never varies.
@@ -251,13 +251,8 @@ pub enum RpmError {
         message: String,
     },
     /// An I/O failure.
-    #[error("{action} {}", path.display())]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoAt),
 }
 
 fn invalid(file: &Path, msg: impl Into<String>) -> RpmError {
@@ -355,15 +350,7 @@ pub fn write_rpm(
     super::deb::check_config_files(&meta.file, "[rpm] config_files", &rpm.config_files, destdir)
         .map_err(|e| match e {
             super::deb::DebError::Invalid { file, reason } => RpmError::Invalid { file, reason },
-            super::deb::DebError::Io {
-                action,
-                path,
-                source,
-            } => RpmError::Io {
-                action,
-                path,
-                source,
-            },
+            super::deb::DebError::Io(e) => RpmError::Io(e),
         })?;
     let mut collect = Collect {
         items: Vec::new(),
@@ -435,11 +422,7 @@ pub fn write_rpm(
         }
     }
     for (script, path) in &rpm.scripts {
-        let body = std::fs::read_to_string(path).map_err(|source| RpmError::Io {
-            action: "read",
-            path: path.clone(),
-            source,
-        })?;
+        let body = std::fs::read_to_string(path).map_err(io_at::<RpmError>("read", path))?;
         let s = scriptlet(&body);
         match script {
             RpmScript::Pre => b.pre_install_script(s),
@@ -566,21 +549,14 @@ pub fn write_rpm(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let io_err = |action: &'static str, path: &Path| {
-        let path = path.to_path_buf();
-        move |source| RpmError::Io {
-            action,
-            path,
-            source,
-        }
-    };
-    let tmp = AtomicFile::create(out, 0o644).map_err(io_err("create a temporary file in", dir))?;
+    let tmp = AtomicFile::create(out, 0o644)
+        .map_err(io_at::<RpmError>("create a temporary file in", dir))?;
     {
         let mut w = BufWriter::new(tmp.file());
         pkg.write(&mut w).map_err(build_err)?;
-        w.flush().map_err(io_err("write", out))?;
+        w.flush().map_err(io_at::<RpmError>("write", out))?;
     }
-    tmp.commit().map_err(io_err("put in place", out))
+    tmp.commit().map_err(io_at::<RpmError>("put in place", out))
 }
 
 /// One line of a spec's `%files` list, as [`files_list`] makes it.

@@ -78,16 +78,8 @@ pub enum RecipeError {
         reason: InputError,
     },
     /// An I/O failure while reading sources or writing scratch space.
-    #[error("{action} {}", path.display())]
-    Io {
-        /// What was being done ("read", "create directory", ...).
-        action: &'static str,
-        /// The path it was done to.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoAt),
 }
 
 /// The most characters of a name or value that a message shows.
@@ -157,11 +149,7 @@ impl fmt::Display for Location<'_> {
 
 impl RecipeError {
     fn io(action: &'static str, path: &Path, source: std::io::Error) -> RecipeError {
-        RecipeError::Io {
-            action,
-            path: path.to_path_buf(),
-            source,
-        }
+        crate::error::io_at(action, path)(source)
     }
 }
 

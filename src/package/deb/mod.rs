@@ -81,24 +81,12 @@ pub enum DebError {
         reason: InputError,
     },
     /// An I/O failure reading the tree or writing the package.
-    #[error("{action} {}", path.display())]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The path it was done to.
-        path: PathBuf,
-        /// The underlying error.
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] crate::error::IoAt),
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> DebError + 'a {
-    move |source| DebError::Io {
-        action,
-        path: path.to_path_buf(),
-        source,
-    }
+    crate::error::io_at(action, path)
 }
 
 fn invalid(file: &Path, msg: impl Into<String>) -> DebError {
@@ -210,17 +198,11 @@ fn tree(destdir: &Path) -> Result<Vec<(PathBuf, fs::Metadata)>, DebError> {
     {
         let e = e.map_err(|e| {
             let path = e.path().unwrap_or(destdir).to_path_buf();
-            DebError::Io {
-                action: "walk",
-                path,
-                source: e.into(),
-            }
+            io_err("walk", &path)(e.into())
         })?;
-        let meta = e.metadata().map_err(|err| DebError::Io {
-            action: "inspect",
-            path: e.path().to_path_buf(),
-            source: err.into(),
-        })?;
+        let meta = e
+            .metadata()
+            .map_err(|err| io_err("inspect", e.path())(err.into()))?;
         out.push((
             e.path()
                 .strip_prefix(destdir)
