@@ -6,13 +6,20 @@
 //! two packages has a name.
 
 use std::collections::HashMap;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 
 use num_traits::FromPrimitive;
 use rpm::{FileType, IndexData, IndexSignatureTag, IndexTag};
 
 use super::error::ArchiveError;
+use super::format::Compression;
 use super::read::{EntryKind, EntryMeta, Section, Visit};
+
+/// The largest `.rpm` file read, and the most its payload may unpack to: the rpm crate holds
+/// the file, and this reader every file's content, in memory, so these bound what a package
+/// (or a crafted one, a decompression bomb) can make nsroot hold.
+const MAX_RPM_BYTES: u64 = 1 << 30;
+const MAX_PAYLOAD_BYTES: u64 = 2 << 30;
 
 /// The lead's magic: the first bytes of every `.rpm`.
 pub const RPM_MAGIC: &[u8] = &[0xed, 0xab, 0xee, 0xdb];
@@ -107,7 +114,7 @@ fn tag_entry(name: String, content: &[u8]) -> EntryMeta {
 /// Errors: an input error naming the file when it is not a readable RPM (a bad lead or
 /// header, a payload that does not decompress or ends early).
 pub fn read_rpm(
-    mut input: impl BufRead,
+    input: impl BufRead,
     name: &str,
     visit: &mut dyn Visit,
 ) -> Result<(), ArchiveError> {
@@ -116,8 +123,15 @@ pub fn read_rpm(
     };
     let mut bytes = Vec::new();
     input
+        .take(MAX_RPM_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| ArchiveError::io("read", name, e))?;
+    if bytes.len() as u64 > MAX_RPM_BYTES {
+        return Err(bad(&format_args!(
+            "larger than {} MiB, the most nsroot reads of an .rpm (it holds one whole)",
+            MAX_RPM_BYTES >> 20
+        )));
+    }
     check_headers(&bytes).map_err(|e| bad(&e))?;
     // A panic inside the crate is a corrupt input, reported as such; the default hook would
     // print it first, so a silent one stands in while the crate runs (list, diff and repro
@@ -199,12 +213,36 @@ fn check_headers(b: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Refuses a payload that unpacks to more than `max` bytes (counted in a streaming pass before
+/// the crate unpacks it into memory), or whose compression nsroot cannot count.
+fn payload_within_bounds(payload: &[u8], max: u64) -> Result<(), String> {
+    const CPIO: &[&[u8]] = &[b"070701", b"070702", b"07070X"];
+    let compression = match Compression::sniff(payload) {
+        Some(c) => c,
+        None if CPIO.iter().any(|m| payload.starts_with(m)) => Compression::None,
+        None => return Err("its payload is compressed in a way nsroot does not read".into()),
+    };
+    let reader = compression
+        .reader(payload)
+        .map_err(|e| format!("its payload does not decompress: {e}"))?;
+    let unpacked = std::io::copy(&mut reader.take(max + 1), &mut std::io::sink())
+        .map_err(|e| format!("its payload does not decompress: {e}"))?;
+    if unpacked > max {
+        return Err(format!(
+            "its payload unpacks to more than {} MiB, the most nsroot reads of an .rpm",
+            max >> 20
+        ));
+    }
+    Ok(())
+}
+
 /// The payload's files (with their content) and the tags of a checked `.rpm`.
 type Parsed = (Vec<(EntryMeta, Vec<u8>)>, Vec<(String, Vec<u8>)>);
 
 fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let mut input = bytes;
     let pkg = rpm::Package::parse(&mut input).map_err(|e| e.to_string())?;
+    payload_within_bounds(&pkg.payload, MAX_PAYLOAD_BYTES)?;
     let header = &pkg.metadata.header;
     let signature = &pkg.metadata.signature;
     let skip: Vec<u32> = PER_FILE_TAGS.iter().map(|t| *t as u32).collect();
@@ -340,4 +378,23 @@ pub fn shown_field(tag: &[u8]) -> Option<(usize, &'static str)> {
         .iter()
         .position(|(t, _)| t.as_bytes() == tag)
         .map(|i| (i, SHOWN[i].1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_that_unpack_past_the_bound_are_refused_before_they_are_held() {
+        let zeros = vec![0u8; 3 << 20];
+        let bomb = zstd::encode_all(&zeros[..], 19).unwrap();
+        assert!(bomb.len() < 4096, "{}", bomb.len());
+        let e = payload_within_bounds(&bomb, 2 << 20).unwrap_err();
+        assert!(e.contains("more than 2 MiB"), "{e}");
+        assert_eq!(payload_within_bounds(&bomb, 4 << 20), Ok(()));
+        assert_eq!(payload_within_bounds(b"070701 a cpio", 1 << 20), Ok(()));
+        assert!(payload_within_bounds(b"BZh91AY&SY", 1 << 20)
+            .unwrap_err()
+            .contains("does not read"));
+    }
 }
