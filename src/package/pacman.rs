@@ -70,6 +70,16 @@ pub enum PacmanError {
     Io(#[from] crate::error::IoAt),
 }
 
+/// The backup-file check shared with the `.deb` writer fails as the pacman writer does.
+impl From<super::deb::DebError> for PacmanError {
+    fn from(e: super::deb::DebError) -> PacmanError {
+        match e {
+            super::deb::DebError::Invalid { file, reason } => PacmanError::Invalid { file, reason },
+            super::deb::DebError::Io(e) => PacmanError::Io(e),
+        }
+    }
+}
+
 /// The `.MTREE` lines and the installed size, from the packed tree.
 struct Mtree {
     lines: Vec<String>,
@@ -203,12 +213,7 @@ pub fn write_pacman(
     };
     version_rule(meta).map_err(|why| invalid(format!("[package] {why}")))?;
     let backup: Vec<String> = pac.backup.iter().map(|b| format!("/{b}")).collect();
-    super::deb::check_config_files(&meta.file, "[arch] backup", &backup, destdir).map_err(|e| {
-        match e {
-            super::deb::DebError::Invalid { file, reason } => PacmanError::Invalid { file, reason },
-            super::deb::DebError::Io(e) => PacmanError::Io(e),
-        }
-    })?;
+    super::deb::check_config_files(&meta.file, "[arch] backup", &backup, destdir)?;
     let mut mtree = Mtree {
         lines: Vec::new(),
         size: 0,

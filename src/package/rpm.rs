@@ -255,6 +255,16 @@ pub enum RpmError {
     Io(#[from] crate::error::IoAt),
 }
 
+/// The config-file check shared with the `.deb` writer fails as the `.rpm` writer does.
+impl From<super::deb::DebError> for RpmError {
+    fn from(e: super::deb::DebError) -> RpmError {
+        match e {
+            super::deb::DebError::Invalid { file, reason } => RpmError::Invalid { file, reason },
+            super::deb::DebError::Io(e) => RpmError::Io(e),
+        }
+    }
+}
+
 fn invalid(file: &Path, msg: impl Into<String>) -> RpmError {
     RpmError::Invalid {
         file: file.to_path_buf(),
@@ -347,11 +357,7 @@ pub fn write_rpm(
 ) -> Result<(), RpmError> {
     let license = license(meta, rpm).map_err(|why| invalid(&meta.file, why))?;
     version_rule(meta).map_err(|why| invalid(&meta.file, format!("[package] {why}")))?;
-    super::deb::check_config_files(&meta.file, "[rpm] config_files", &rpm.config_files, destdir)
-        .map_err(|e| match e {
-            super::deb::DebError::Invalid { file, reason } => RpmError::Invalid { file, reason },
-            super::deb::DebError::Io(e) => RpmError::Io(e),
-        })?;
+    super::deb::check_config_files(&meta.file, "[rpm] config_files", &rpm.config_files, destdir)?;
     let mut collect = Collect {
         items: Vec::new(),
         file: meta.file.clone(),
