@@ -873,31 +873,37 @@ fn reclaim_stale(base: &Path) {
             Ok(m) if m.is_dir() && std::os::unix::fs::MetadataExt::uid(&m) == uid => {}
             _ => continue,
         }
-        let stale = match File::open(path.join("pid")) {
+        let creator = creator_pid(&e.file_name().to_string_lossy());
+        // Held, where there is a pid file, until the tree is gone.
+        let _lock = match File::open(path.join("pid")) {
             // Locked while its build lives, in whatever pid namespace that build runs.
-            Ok(file) => matches!(sys::try_lock(file), Ok(Some(_))),
+            Ok(file) => match sys::try_lock(file) {
+                Ok(Some(lock)) => Some(lock),
+                _ => continue,
+            },
             // No pid file: a kept tree, or one whose build was killed (or is now) between
             // making the directory and locking its pid file. The creator's pid in the name
             // tells: gone from this pid namespace, it is stale. (A creator in another pid
             // namespace that shows no such pid here is only in that window for microseconds.)
             Err(_) => {
-                !path.join(KEPT).exists()
-                    && creator_pid(&e.file_name().to_string_lossy())
-                        .is_some_and(|pid| !sys::process_exists(sys::Pid::from_raw(pid)))
+                let gone = !path.join(KEPT).exists()
+                    && creator.is_some_and(|pid| !sys::process_exists(sys::Pid::from_raw(pid)));
+                if !gone {
+                    continue;
+                }
+                None
             }
         };
-        if stale {
-            let pid = std::fs::read_to_string(path.join("pid"))
-                .ok()
-                .or_else(|| creator_pid(&e.file_name().to_string_lossy()).map(|p| p.to_string()))
-                .unwrap_or_default();
-            eprintln!(
-                "nsroot: reclaimed {} left by an interrupted build (pid {})",
-                path.display(),
-                pid.trim()
-            );
-            crate::fsutil::remove_tree(&path);
-        }
+        let pid = std::fs::read_to_string(path.join("pid"))
+            .map(|p| p.trim().to_string())
+            .ok()
+            .or_else(|| creator.map(|p| p.to_string()))
+            .unwrap_or_default();
+        eprintln!(
+            "nsroot: reclaimed {} left by an interrupted build (pid {pid})",
+            path.display()
+        );
+        crate::fsutil::remove_tree(&path);
     }
 }
 
