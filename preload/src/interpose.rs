@@ -18,6 +18,7 @@ const STATX_BASIC_STATS: u32 = 0x7ff;
 const S_IFCHR: u32 = 0o020_000;
 const S_IFBLK: u32 = 0o060_000;
 const S_IFLNK: u32 = 0o120_000;
+const S_IFDIR: u32 = 0o040_000;
 const O_WRONLY: usize = 1;
 const O_CREAT: usize = 0o100;
 const O_EXCL: usize = 0o200;
@@ -321,6 +322,9 @@ fn fchownat_impl(dirfd: isize, path: *const c_char, uid: u32, gid: u32, flags: c
         return ret(-EPERM);
     }
     let (uid, gid) = (id(uid), id(gid));
+    if gid.is_some() && mode_of(&b.0) & S_IFMT == S_IFDIR {
+        t.set_dir_groups(); // files made in it may take this group (setgid directories)
+    }
     match t.update(key_of(&b.0), |f| Fields {
         uid: uid.or(f.uid),
         gid: gid.or(f.gid),
@@ -350,6 +354,11 @@ fn mknodat_impl(dirfd: isize, path: *const c_char, mode: u32, dev: u64) -> c_int
         return ret(raw(sys::SYS_MKNODAT, args));
     };
     let kind = mode & S_IFMT;
+    if t.dir_groups() {
+        // A node made in a setgid directory with a recorded group takes that group: the
+        // supervisor looks at the parent (a call from the trampoline would bypass it).
+        return ret(raw(sys::SYS_MKNODAT, args));
+    }
     if kind != S_IFCHR && kind != S_IFBLK {
         return ret(direct(sys::SYS_MKNODAT, args));
     }

@@ -29,8 +29,8 @@ use core::sync::atomic::{AtomicU64, Ordering};
 /// The first word of a table.
 pub const MAGIC: u64 = u64::from_le_bytes(*b"nsrootT1");
 /// The layout version, checked by the library (a library of another nsroot build
-/// answers nothing rather than misread).
-pub const VERSION: u64 = 1;
+/// answers nothing rather than misread). 2: the header's directory-group word.
+pub const VERSION: u64 = 2;
 /// The descriptor number a session's steps inherit the table on (`fcntl(F_GET_SEALS)` and
 /// the magic tell it from an unrelated descriptor of that number).
 pub const STORE_FD: i32 = 1017;
@@ -53,6 +53,9 @@ const H_NEXT: usize = 4;
 const H_KEYS: usize = 5;
 const H_OVERFLOW: usize = 6;
 const H_IDS: usize = 7;
+/// Non-zero once a group was recorded for a directory, by the library or the supervisor:
+/// until then the supervisor answers creating calls without looking (setgid directories).
+const H_DIR_GROUPS: usize = 8;
 
 // Record words: dev, ino, btime seconds, btime nanoseconds | flags << 32, uid | gid << 32,
 // mode, rdev, unused.
@@ -203,6 +206,18 @@ impl<'a> Table<'a> {
     /// Marks the table overflowed.
     pub fn set_overflowed(&self) {
         self.w[H_OVERFLOW].store(1, Ordering::Release);
+    }
+
+    /// True once a group was recorded for a directory ([`Table::set_dir_groups`]).
+    pub fn dir_groups(&self) -> bool {
+        self.w[H_DIR_GROUPS].load(Ordering::Acquire) != 0
+    }
+
+    /// Notes that a directory has a recorded group: from now on the supervisor looks at
+    /// the parent of every file created (a new file in a setgid directory takes its group).
+    /// Set before the record is published, so no creation after the record misses it.
+    pub fn set_dir_groups(&self) {
+        self.w[H_DIR_GROUPS].store(1, Ordering::Release);
     }
 
     /// The supervisor's euid and the overflow uid, as given to [`Table::create`].
@@ -428,6 +443,9 @@ mod tests {
         let t2 = Table::open(&w).unwrap();
         assert_eq!(t2.lookup(newer).unwrap().mode, Some(0o20644));
         assert_eq!(t2.ids(), (0, 65534));
+        assert!(!t2.dir_groups());
+        t.set_dir_groups();
+        assert!(t2.dir_groups());
     }
 
     #[test]

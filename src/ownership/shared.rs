@@ -86,6 +86,16 @@ impl SharedTable {
         self.table().overflowed()
     }
 
+    /// True once a group was recorded for a directory, by either path.
+    pub fn dir_groups(&self) -> bool {
+        self.table().dir_groups()
+    }
+
+    /// Notes that a directory has a recorded group (the library does it in its chown).
+    pub fn set_dir_groups(&self) {
+        self.table().set_dir_groups()
+    }
+
     /// The fields recorded for `id` born at `btime`.
     pub fn get(&self, id: FileId, btime: Option<Btime>) -> Option<Fields> {
         self.table().lookup(key(id, btime))

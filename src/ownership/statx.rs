@@ -23,7 +23,7 @@ pub struct Patch {
 #[cfg(target_arch = "x86_64")]
 pub use nsroot_preload::layout::stat_from_statx;
 pub use nsroot_preload::layout::{
-    get_u32, get_u64, new_encode_dev, put_u32, put_u64, SX_ATIME, SX_BLKSIZE, SX_BLOCKS, SX_BTIME,
+    get_u32, get_u64, mode_of, new_encode_dev, put_u32, put_u64, SX_ATIME, SX_BLKSIZE, SX_BLOCKS, SX_BTIME,
     SX_CTIME, SX_DEV_MAJOR, SX_DEV_MINOR, SX_GID, SX_INO, SX_MASK, SX_MODE, SX_MTIME, SX_NLINK,
     SX_RDEV_MAJOR, SX_RDEV_MINOR, SX_SIZE, SX_UID,
 };
@@ -88,10 +88,6 @@ pub fn generic_stat_from_statx(b: &[u8; 256]) -> [u8; 128] {
         put_u64(&mut s, 80 + 16 * i, get_u32(b, t + 8) as u64);
     }
     s
-}
-
-fn mode_of(b: &[u8; 256]) -> u32 {
-    u16::from_ne_bytes([b[SX_MODE], b[SX_MODE + 1]]) as u32
 }
 
 /// st_dev or st_rdev (`major` is the offset of the statx major field) in new_encode_dev form.

@@ -101,8 +101,23 @@ pub struct Store {
     pub(crate) map: HashMap<FileId, Entry>,
     /// True once any xattr was recorded: lets the supervisor skip getxattr calls cheaply.
     any_xattrs: bool,
+    /// True once a directory may have a recorded group: until then the supervisor answers
+    /// creating calls without looking at their parent (setgid directories).
+    dir_groups: Hint,
     shared: Shared,
 }
+
+/// A hint for the supervisor's fast paths, not a record: two stores holding the same
+/// records are equal whatever their hints say.
+#[derive(Debug, Clone, Copy, Default)]
+struct Hint(bool);
+
+impl PartialEq for Hint {
+    fn eq(&self, _: &Hint) -> bool {
+        true
+    }
+}
+impl Eq for Hint {}
 
 /// The shared table of a running session, if any (compared by identity).
 #[derive(Debug, Clone, Default)]
@@ -180,8 +195,27 @@ impl Store {
                 }
             }
         }
+        if self.dir_groups.0 {
+            table.set_dir_groups();
+        }
         self.shared = Shared(Some(std::sync::Arc::clone(&table)));
         table
+    }
+
+    /// True when a directory may have a recorded group (the library's records included):
+    /// only then does a new file's parent need a look. A store read from a state file
+    /// (which holds no file types) says so as soon as it holds any group.
+    pub fn dir_groups(&self) -> bool {
+        self.dir_groups.0 || self.shared.0.as_ref().is_some_and(|t| t.dir_groups())
+    }
+
+    /// Notes that a directory has a recorded group; call it before recording the group, so
+    /// that no file created after the record misses it.
+    pub fn note_dir_group(&mut self) {
+        self.dir_groups.0 = true;
+        if let Some(t) = &self.shared.0 {
+            t.set_dir_groups();
+        }
     }
 
     /// Folds the shared table back into the map and detaches it: what the session recorded,
@@ -191,6 +225,7 @@ impl Store {
         let Some(table) = self.shared.0.take() else {
             return;
         };
+        self.dir_groups.0 |= table.dir_groups();
         if table.is_empty() {
             // Nothing to fold; reading the index would fault in every page of it.
             return;
@@ -369,12 +404,14 @@ impl Store {
     /// Adds every record of `other`, which wins where both have one.
     pub fn merge(&mut self, other: Store) {
         self.any_xattrs |= other.any_xattrs;
+        self.dir_groups.0 |= other.dir_groups.0;
         self.map.extend(other.map);
     }
 
     /// Inserts a whole entry (used by the state file reader).
     pub(crate) fn insert(&mut self, id: FileId, btime: Option<Btime>, record: Record) {
         self.any_xattrs |= !record.xattrs.is_empty();
+        self.dir_groups.0 |= record.gid.is_some();
         self.map.insert(id, Entry { btime, record });
     }
 

@@ -101,6 +101,22 @@ pub enum Call {
     Lremovexattr,
     /// fremovexattr(fd, name).
     Fremovexattr,
+    /// open(path, flags, mode), notified only with O_CREAT in flags.
+    Open,
+    /// openat(dirfd, path, flags, mode), notified only with O_CREAT in flags.
+    Openat,
+    /// creat(path, mode): open with O_CREAT|O_WRONLY|O_TRUNC.
+    Creat,
+    /// openat2(dirfd, path, how, size): its flags are in memory, so always notified.
+    Openat2,
+    /// mkdir(path, mode).
+    Mkdir,
+    /// mkdirat(dirfd, path, mode).
+    Mkdirat,
+    /// symlink(target, path).
+    Symlink,
+    /// symlinkat(target, dirfd, path).
+    Symlinkat,
 }
 
 /// One ABI's numbers.
@@ -115,6 +131,10 @@ pub struct AbiTable {
     pub word_bits: u32,
     /// The calls sent to the supervisor, the stat family first as the hottest.
     pub notified: &'static [(u32, Call)],
+    /// The calls sent to the supervisor only when their flags argument (the index given)
+    /// has `O_CREAT`: open and openat, which create only then (setgid directories,
+    /// ARCHITECTURE.md "Where nsroot follows fakeroot and where the kernel").
+    pub notified_if_creating: &'static [(u32, Call, u32)],
     /// Calls answered with ENOSYS: the xattrat calls (programs fall back to the calls we
     /// emulate) and io_uring (its requests run in kernel threads no filter sees, so an
     /// `IORING_OP_STATX` would bypass the emulation; programs fall back to plain calls).
@@ -131,6 +151,15 @@ pub const AUDIT_ARCH_AARCH64: u32 = 0xc000_00b7;
 /// setxattrat(2), getxattrat(2), listxattrat(2), removexattrat(2) (Linux 6.13), then
 /// io_uring_setup, io_uring_enter, io_uring_register: the same numbers on every ABI.
 const ENOSYS_CALLS: [u32; 7] = [463, 464, 465, 466, 425, 426, 427];
+
+/// openat2(2) (Linux 5.6): one number on every architecture, as the calls above.
+const OPENAT2: u32 = 437;
+
+/// `O_CREAT`, the same on x86_64, i386 and asm-generic (aarch64): the bit the filter tests
+/// in open's and openat's flags. `O_TMPFILE` (`__O_TMPFILE | O_DIRECTORY`) does not hold it:
+/// an unnamed file is not notified (it takes the disk's group, as a file made elsewhere and
+/// moved in keeps its own when `linkat` names it).
+pub const O_CREAT: u32 = 0o100;
 
 /// x86_64, checked against arch/x86/entry/syscalls/syscall_64.tbl (and libc, by a test).
 #[cfg(target_arch = "x86_64")]
@@ -162,7 +191,14 @@ pub const X86_64: AbiTable = AbiTable {
         (197, Call::Removexattr),
         (198, Call::Lremovexattr),
         (199, Call::Fremovexattr),
+        (83, Call::Mkdir),
+        (258, Call::Mkdirat),
+        (85, Call::Creat),
+        (88, Call::Symlink),
+        (266, Call::Symlinkat),
+        (OPENAT2, Call::Openat2),
     ],
+    notified_if_creating: &[(257, Call::Openat, 2), (2, Call::Open, 1)],
     enosys: &ENOSYS_CALLS,
 };
 
@@ -206,7 +242,14 @@ pub const I386: AbiTable = AbiTable {
         (235, Call::Removexattr),
         (236, Call::Lremovexattr),
         (237, Call::Fremovexattr),
+        (39, Call::Mkdir),
+        (296, Call::Mkdirat),
+        (8, Call::Creat),
+        (83, Call::Symlink),
+        (304, Call::Symlinkat),
+        (OPENAT2, Call::Openat2),
     ],
+    notified_if_creating: &[(295, Call::Openat, 2), (5, Call::Open, 1)],
     enosys: &ENOSYS_CALLS,
 };
 
@@ -236,7 +279,11 @@ pub const AARCH64: AbiTable = AbiTable {
         (14, Call::Removexattr),
         (15, Call::Lremovexattr),
         (16, Call::Fremovexattr),
+        (34, Call::Mkdirat),
+        (36, Call::Symlinkat),
+        (OPENAT2, Call::Openat2),
     ],
+    notified_if_creating: &[(56, Call::Openat, 2)],
     enosys: &ENOSYS_CALLS,
 };
 
@@ -253,9 +300,15 @@ const INDEX_LEN: usize = 512;
 
 const fn index(t: &AbiTable) -> [Option<Call>; INDEX_LEN] {
     let mut out = [None; INDEX_LEN];
+    let n = t.notified.len();
     let mut i = 0;
-    while i < t.notified.len() {
-        let (nr, call) = t.notified[i];
+    while i < n + t.notified_if_creating.len() {
+        let (nr, call) = if i < n {
+            t.notified[i]
+        } else {
+            let (nr, call, _) = t.notified_if_creating[i - n];
+            (nr, call)
+        };
         assert!(
             (nr as usize) < INDEX_LEN,
             "a notified number is out of the index"
@@ -324,11 +377,24 @@ mod tests {
                 Call::Removexattr => libc::SYS_removexattr,
                 Call::Lremovexattr => libc::SYS_lremovexattr,
                 Call::Fremovexattr => libc::SYS_fremovexattr,
+                Call::Open => libc::SYS_open,
+                Call::Openat => libc::SYS_openat,
+                Call::Creat => libc::SYS_creat,
+                Call::Openat2 => libc::SYS_openat2,
+                Call::Mkdir => libc::SYS_mkdir,
+                Call::Mkdirat => libc::SYS_mkdirat,
+                Call::Symlink => libc::SYS_symlink,
+                Call::Symlinkat => libc::SYS_symlinkat,
             }
         };
         for &(nr, call) in X86_64.notified {
             assert_eq!(i64::from(nr), libc_nr(call), "{call:?}");
         }
+        for &(nr, call, _) in X86_64.notified_if_creating {
+            assert_eq!(i64::from(nr), libc_nr(call), "{call:?}");
+        }
+        assert_eq!(O_CREAT as i32, libc::O_CREAT);
+        assert_eq!(libc::O_TMPFILE & libc::O_CREAT, 0);
         assert_eq!(
             &ENOSYS_CALLS[4..],
             &[

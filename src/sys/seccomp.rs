@@ -61,12 +61,30 @@ const fn section_len(i: usize) -> usize {
     } else {
         0
     };
-    1 + x86_64 + t.notified.len() + t.enosys.len() + 1
+    1 + x86_64 + t.notified.len() + t.notified_if_creating.len() + t.enosys.len() + 1
 }
 
-/// Load arch, one test per ABI, kill; the sections; allow, notify, ENOSYS.
+/// The argument positions that hold a flags word the filter tests for `O_CREAT` (open's 1,
+/// openat's 2): one shared block each, after the sections (load the argument's low word,
+/// test the bit: notify or allow). The low word is the whole of `int flags` on every ABI.
+const CREAT_ARGS: [u32; 2] = [1, 2];
+
+/// Where the block testing argument `arg` starts, counted back from allow.
+const fn creat_block(arg: u32) -> usize {
+    let mut i = 0;
+    while i < CREAT_ARGS.len() {
+        if CREAT_ARGS[i] == arg {
+            return (CREAT_ARGS.len() - i) * 2;
+        }
+        i += 1;
+    }
+    panic!("a flags argument without its block in CREAT_ARGS")
+}
+
+/// Load arch, one test per ABI, kill; the sections; the O_CREAT blocks; allow, notify,
+/// ENOSYS.
 const FILTER_LEN: usize = {
-    let mut n = 1 + SUPPORTED.len() + 1 + 3;
+    let mut n = 1 + SUPPORTED.len() + 1 + 2 * CREAT_ARGS.len() + 3;
     let mut i = 0;
     while i < SUPPORTED.len() {
         n += section_len(i);
@@ -98,12 +116,14 @@ const fn jump_to(code: u32, k: u32, at: usize, to: usize) -> sock_filter {
 
 /// The program, one section per ABI of [`SUPPORTED`] (`sys::abi`): an ABI not listed -> kill
 /// the process (a foreign ABI would bypass every number: fail closed, seccomp(2) "Caveats");
-/// x32 -> ENOSYS, as on kernels built without x32; each notified call -> USER_NOTIF; the
-/// ENOSYS calls -> ENOSYS; else allow.
+/// x32 -> ENOSYS, as on kernels built without x32; each notified call -> USER_NOTIF; open
+/// and openat -> USER_NOTIF when their flags hold `O_CREAT`, else allow; the ENOSYS calls ->
+/// ENOSYS; else allow.
 const fn build_filter() -> [sock_filter; FILTER_LEN] {
-    use libc::{BPF_ABS, BPF_JA, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W};
+    use libc::{BPF_ABS, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
     const ARCH_OFFSET: u32 = 4; // offsetof(struct seccomp_data, arch)
     const NR_OFFSET: u32 = 0; // offsetof(struct seccomp_data, nr)
+    const ARGS_OFFSET: u32 = 16; // offsetof(struct seccomp_data, args): u64 each
     #[cfg(target_arch = "x86_64")]
     const IP_OFFSET: u32 = 8; // offsetof(struct seccomp_data, instruction_pointer)
     let allow = FILTER_LEN - 3;
@@ -155,6 +175,13 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
             j += 1;
         }
         j = 0;
+        while j < t.notified_if_creating.len() {
+            let (nr, _, arg) = t.notified_if_creating[j];
+            p[i] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, nr, i, allow - creat_block(arg));
+            i += 1;
+            j += 1;
+        }
+        j = 0;
         while j < t.enosys.len() {
             p[i] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, t.enosys[j], i, enosys);
             i += 1;
@@ -166,7 +193,21 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
         start = i;
         a += 1;
     }
-    assert!(start == allow, "program length");
+    let mut b = 0;
+    while b < CREAT_ARGS.len() {
+        // args[k] low word (little-endian): O_CREAT set -> notify, else allow.
+        let at = allow - creat_block(CREAT_ARGS[b]);
+        assert!(at == start + 2 * b, "block position");
+        p[at] = stmt(BPF_LD | BPF_W | BPF_ABS, ARGS_OFFSET + 8 * CREAT_ARGS[b]);
+        p[at + 1] = sock_filter {
+            code: (BPF_JMP | BPF_JSET | BPF_K) as u16,
+            jt: (notify - (at + 2)) as u8,
+            jf: (allow - (at + 2)) as u8,
+            k: super::abi::O_CREAT,
+        };
+        b += 1;
+    }
+    assert!(start + 2 * CREAT_ARGS.len() == allow, "program length");
     p[allow] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW);
     p[notify] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF);
     p[enosys] = stmt(
@@ -430,6 +471,40 @@ pub fn notif_send(
     }
 }
 
+/// SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND (Linux 5.14): installs a copy of
+/// our `fd` in the target as its lowest free descriptor (close-on-exec when `cloexec`) and
+/// answers call `id` with that number, atomically: the target's call returns it. Errors:
+/// ENOENT (the target died or was interrupted), EMFILE (its table is full), EINVAL or
+/// ENOTTY before 5.14 (the call is then still waiting for an answer).
+pub fn notif_addfd_send(
+    listener: BorrowedFd<'_>,
+    id: u64,
+    fd: BorrowedFd<'_>,
+    cloexec: bool,
+) -> Result<i32, Errno> {
+    let mut addfd = libc::seccomp_notif_addfd {
+        id,
+        flags: libc::SECCOMP_ADDFD_FLAG_SEND as u32,
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: if cloexec { libc::O_CLOEXEC as u32 } else { 0 },
+    };
+    // SAFETY: the ioctl reads one seccomp_notif_addfd from our stack; `fd` is borrowed, so it
+    // stays open for the call (the kernel takes its own reference).
+    let r = unsafe {
+        libc::ioctl(
+            listener.as_raw_fd(),
+            libc::SECCOMP_IOCTL_NOTIF_ADDFD,
+            &mut addfd as *mut libc::seccomp_notif_addfd,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r)
+    }
+}
+
 /// SECCOMP_IOCTL_NOTIF_ID_VALID: true while the target still waits for call `id`, i.e. the pid
 /// we read memory from is still that target.
 pub fn notif_id_valid(listener: BorrowedFd<'_>, id: u64) -> bool {
@@ -609,6 +684,93 @@ pub fn openat(
     Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
+/// mkdirat(2) of `name` in `dir`. The kernel applies our umask: callers set the bits
+/// they mean afterwards ([`fchmodat`]).
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    let r = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// mknodat(2) of `name` in `dir` (a FIFO, socket or regular file: `dev` 0).
+pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: u64) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    let r = unsafe {
+        libc::mknodat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            mode as libc::mode_t,
+            dev as libc::dev_t,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// symlinkat(2): `name` in `dir`, pointing to `target`.
+pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
+    // SAFETY: both strings are NUL-terminated.
+    let r = unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// fchmodat(2) of `name` in `dir` to `mode` (which a symlink does not have: not for those).
+pub fn fchmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    let r = unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, 0) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// fchownat(2) of `name` in `dir` with AT_SYMLINK_NOFOLLOW; None leaves that id.
+pub fn lchownat(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    uid: Option<u32>,
+    gid: Option<u32>,
+) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated; -1 leaves an id unchanged.
+    let r = unsafe {
+        libc::fchownat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            uid.unwrap_or(u32::MAX),
+            gid.unwrap_or(u32::MAX),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// unlinkat(2) of `name` in `dir` (`AT_REMOVEDIR` in `flags` for a directory).
+pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    let r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
 /// openat2(2) with `oflags` (O_CLOEXEC added) and the RESOLVE_* bits `resolve`.
 /// ENOSYS before Linux 5.6.
 pub fn openat2(
@@ -706,6 +868,11 @@ mod tests {
 
     /// [`run`] for a call made at instruction address `ip`.
     fn run_at(arch: u32, nr: u32, ip: u64) -> u32 {
+        run_with(arch, nr, ip, [0; 6])
+    }
+
+    /// [`run_at`] with the call's arguments.
+    fn run_with(arch: u32, nr: u32, ip: u64, args: [u64; 6]) -> u32 {
         let mut pc = 0;
         let mut acc = 0u32;
         loop {
@@ -719,6 +886,14 @@ mod tests {
                         4 => arch,
                         8 => ip as u32,
                         12 => (ip >> 32) as u32,
+                        k @ 16..=63 if k % 4 == 0 => {
+                            let a = args[(k as usize - 16) / 8];
+                            if k % 8 == 0 {
+                                a as u32
+                            } else {
+                                (a >> 32) as u32
+                            }
+                        }
                         k => panic!("load of offset {k}"),
                     };
                 }
@@ -728,6 +903,9 @@ mod tests {
                 }
                 c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => {
                     pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K => {
+                    pc += usize::from(if acc & ins.k != 0 { ins.jt } else { ins.jf });
                 }
                 c if c == libc::BPF_JMP | libc::BPF_JA => pc += ins.k as usize,
                 c if c == libc::BPF_RET | libc::BPF_K => return ins.k,
@@ -745,6 +923,29 @@ mod tests {
             }
             for &nr in t.enosys {
                 assert_eq!(run(t.audit_arch, nr), errno, "{nr}");
+            }
+            // open/openat: notified with O_CREAT (whatever else is set, the high word
+            // included), allowed without it: O_RDONLY, O_TMPFILE, O_DIRECTORY.
+            for &(nr, _, arg) in t.notified_if_creating {
+                let with = |flags: u64| {
+                    let mut args = [0u64; 6];
+                    args[arg as usize] = flags;
+                    run_with(t.audit_arch, nr, 0x5555_0000_1234, args)
+                };
+                let creat = libc::O_CREAT as u64;
+                for flags in [creat, creat | libc::O_EXCL as u64 | 1, creat | 0xffff_0000_0000] {
+                    assert_eq!(with(flags), libc::SECCOMP_RET_USER_NOTIF, "{nr} {flags:#o}");
+                }
+                for flags in [0, libc::O_TMPFILE as u64 | 2, !creat] {
+                    assert_eq!(with(flags), libc::SECCOMP_RET_ALLOW, "{nr} {flags:#o}");
+                }
+                // Another argument holding the bit changes nothing.
+                let mut args = [0u64; 6];
+                args[(arg as usize + 1) % 6] = creat;
+                assert_eq!(
+                    run_with(t.audit_arch, nr, 0x5555_0000_1234, args),
+                    libc::SECCOMP_RET_ALLOW
+                );
             }
             for nr in 0..600 {
                 if !t.notified.iter().any(|&(n, _)| n == nr) && !t.enosys.contains(&nr) {
@@ -796,6 +997,18 @@ mod tests {
                 "{ip:#x}"
             );
         }
+        // A creating open from the page is the library's own (it makes none but mknod's
+        // device files, which it leaves to the supervisor while a directory has a group).
+        let mut args = [0u64; 6];
+        args[2] = libc::O_CREAT as u64;
+        assert_eq!(
+            run_with(AUDIT_ARCH_X86_64, 257, TRAMPOLINE, args),
+            libc::SECCOMP_RET_ALLOW
+        );
+        assert_eq!(
+            run_with(AUDIT_ARCH_X86_64, 257, TRAMPOLINE + 4096, args),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
         // i386 calls never pass (the library is x86_64 code): i386's 106 is stat.
         assert_eq!(
             run_at(AUDIT_ARCH_I386, 106, TRAMPOLINE),

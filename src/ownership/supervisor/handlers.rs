@@ -9,12 +9,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use nix::errno::Errno;
 
+use super::create::Create;
 use super::target::{fd_path, lock, Ctx, Target, TargetCreds};
 use super::{
     Reply, PROBE_ANSWER, PROBE_XATTR, XATTR_CREATE, XATTR_LIST_MAX, XATTR_NAME_MAX, XATTR_REPLACE,
     XATTR_SIZE_MAX,
 };
-use crate::ownership::statx::{self, apply_patch, get_u32, key_of_statx, SX_MODE, SX_UID};
+use crate::ownership::statx::{self, apply_patch, get_u32, key_of_statx, mode_of, SX_MODE, SX_UID};
 use crate::ownership::store::{Btime, FileId, PERM_BITS, S_IFMT};
 use crate::sys::abi::{self, Call, IdWidth, StatLayout};
 use crate::sys::seccomp as sys;
@@ -134,6 +135,17 @@ impl Ctx {
             Call::Removexattr => self.removexattr(n, cwd(a[0]), 0),
             Call::Lremovexattr => self.removexattr(n, cwd(a[0]), nofollow),
             Call::Fremovexattr => self.removexattr(n, fd(a[0]), 0),
+            Call::Open => self.open_creating(n, cwd(a[0]), a[1] as i32, a[2] as u32),
+            Call::Openat => self.open_creating(n, at(a[0], a[1]), a[2] as i32, a[3] as u32),
+            Call::Creat => {
+                let flags = libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC;
+                self.open_creating(n, cwd(a[0]), flags, a[1] as u32)
+            }
+            Call::Openat2 => self.openat2(n, at(a[0], a[1]), a[2], a[3]),
+            Call::Mkdir => self.create(n, cwd(a[0]), Create::Dir { mode: a[1] as u32 }),
+            Call::Mkdirat => self.create(n, at(a[0], a[1]), Create::Dir { mode: a[2] as u32 }),
+            Call::Symlink => self.create(n, cwd(a[1]), Create::Symlink { target: a[0] }),
+            Call::Symlinkat => self.create(n, at(a[1], a[2]), Create::Symlink { target: a[0] }),
         }
     }
 
@@ -218,16 +230,21 @@ impl Ctx {
             return Errno::EPERM.into();
         }
         let (id, btime) = key_of_statx(&buf.0);
-        lock(&self.store).set_owner(id, btime, ids.0, ids.1);
+        let mut store = lock(&self.store);
+        if ids.1.is_some() && mode_of(&buf.0) & S_IFMT == libc::S_IFDIR {
+            store.note_dir_group(); // files made in it may take this group
+        }
+        store.set_owner(id, btime, ids.0, ids.1);
         Reply::Value(0)
     }
 
-    /// A device node becomes an empty regular file plus a record (KF-NO-DEVICES); other
-    /// types the kernel makes itself.
+    /// A device node becomes an empty regular file plus a record (KF-NO-DEVICES), with the
+    /// group of a setgid parent's record; other types the kernel makes itself, but in such a
+    /// parent ([`Ctx::create`]).
     fn mknod(&mut self, n: &sys::Notif, t: Target, mode: u32, dev: u32) -> Reply {
         let kind = mode & S_IFMT;
         if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
-            return Reply::Continue;
+            return self.create(n, t, Create::Node { mode });
         }
         let (dir, name) = match self.locate_parent(n.pid, t) {
             Ok(found) => found,
@@ -261,12 +278,12 @@ impl Ctx {
             Ok(m) => m,
             Err(e) => return Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)).into(),
         };
-        if self.euid == 0 && creds.fsuid != 0 {
-            // Running as real root for an unprivileged target: the file must be the target's,
-            // who may delete it. The group stays as a setgid directory gave it.
-            let gid = (meta.gid() == 0).then_some(creds.fsgid);
-            let _ = std::os::unix::fs::fchown(&file, Some(creds.fsuid), gid);
-        }
+        self.hand_over(dir.as_fd(), cname, &creds, meta.gid());
+        let group = if lock(&self.store).dir_groups() {
+            self.group_of_setgid_dir(dir.as_fd())
+        } else {
+            None
+        };
         // new_decode_dev (include/linux/kdev_t.h): the ABI passes a 32-bit encoded dev.
         let major = (dev & 0xfff00) >> 8;
         let minor = (dev & 0xff) | ((dev >> 12) & 0xfff00);
@@ -274,12 +291,12 @@ impl Ctx {
             dev: meta.dev(),
             ino: meta.ino(),
         };
-        lock(&self.store).set_device(
-            id,
-            Btime::of(&meta),
-            kind | perm,
-            libc::makedev(major, minor),
-        );
+        let mut store = lock(&self.store);
+        let btime = Btime::of(&meta);
+        store.set_device(id, btime, kind | perm, libc::makedev(major, minor));
+        if group.is_some() {
+            store.set_owner(id, btime, None, group);
+        }
         Reply::Value(0)
     }
 

@@ -1,4 +1,5 @@
-//! The seccomp supervisor: answers a session's chown, stat, mknod and xattr calls from the store.
+//! The seccomp supervisor: answers a session's chown, stat, mknod and xattr calls from the store,
+//! and gives files created in a setgid directory its recorded group (`create`).
 //!
 //! It runs on a thread of a process that is not under the filter it serves (it would wait on
 //! itself, seccomp_unotify(2)). For each notification it reads the target's path from its
@@ -24,6 +25,7 @@ use super::store::Store;
 use super::OwnershipError;
 use crate::sys::seccomp as sys;
 
+mod create;
 mod handlers;
 mod target;
 
@@ -199,6 +201,11 @@ fn serve(
             Reply::Errno(e) => (0, -(e as i32), 0),
             // What we read may belong to a recycled pid: act on nothing, answer nobody.
             Reply::Gone => continue,
+            // Answered already (SECCOMP_ADDFD_FLAG_SEND).
+            Reply::Answered => {
+                ctx.stats.emulated += 1;
+                continue;
+            }
         };
         if flags == 0 {
             ctx.stats.emulated += 1;
@@ -227,6 +234,9 @@ pub(super) enum Reply {
     Errno(Errno),
     /// The target is gone (or the pid was reused): answer nothing.
     Gone,
+    /// Done by us, and answered with the call itself (a descriptor handed over with
+    /// SECCOMP_ADDFD_FLAG_SEND): send nothing more.
+    Answered,
 }
 
 impl From<Errno> for Reply {
