@@ -30,3 +30,4 @@ mod recipe;
 mod repro;
 mod rpm;
 mod run;
+mod setgid;

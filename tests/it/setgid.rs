@@ -1,0 +1,259 @@
+//! Issue 14, setgid directories (ARCHITECTURE.md, "Where nsroot follows fakeroot and where the
+//! kernel", item 2): what is created in a setgid directory with a recorded group takes that
+//! group, as under real root, through every creating call, from dynamic, static and i386
+//! programs, across a saved and loaded state file, and into the archive; a file moved in
+//! keeps its own group, and a directory without setgid gives none.
+
+use std::process::Command;
+
+use crate::util::{self, Scratch};
+
+/// `chgrp G PATH` (chown(2) with uid -1); `excl PATH` (open O_CREAT|O_EXCL|O_RDWR|O_CLOEXEC
+/// 0666, write "x", then print `gid mode cloexec` of the descriptor from fstat and F_GETFD);
+/// `keep PATH` (the same without O_CLOEXEC, prints cloexec 0); `creat PATH` (creat(2) by
+/// number); `openat2 PATH` (openat2(2) with O_CREAT|O_EXCL|O_WRONLY 0644, by number);
+/// `mkdir PATH`; `mkfifo PATH`; `symlink TARGET PATH`; `exists PATH` (open O_CREAT|O_EXCL
+/// must fail with EEXIST).
+const TOOL_C: &str = r#"
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int report(int fd) {
+    struct stat s;
+    if (fd < 0) { perror("open"); return 1; }
+    if (write(fd, "x", 1) != 1) { perror("write"); return 1; }
+    if (fstat(fd, &s)) { perror("fstat"); return 1; }
+    int fl = fcntl(fd, F_GETFD);
+    printf("%u %o %d\n", (unsigned)s.st_gid, (unsigned)(s.st_mode & 07777), (fl & FD_CLOEXEC) != 0);
+    return close(fd) != 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 3) return 2;
+    const char *c = argv[1], *p = argv[2];
+    if (!strcmp(c, "chgrp")) return chown(argv[3], -1, atoi(p)) ? (perror("chown"), 1) : 0;
+    if (!strcmp(c, "excl")) return report(open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0666));
+    if (!strcmp(c, "keep")) return report(open(p, O_CREAT | O_EXCL | O_RDWR, 0666));
+#ifdef SYS_creat
+    if (!strcmp(c, "creat")) return report(syscall(SYS_creat, p, 0666));
+#else
+    if (!strcmp(c, "creat")) return report(open(p, O_CREAT | O_WRONLY | O_TRUNC, 0666));
+#endif
+    if (!strcmp(c, "openat2")) {
+        unsigned long long how[3] = { O_CREAT | O_EXCL | O_WRONLY, 0644, 0 };
+        return report(syscall(437, AT_FDCWD, p, how, sizeof how));
+    }
+    if (!strcmp(c, "mkdir")) return mkdir(p, 0777) ? (perror("mkdir"), 1) : 0;
+    if (!strcmp(c, "mkfifo")) return mkfifo(p, 0666) ? (perror("mkfifo"), 1) : 0;
+    if (!strcmp(c, "symlink")) return symlink(p, argv[3]) ? (perror("symlink"), 1) : 0;
+    if (!strcmp(c, "exists")) {
+        int fd = open(p, O_CREAT | O_EXCL | O_RDWR, 0666);
+        if (fd >= 0 || errno != EEXIST) { fprintf(stderr, "%s: not EEXIST\n", p); return 1; }
+        return 0;
+    }
+    return 2;
+}
+"#;
+
+/// Builds the tool as `name` with `flags`; false (after a skip) when it cannot.
+fn build(sc: &Scratch, flags: &[&str], name: &str) -> bool {
+    if util::missing_tool("gcc") {
+        return false;
+    }
+    let src = sc.path().join("sg.c");
+    if !src.exists() {
+        sc.write("sg.c", TOOL_C);
+    }
+    let out = Command::new("gcc")
+        .args(["-O1", "-Wall", "-Werror"])
+        .args(flags)
+        .arg("-o")
+        .arg(sc.path().join(name))
+        .arg(&src)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        util::skip(&format!(
+            "gcc {flags:?} cannot build the tool here: {}",
+            util::stderr(&out).lines().next().unwrap_or_default()
+        ));
+        return false;
+    }
+    sc.chown_all();
+    true
+}
+
+/// Runs `script` in one session with `args` before it; it must succeed with an empty stderr.
+fn session(sc: &Scratch, args: &[&str], script: &str) -> String {
+    let mut a: Vec<&str> = args.to_vec();
+    a.extend(["sh", "-c", script]);
+    let out = sc.nsroot(&a);
+    util::assert_ok(&out);
+    assert_eq!(util::stderr(&out), "", "stderr of {script}");
+    util::stdout(&out)
+}
+
+/// The `%n %g %a` lines of `stat`, as a list.
+fn lines(s: &str) -> Vec<&str> {
+    s.lines().collect()
+}
+
+/// Coreutils (dynamic: chgrp by the preload library, the creating calls by the supervisor):
+/// each kind of object takes group 8 and a new directory keeps setgid; a file moved in
+/// keeps group 0; a directory with a recorded group but no setgid gives nothing. The state
+/// file saved by `-s` makes a second session (`-i`) do the same, and `pack` stores the
+/// groups.
+#[test]
+fn issue14_setgid_directory_gives_its_recorded_group() {
+    if util::no_userns() || util::missing_tool("tar") {
+        return;
+    }
+    let sc = Scratch::new();
+    let out = session(
+        &sc,
+        &["-s", "state"],
+        "umask 022 && mkdir d && chgrp 8 d && chmod 2755 d && touch d/f && mkdir d/e && \
+         mknod d/p p && ln -s x d/l && mkfifo d/q && (set -C; echo hi > d/x) && \
+         (set -C; echo no > d/x) 2>/dev/null; cat d/x && mkdir d/e/deeper && \
+         touch g && mv g d/g && mkdir n && chgrp 8 n && touch n/f && \
+         stat -c '%n %g %a' d d/f d/e d/e/deeper d/p d/l d/q d/x d/g n n/f",
+    );
+    assert_eq!(
+        lines(&out),
+        [
+            "hi",
+            "d 8 2755",
+            "d/f 8 644",
+            "d/e 8 2755",
+            "d/e/deeper 8 2755",
+            "d/p 8 644",
+            "d/l 8 777",
+            "d/q 8 644",
+            "d/x 8 644",
+            "d/g 0 644",
+            "n 8 755",
+            "n/f 0 644",
+        ],
+        "{out}"
+    );
+    // The disk: the user's own group, setgid kept on the new directory by the kernel.
+    let meta = std::fs::metadata(sc.path().join("d/e")).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o2755);
+    assert_eq!(meta.gid(), util::env().gid);
+
+    // A second session loads the records: a new file there takes the group too, with the
+    // process's umask.
+    let out = session(
+        &sc,
+        &["-i", "state"],
+        "umask 077 && touch d/h && mkdir d/k && stat -c '%n %g %a' d/f d/g d/h d/k",
+    );
+    assert_eq!(
+        lines(&out),
+        ["d/f 8 644", "d/g 0 644", "d/h 8 600", "d/k 8 2700"],
+        "{out}"
+    );
+
+    // The archive holds the groups.
+    let out = sc.nsroot(["pack", "-i", "state", "d", "-o", "d.tar"]);
+    util::assert_ok(&out);
+    let out = Command::new("tar")
+        .args(["--numeric-owner", "-tvf"])
+        .arg(sc.path().join("d.tar"))
+        .output()
+        .unwrap();
+    util::assert_ok(&out);
+    let listing = util::stdout(&out);
+    for (name, owner) in [("./f", "0/8"), ("./e/", "0/8"), ("./g", "0/0"), ("./l", "0/8")] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.contains(owner) && l.split_whitespace().nth(5) == Some(name)),
+            "{name} {owner} in:\n{listing}"
+        );
+    }
+}
+
+/// The C tool, dynamic (its chgrp answered by the preload library) and static (by the
+/// supervisor), and i386 where gcc builds it: `O_EXCL` opens hand over a working descriptor
+/// with close-on-exec as asked, creat and openat2 by number, mkdir, mkfifo, symlink; an
+/// existing name stays EEXIST. Also with `NSROOT_FASTPATH=0` (everything on the seccomp
+/// path).
+#[test]
+fn issue14_setgid_directory_through_every_creating_call() {
+    if util::no_userns() {
+        return;
+    }
+    let sc = Scratch::new();
+    if !build(&sc, &[], "sgdyn") || !build(&sc, &["-static"], "sgstatic") {
+        return;
+    }
+    let m32 = build(&sc, &["-m32"], "sg32");
+    let mut script = String::from(
+        "umask 022 && mkdir a b && chmod 2755 a b && ./sgdyn chgrp 8 a && ./sgstatic chgrp 12 b",
+    );
+    for (tool, dir) in [("sgdyn", "a"), ("sgstatic", "b")] {
+        script += &format!(
+            " && ./{tool} excl {dir}/x && ./{tool} keep {dir}/k && ./{tool} creat {dir}/c && \
+             ./{tool} openat2 {dir}/o && ./{tool} mkdir {dir}/m && ./{tool} mkfifo {dir}/p && \
+             ./{tool} symlink x {dir}/l && ./{tool} exists {dir}/x && ./{tool} exists {dir}/l"
+        );
+    }
+    if m32 {
+        script += " && ./sg32 excl a/x32 && ./sg32 mkdir a/m32";
+    }
+    script += " && stat -c '%n %g %a' a/x a/k a/c a/o a/m a/p a/l b/x b/k b/c b/o b/m b/p b/l";
+    if m32 {
+        script += " a/x32 a/m32";
+    }
+    let mut want = Vec::new();
+    for g in [8, 12] {
+        want.extend([
+            format!("{g} 644 1"),
+            format!("{g} 644 0"),
+            format!("{g} 644 0"),
+            format!("{g} 644 0"),
+        ]);
+    }
+    if m32 {
+        want.push("8 644 1".into());
+    }
+    for (dir, g) in [("a", 8), ("b", 12)] {
+        for (name, mode) in [
+            ("x", "644"),
+            ("k", "644"),
+            ("c", "644"),
+            ("o", "644"),
+            ("m", "2755"),
+            ("p", "644"),
+            ("l", "777"),
+        ] {
+            want.push(format!("{dir}/{name} {g} {mode}"));
+        }
+    }
+    if m32 {
+        want.extend(["a/x32 8 644".into(), "a/m32 8 2755".into()]);
+    }
+    for fastpath in ["1", "0"] {
+        let out = util::env()
+            .nsroot()
+            .env("NSROOT_FASTPATH", fastpath)
+            .args(["sh", "-c", &format!("rm -rf a b && {script}")])
+            .current_dir(sc.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        util::assert_ok(&out);
+        assert_eq!(util::stderr(&out), "", "NSROOT_FASTPATH={fastpath}");
+        let out = util::stdout(&out);
+        assert_eq!(lines(&out), want, "NSROOT_FASTPATH={fastpath}\n{out}");
+    }
+}
