@@ -257,3 +257,51 @@ fn issue14_setgid_directory_through_every_creating_call() {
         assert_eq!(lines(&out), want, "NSROOT_FASTPATH={fastpath}\n{out}");
     }
 }
+
+/// Build mode (the supervisor alone, no preload library): the archive of a recipe whose
+/// install step makes a setgid directory of group 8 and files in it holds group 8 for them,
+/// and group 0 for a file moved in.
+#[test]
+fn issue14_setgid_directory_in_a_build_archive() {
+    if util::no_userns() || util::missing_tool("tar") {
+        return;
+    }
+    let sc = Scratch::new();
+    sc.write("sg/src/.keep", "");
+    sc.write(
+        "sg/recipe.toml",
+        "[package]\nname = \"sg\"\nversion = \"1.0\"\nsummary = \"test\"\n\
+         source_date_epoch = 1700000000\n\n[source]\npath = \"src\"\n\n\
+         [install]\nsteps = ['cd \"$DESTDIR\" && mkdir -p var/games && chgrp 8 var/games && \
+         chmod 2775 var/games && touch var/games/score && mkdir var/games/sub && \
+         touch moved && mv moved var/games/']\n",
+    );
+    let out = sc.nsroot(["build", "sg/recipe.toml", "-o", "out"]);
+    util::assert_ok(&out);
+    let archive = std::fs::read_dir(sc.path().join("out"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
+        .expect("an archive");
+    let out = Command::new("tar")
+        .args(["--numeric-owner", "-tvf"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    util::assert_ok(&out);
+    let listing = util::stdout(&out);
+    for (name, want) in [
+        ("./var/games/score", "-rw-r--r-- 0/8"),
+        ("./var/games/sub/", "drwxr-sr-x 0/8"),
+        ("./var/games/moved", "-rw-r--r-- 0/0"),
+        ("./var/games/", "drwxrwsr-x 0/8"),
+    ] {
+        assert!(
+            listing
+                .lines()
+                .any(|l| l.starts_with(want) && l.split_whitespace().nth(5) == Some(name)),
+            "{name} {want} in:\n{listing}"
+        );
+    }
+}
