@@ -121,7 +121,7 @@ fn issue14_setgid_directory_gives_its_recorded_group() {
         &["-s", "state"],
         "umask 022 && mkdir d && chgrp 8 d && chmod 2755 d && touch d/f && mkdir d/e && \
          mknod d/p p && ln -s x d/l && mkfifo d/q && (set -C; echo hi > d/x) && \
-         (set -C; echo no > d/x) 2>/dev/null; cat d/x && mkdir d/e/deeper && \
+         (set -C; echo no > d/x) 2>/dev/null; cat d/x && mkdir d/e/deeper/ && \
          touch g && mv g d/g && mkdir n && chgrp 8 n && touch n/f && \
          stat -c '%n %g %a' d d/f d/e d/e/deeper d/p d/l d/q d/x d/g n n/f",
     );

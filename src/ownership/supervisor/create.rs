@@ -68,11 +68,12 @@ impl Ctx {
         lock(&self.store).patch(id, btime)?.gid
     }
 
-    /// The parent of the object `t` names, when it is setgid with a recorded group, and the
-    /// target's credentials, checked valid. Err(Continue) in every other case (the kernel's
+    /// The parent of the object `t` names (`is_dir`: a directory, whose name may end in
+    /// slashes), when it is setgid with a recorded group, and the target's credentials,
+    /// checked valid. Err(Continue) in every other case (the kernel's
     /// answer, errors included), Err(Gone) when the target died.
-    fn inherit(&mut self, n: &sys::Notif, t: Target) -> Result<Inherit, Reply> {
-        let (dir, mut name) = match self.locate_parent(n.pid, t) {
+    fn inherit(&mut self, n: &sys::Notif, t: Target, is_dir: bool) -> Result<Inherit, Reply> {
+        let (dir, mut name) = match self.locate_parent(n.pid, t, is_dir) {
             Ok(found) => found,
             Err(Reply::Gone) => return Err(Reply::Gone),
             Err(_) => return Err(Reply::Continue),
@@ -144,7 +145,7 @@ impl Ctx {
                 return Reply::Continue;
             }
         }
-        let at = match self.inherit(n, t) {
+        let at = match self.inherit(n, t, matches!(what, Create::Dir { .. })) {
             Ok(at) => at,
             Err(r) => return r,
         };
@@ -198,7 +199,7 @@ impl Ctx {
         {
             return Reply::Continue;
         }
-        let at = match self.inherit(n, t) {
+        let at = match self.inherit(n, t, false) {
             Ok(at) => at,
             Err(r) => return r,
         };

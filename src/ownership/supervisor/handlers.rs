@@ -246,7 +246,7 @@ impl Ctx {
         if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
             return self.create(n, t, Create::Node { mode });
         }
-        let (dir, name) = match self.locate_parent(n.pid, t) {
+        let (dir, name) = match self.locate_parent(n.pid, t, false) {
             Ok(found) => found,
             Err(r) => return r,
         };

@@ -129,15 +129,20 @@ impl Ctx {
     }
 
     /// The directory that would hold the file a creating call (mknod) names, and the name.
+    /// `dir`: the call makes a directory (mkdir), whose name may end in slashes.
     pub(super) fn locate_parent(
         &mut self,
         pid: u32,
         t: Target,
+        dir: bool,
     ) -> Result<(OwnedFd, Vec<u8>), Reply> {
         let Target::At { dirfd, addr } = t else {
             return Err(Reply::Continue);
         };
         Self::read_str(pid, addr, &mut self.path, PATH_MAX - 1, Errno::ENAMETOOLONG)?;
+        while dir && self.path.len() > 1 && self.path.ends_with(b"/") {
+            self.path.pop();
+        }
         let start = if dirfd == libc::AT_FDCWD {
             Start::Cwd
         } else {
