@@ -23,9 +23,9 @@ pub struct Patch {
 #[cfg(target_arch = "x86_64")]
 pub use nsroot_preload::layout::stat_from_statx;
 pub use nsroot_preload::layout::{
-    get_u32, get_u64, mode_of, new_encode_dev, put_u32, put_u64, SX_ATIME, SX_BLKSIZE, SX_BLOCKS, SX_BTIME,
-    SX_CTIME, SX_DEV_MAJOR, SX_DEV_MINOR, SX_GID, SX_INO, SX_MASK, SX_MODE, SX_MTIME, SX_NLINK,
-    SX_RDEV_MAJOR, SX_RDEV_MINOR, SX_SIZE, SX_UID,
+    get_u32, get_u64, mode_of, new_encode_dev, put_u32, put_u64, SX_ATIME, SX_BLKSIZE, SX_BLOCKS,
+    SX_BTIME, SX_CTIME, SX_DEV_MAJOR, SX_DEV_MINOR, SX_GID, SX_INO, SX_MASK, SX_MODE, SX_MTIME,
+    SX_NLINK, SX_RDEV_MAJOR, SX_RDEV_MINOR, SX_SIZE, SX_UID,
 };
 pub const SX_MNT_ID: usize = 144;
 /// STATX_MNT_ID (Linux 5.8; libc 0.2 has no constant for it).

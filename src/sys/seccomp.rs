@@ -933,7 +933,11 @@ mod tests {
                     run_with(t.audit_arch, nr, 0x5555_0000_1234, args)
                 };
                 let creat = libc::O_CREAT as u64;
-                for flags in [creat, creat | libc::O_EXCL as u64 | 1, creat | 0xffff_0000_0000] {
+                for flags in [
+                    creat,
+                    creat | libc::O_EXCL as u64 | 1,
+                    creat | 0xffff_0000_0000,
+                ] {
                     assert_eq!(with(flags), libc::SECCOMP_RET_USER_NOTIF, "{nr} {flags:#o}");
                 }
                 for flags in [0, libc::O_TMPFILE as u64 | 2, !creat] {

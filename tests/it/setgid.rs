@@ -172,7 +172,12 @@ fn issue14_setgid_directory_gives_its_recorded_group() {
         .unwrap();
     util::assert_ok(&out);
     let listing = util::stdout(&out);
-    for (name, owner) in [("./f", "0/8"), ("./e/", "0/8"), ("./g", "0/0"), ("./l", "0/8")] {
+    for (name, owner) in [
+        ("./f", "0/8"),
+        ("./e/", "0/8"),
+        ("./g", "0/0"),
+        ("./l", "0/8"),
+    ] {
         assert!(
             listing
                 .lines()

@@ -141,7 +141,10 @@ impl Ctx {
             }
         }
         if let Create::Node { mode } = what {
-            if !matches!(mode & S_IFMT, 0 | libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK) {
+            if !matches!(
+                mode & S_IFMT,
+                0 | libc::S_IFREG | libc::S_IFIFO | libc::S_IFSOCK
+            ) {
                 return Reply::Continue;
             }
         }
@@ -191,7 +194,13 @@ impl Ctx {
     /// opens the file just made (CONTINUE), with `O_EXCL` the target gets our descriptor
     /// (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND), as its own open would have
     /// made it: the same flags, close-on-exec as it asked.
-    pub(super) fn open_creating(&mut self, n: &sys::Notif, t: Target, flags: i32, mode: u32) -> Reply {
+    pub(super) fn open_creating(
+        &mut self,
+        n: &sys::Notif,
+        t: Target,
+        flags: i32,
+        mode: u32,
+    ) -> Reply {
         // O_PATH ignores O_CREAT; O_CREAT|O_DIRECTORY is EINVAL; O_TMPFILE holds O_DIRECTORY.
         if flags & libc::O_CREAT == 0
             || flags & (libc::O_PATH | libc::O_DIRECTORY) != 0
@@ -242,7 +251,8 @@ impl Ctx {
         if sys::read_remote(n.pid, how, &mut b) != Ok(OPEN_HOW_LEN) {
             return Reply::Continue;
         }
-        let word = |i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
+        let word =
+            |i: usize| u64::from_ne_bytes(b[i * 8..i * 8 + 8].try_into().unwrap_or_default());
         let (flags, mode, resolve) = (word(0), word(1), word(2));
         // openat2 refuses unknown flags and a mode with bits beyond 07777: the kernel's.
         if resolve != 0 || flags > u64::from(u32::MAX) || mode & !u64::from(PERM_BITS) != 0 {
