@@ -684,11 +684,8 @@ pub fn openat(
     Ok(std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) }))
 }
 
-/// mkdirat(2) of `name` in `dir`. The kernel applies our umask: callers set the bits
-/// they mean afterwards ([`fchmodat`]).
-pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
-    // SAFETY: `name` is NUL-terminated.
-    let r = unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) };
+/// A call that returns 0 or -1 with errno.
+fn done(r: libc::c_int) -> Result<(), Errno> {
     if r < 0 {
         Err(Errno::last())
     } else {
@@ -696,44 +693,30 @@ pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno>
     }
 }
 
+/// mkdirat(2) of `name` in `dir`. The kernel applies our umask: callers set the bits
+/// they mean afterwards ([`fchmodat`]).
+pub fn mkdirat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated.
+    done(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t) })
+}
+
 /// mknodat(2) of `name` in `dir` (a FIFO, socket or regular file: `dev` 0).
 pub fn mknodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32, dev: u64) -> Result<(), Errno> {
+    let (mode, dev) = (mode as libc::mode_t, dev as libc::dev_t);
     // SAFETY: `name` is NUL-terminated.
-    let r = unsafe {
-        libc::mknodat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            mode as libc::mode_t,
-            dev as libc::dev_t,
-        )
-    };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+    done(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, dev) })
 }
 
 /// symlinkat(2): `name` in `dir`, pointing to `target`.
 pub fn symlinkat(target: &CStr, dir: BorrowedFd<'_>, name: &CStr) -> Result<(), Errno> {
     // SAFETY: both strings are NUL-terminated.
-    let r = unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+    done(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) })
 }
 
 /// fchmodat(2) of `name` in `dir` to `mode` (which a symlink does not have: not for those).
 pub fn fchmodat(dir: BorrowedFd<'_>, name: &CStr, mode: u32) -> Result<(), Errno> {
     // SAFETY: `name` is NUL-terminated.
-    let r = unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, 0) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+    done(unsafe { libc::fchmodat(dir.as_raw_fd(), name.as_ptr(), mode as libc::mode_t, 0) })
 }
 
 /// fchownat(2) of `name` in `dir` with AT_SYMLINK_NOFOLLOW; None leaves that id.
@@ -743,32 +726,16 @@ pub fn lchownat(
     uid: Option<u32>,
     gid: Option<u32>,
 ) -> Result<(), Errno> {
+    let (uid, gid) = (uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX));
+    let nofollow = libc::AT_SYMLINK_NOFOLLOW;
     // SAFETY: `name` is NUL-terminated; -1 leaves an id unchanged.
-    let r = unsafe {
-        libc::fchownat(
-            dir.as_raw_fd(),
-            name.as_ptr(),
-            uid.unwrap_or(u32::MAX),
-            gid.unwrap_or(u32::MAX),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+    done(unsafe { libc::fchownat(dir.as_raw_fd(), name.as_ptr(), uid, gid, nofollow) })
 }
 
 /// unlinkat(2) of `name` in `dir` (`AT_REMOVEDIR` in `flags` for a directory).
 pub fn unlinkat(dir: BorrowedFd<'_>, name: &CStr, flags: i32) -> Result<(), Errno> {
     // SAFETY: `name` is NUL-terminated.
-    let r = unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
-    }
+    done(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) })
 }
 
 /// openat2(2) with `oflags` (O_CLOEXEC added) and the RESOLVE_* bits `resolve`.

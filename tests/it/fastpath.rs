@@ -122,30 +122,7 @@ int main(int argc, char **argv) {
 
 /// Builds the tool as `name` with `cc` and `flags`; false (after a skip) when it cannot.
 fn build(sc: &Scratch, cc: &str, flags: &[&str], name: &str) -> bool {
-    if util::missing_tool(cc) {
-        return false;
-    }
-    let src = sc.path().join("fp.c");
-    if !src.exists() {
-        sc.write("fp.c", TOOL_C);
-    }
-    let out = Command::new(cc)
-        .args(["-O1", "-Wall", "-Werror"])
-        .args(flags)
-        .arg("-o")
-        .arg(sc.path().join(name))
-        .arg(&src)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        util::skip(&format!(
-            "{cc} {flags:?} cannot build the tool here: {}",
-            util::stderr(&out).lines().next().unwrap_or_default()
-        ));
-        return false;
-    }
-    sc.chown_all();
-    true
+    util::build_c(sc, "fp.c", TOOL_C, cc, flags, name)
 }
 
 /// The dynamic and the static tool, or None (after a skip).

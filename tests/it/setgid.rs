@@ -62,32 +62,31 @@ int main(int argc, char **argv) {
 }
 "#;
 
-/// Builds the tool as `name` with `flags`; false (after a skip) when it cannot.
+/// Builds the tool as `name` with gcc and `flags`; false (after a skip) when it cannot.
 fn build(sc: &Scratch, flags: &[&str], name: &str) -> bool {
-    if util::missing_tool("gcc") {
-        return false;
-    }
-    let src = sc.path().join("sg.c");
-    if !src.exists() {
-        sc.write("sg.c", TOOL_C);
-    }
-    let out = Command::new("gcc")
-        .args(["-O1", "-Wall", "-Werror"])
-        .args(flags)
-        .arg("-o")
-        .arg(sc.path().join(name))
-        .arg(&src)
+    util::build_c(sc, "sg.c", TOOL_C, "gcc", flags, name)
+}
+
+/// GNU tar's numeric verbose listing of the archive at `path`.
+fn tar_listing(path: &std::path::Path) -> String {
+    let out = Command::new("tar")
+        .args(["--numeric-owner", "-tvf"])
+        .arg(path)
         .output()
         .unwrap();
-    if !out.status.success() {
-        util::skip(&format!(
-            "gcc {flags:?} cannot build the tool here: {}",
-            util::stderr(&out).lines().next().unwrap_or_default()
-        ));
-        return false;
+    util::assert_ok(&out);
+    util::stdout(&out)
+}
+
+/// Each (path, "mode uid/gid") of `want` is a line of `listing` ([`tar_listing`]).
+fn assert_listed(listing: &str, want: &[(&str, &str)]) {
+    for (name, mode_owner) in want {
+        let found = listing.lines().any(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() > 5 && format!("{} {}", f[0], f[1]) == *mode_owner && f[5] == *name
+        });
+        assert!(found, "{name} {mode_owner} in:\n{listing}");
     }
-    sc.chown_all();
-    true
 }
 
 /// Runs `script` in one session with `args` before it; it must succeed with an empty stderr.
@@ -165,26 +164,16 @@ fn issue14_setgid_directory_gives_its_recorded_group() {
     // The archive holds the groups.
     let out = sc.nsroot(["pack", "-i", "state", "d", "-o", "d.tar"]);
     util::assert_ok(&out);
-    let out = Command::new("tar")
-        .args(["--numeric-owner", "-tvf"])
-        .arg(sc.path().join("d.tar"))
-        .output()
-        .unwrap();
-    util::assert_ok(&out);
-    let listing = util::stdout(&out);
-    for (name, owner) in [
-        ("./f", "0/8"),
-        ("./e/", "0/8"),
-        ("./g", "0/0"),
-        ("./l", "0/8"),
-    ] {
-        assert!(
-            listing
-                .lines()
-                .any(|l| l.contains(owner) && l.split_whitespace().nth(5) == Some(name)),
-            "{name} {owner} in:\n{listing}"
-        );
-    }
+    let listing = tar_listing(&sc.path().join("d.tar"));
+    assert_listed(
+        &listing,
+        &[
+            ("./f", "-rw-r--r-- 0/8"),
+            ("./e/", "drwxr-sr-x 0/8"),
+            ("./g", "-rw-r--r-- 0/0"),
+            ("./l", "lrwxrwxrwx 0/8"),
+        ],
+    );
 }
 
 /// The C tool, dynamic (its chgrp answered by the preload library) and static (by the
@@ -289,24 +278,14 @@ fn issue14_setgid_directory_in_a_build_archive() {
         .map(|e| e.path())
         .find(|p| p.to_string_lossy().ends_with(".tar.gz"))
         .expect("an archive");
-    let out = Command::new("tar")
-        .args(["--numeric-owner", "-tvf"])
-        .arg(&archive)
-        .output()
-        .unwrap();
-    util::assert_ok(&out);
-    let listing = util::stdout(&out);
-    for (name, want) in [
-        ("./var/games/score", "-rw-r--r-- 0/8"),
-        ("./var/games/sub/", "drwxr-sr-x 0/8"),
-        ("./var/games/moved", "-rw-r--r-- 0/0"),
-        ("./var/games/", "drwxrwsr-x 0/8"),
-    ] {
-        assert!(
-            listing
-                .lines()
-                .any(|l| l.starts_with(want) && l.split_whitespace().nth(5) == Some(name)),
-            "{name} {want} in:\n{listing}"
-        );
-    }
+    let listing = tar_listing(&archive);
+    assert_listed(
+        &listing,
+        &[
+            ("./var/games/score", "-rw-r--r-- 0/8"),
+            ("./var/games/sub/", "drwxr-sr-x 0/8"),
+            ("./var/games/moved", "-rw-r--r-- 0/0"),
+            ("./var/games/", "drwxrwsr-x 0/8"),
+        ],
+    );
 }

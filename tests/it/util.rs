@@ -163,6 +163,43 @@ pub fn missing_tool(tool: &str) -> bool {
     }
 }
 
+/// Builds the C program `source` (written to `src` in the scratch dir once) as `name` with
+/// `cc -O1 -Wall -Werror` and `flags`; false (after a skip) when `cc` is missing or cannot
+/// build it here (no `-static` libc, no multilib).
+pub fn build_c(
+    sc: &Scratch,
+    src: &str,
+    source: &str,
+    cc: &str,
+    flags: &[&str],
+    name: &str,
+) -> bool {
+    if missing_tool(cc) {
+        return false;
+    }
+    let path = sc.path().join(src);
+    if !path.exists() {
+        sc.write(src, source);
+    }
+    let out = Command::new(cc)
+        .args(["-O1", "-Wall", "-Werror"])
+        .args(flags)
+        .arg("-o")
+        .arg(sc.path().join(name))
+        .arg(&path)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        skip(&format!(
+            "{cc} {flags:?} cannot build {src} here: {}",
+            stderr(&out).lines().next().unwrap_or_default()
+        ));
+        return false;
+    }
+    sc.chown_all();
+    true
+}
+
 /// A scratch directory owned by the test uid, removed on drop.
 pub struct Scratch {
     dir: tempfile::TempDir,
