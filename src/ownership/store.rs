@@ -612,6 +612,65 @@ mod tests {
     }
 
     #[test]
+    fn dir_groups_hint_follows_both_paths_and_state_files() {
+        let mut s = Store::new();
+        s.set_owner(id(1), B1, Some(5), Some(5));
+        assert!(
+            !s.dir_groups(),
+            "set_owner alone says nothing about directories"
+        );
+        let t = s.share_into(SharedTable::with_sizes(8, 12, 0, 65534).unwrap());
+        assert!(!t.dir_groups());
+        t.set_dir_groups(); // the library's chgrp of a directory
+        assert!(s.dir_groups());
+        s.unshare();
+        assert!(s.dir_groups(), "kept when the table is folded back");
+        let mut fresh = Store::new();
+        fresh.note_dir_group();
+        let t = fresh.share_into(SharedTable::with_sizes(8, 12, 0, 65534).unwrap());
+        assert!(t.dir_groups(), "carried into a new table");
+        // A state file holds no file types: any group sets the hint; the hint is no record.
+        let mut loaded = Store::new();
+        loaded.insert(
+            id(3),
+            B1,
+            Record {
+                uid: Some(1),
+                ..Record::default()
+            },
+        );
+        assert!(!loaded.dir_groups());
+        loaded.insert(
+            id(4),
+            B1,
+            Record {
+                gid: Some(8),
+                ..Record::default()
+            },
+        );
+        assert!(loaded.dir_groups());
+        let mut same = Store::new();
+        same.insert(
+            id(3),
+            B1,
+            Record {
+                uid: Some(1),
+                ..Record::default()
+            },
+        );
+        same.insert(
+            id(4),
+            B1,
+            Record {
+                gid: Some(8),
+                ..Record::default()
+            },
+        );
+        same.dir_groups = Hint(false);
+        assert_eq!(loaded, same);
+    }
+
+    #[test]
     fn btime_before_epoch() {
         let t = UNIX_EPOCH - std::time::Duration::new(1, 250);
         assert_eq!(

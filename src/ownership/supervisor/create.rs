@@ -19,7 +19,7 @@ use nix::errno::Errno;
 
 use super::target::{lock, Ctx, Target, TargetCreds};
 use super::{Reply, PATH_MAX};
-use crate::ownership::statx::{get_u32, key_of_statx, mode_of, SX_GID};
+use crate::ownership::statx::{get_u32, key_of_statx, mode_of, SX_GID, SX_UID};
 use crate::ownership::store::{PERM_BITS, S_IFMT};
 use crate::sys::seccomp as sys;
 
@@ -51,6 +51,11 @@ const OPEN_HOW_LEN: usize = 24;
 impl Ctx {
     /// The group a new object in `dir` takes: the recorded one, when `dir` is setgid on disk.
     pub(super) fn group_of_setgid_dir(&self, dir: BorrowedFd<'_>) -> Option<u32> {
+        self.setgid_dir(dir).map(|(gid, _)| gid)
+    }
+
+    /// [`Ctx::group_of_setgid_dir`], with the directory's statx.
+    fn setgid_dir(&self, dir: BorrowedFd<'_>) -> Option<(u32, sys::StatxBuf)> {
         let mut buf = sys::StatxBuf([0; 256]);
         sys::statx(
             Some(dir),
@@ -65,7 +70,26 @@ impl Ctx {
             return None;
         }
         let (id, btime) = key_of_statx(&buf.0);
-        lock(&self.store).patch(id, btime)?.gid
+        let gid = lock(&self.store).patch(id, btime)?.gid?;
+        Some((gid, buf))
+    }
+
+    /// False when the supervisor is real root and the target's fsuid and fsgid could not
+    /// write and search the directory of statx `dir` by its mode (supplementary groups and
+    /// ACLs aside: the kernel then decides, without the group), so that the supervisor never
+    /// creates where the target could not.
+    fn target_may_create_in(&self, dir: &sys::StatxBuf, c: &TargetCreds) -> bool {
+        if self.euid != 0 || c.fsuid == 0 {
+            return true; // the supervisor has no more privilege than the target
+        }
+        let shift = if get_u32(&dir.0, SX_UID) == c.fsuid {
+            6
+        } else if get_u32(&dir.0, SX_GID) == c.fsgid {
+            3
+        } else {
+            0
+        };
+        (mode_of(&dir.0) >> shift) & 0o3 == 0o3
     }
 
     /// The parent of the object `t` names (`is_dir`: a directory, whose name may end in
@@ -78,12 +102,13 @@ impl Ctx {
             Err(Reply::Gone) => return Err(Reply::Gone),
             Err(_) => return Err(Reply::Continue),
         };
-        let gid = self
-            .group_of_setgid_dir(dir.as_fd())
-            .ok_or(Reply::Continue)?;
+        let (gid, stx) = self.setgid_dir(dir.as_fd()).ok_or(Reply::Continue)?;
         name.push(0);
         let name = CString::from_vec_with_nul(name).map_err(|_| Reply::Continue)?;
         let creds = TargetCreds::read(self.proc.as_fd(), n.pid).ok_or(Reply::Gone)?;
+        if !self.target_may_create_in(&stx, &creds) {
+            return Err(Reply::Continue);
+        }
         if !self.valid(n) {
             return Err(Reply::Gone);
         }
