@@ -10,7 +10,8 @@ use crate::util::{self, Scratch};
 
 /// `chgrp G PATH` (chown(2) with uid -1); `excl PATH` (open O_CREAT|O_EXCL|O_RDWR|O_CLOEXEC
 /// 0666, write "x", then print `gid mode cloexec` of the descriptor from fstat and F_GETFD);
-/// `keep PATH` (the same without O_CLOEXEC, prints cloexec 0); `creat PATH` (creat(2) by
+/// `keep PATH` (the same without O_CLOEXEC, prints cloexec 0); `ro PATH` (O_CREAT|O_WRONLY
+/// 0444, written to as the new file's creator may); `creat PATH` (creat(2) by
 /// number); `openat2 PATH` (openat2(2) with O_CREAT|O_EXCL|O_WRONLY 0644, by number);
 /// `mkdir PATH`; `mkfifo PATH`; `symlink TARGET PATH`; `exists PATH` (open O_CREAT|O_EXCL
 /// must fail with EEXIST).
@@ -41,6 +42,7 @@ int main(int argc, char **argv) {
     if (!strcmp(c, "chgrp")) return chown(argv[3], -1, atoi(p)) ? (perror("chown"), 1) : 0;
     if (!strcmp(c, "excl")) return report(open(p, O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0666));
     if (!strcmp(c, "keep")) return report(open(p, O_CREAT | O_EXCL | O_RDWR, 0666));
+    if (!strcmp(c, "ro")) return report(open(p, O_CREAT | O_WRONLY, 0444));
 #ifdef SYS_creat
     if (!strcmp(c, "creat")) return report(syscall(SYS_creat, p, 0666));
 #else
@@ -197,14 +199,15 @@ fn issue14_setgid_directory_through_every_creating_call() {
     for (tool, dir) in [("sgdyn", "a"), ("sgstatic", "b")] {
         script += &format!(
             " && ./{tool} excl {dir}/x && ./{tool} keep {dir}/k && ./{tool} creat {dir}/c && \
-             ./{tool} openat2 {dir}/o && ./{tool} mkdir {dir}/m && ./{tool} mkfifo {dir}/p && \
+             ./{tool} openat2 {dir}/o && ./{tool} ro {dir}/r && ./{tool} mkdir {dir}/m && ./{tool} mkfifo {dir}/p && \
              ./{tool} symlink x {dir}/l && ./{tool} exists {dir}/x && ./{tool} exists {dir}/l"
         );
     }
     if m32 {
         script += " && ./sg32 excl a/x32 && ./sg32 mkdir a/m32";
     }
-    script += " && stat -c '%n %g %a' a/x a/k a/c a/o a/m a/p a/l b/x b/k b/c b/o b/m b/p b/l";
+    script +=
+        " && stat -c '%n %g %a' a/x a/k a/c a/o a/r a/m a/p a/l b/x b/k b/c b/o b/r b/m b/p b/l";
     if m32 {
         script += " a/x32 a/m32";
     }
@@ -215,6 +218,7 @@ fn issue14_setgid_directory_through_every_creating_call() {
             format!("{g} 644 0"),
             format!("{g} 644 0"),
             format!("{g} 644 0"),
+            format!("{g} 444 0"),
         ]);
     }
     if m32 {
@@ -226,6 +230,7 @@ fn issue14_setgid_directory_through_every_creating_call() {
             ("k", "644"),
             ("c", "644"),
             ("o", "644"),
+            ("r", "444"),
             ("m", "2755"),
             ("p", "644"),
             ("l", "777"),

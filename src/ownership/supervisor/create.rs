@@ -216,7 +216,8 @@ impl Ctx {
     /// open, openat and creat with `O_CREAT` (the filter notifies no other open) in a setgid
     /// directory with a recorded group. The supervisor creates the file (`O_EXCL`: a name
     /// that exists, a symlink included, is the kernel's); without `O_EXCL` the kernel then
-    /// opens the file just made (CONTINUE), with `O_EXCL` the target gets our descriptor
+    /// opens the file just made (CONTINUE), with `O_EXCL` (or a mode that denies the access
+    /// asked for) the target gets our descriptor
     /// (SECCOMP_IOCTL_NOTIF_ADDFD with SECCOMP_ADDFD_FLAG_SEND), as its own open would have
     /// made it: the same flags, close-on-exec as it asked.
     pub(super) fn open_creating(
@@ -238,9 +239,17 @@ impl Ctx {
             Err(r) => return r,
         };
         let want = mode & PERM_BITS & !at.creds.umask;
-        let excl = flags & libc::O_EXCL != 0;
-        let oflags = if excl {
-            flags & !(libc::O_CLOEXEC | libc::O_TRUNC)
+        // The kernel's open that creates a file checks no permission on it: a mode that
+        // denies the owner the access asked for (`open(O_CREAT|O_WRONLY, 0444)`) would make
+        // a later open of the file just made fail, so the descriptor is handed over then too.
+        let need = match flags & libc::O_ACCMODE {
+            libc::O_RDONLY => 0o400,
+            libc::O_WRONLY => 0o200,
+            _ => 0o600,
+        };
+        let hand = flags & libc::O_EXCL != 0 || want & need != need;
+        let oflags = if hand {
+            (flags & !(libc::O_CLOEXEC | libc::O_TRUNC)) | libc::O_EXCL
         } else {
             libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL
         };
@@ -250,7 +259,7 @@ impl Ctx {
         if let Err(e) = self.adopt(&at, Some(want)) {
             return e.into();
         }
-        if !excl {
+        if !hand {
             return Reply::Continue;
         }
         let cloexec = flags & libc::O_CLOEXEC != 0;
