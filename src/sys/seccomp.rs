@@ -56,12 +56,8 @@ const _: () = assert!(
 /// mask, test], load nr, [x32 test], one test per number, jump to allow.
 const fn section_len(i: usize) -> usize {
     let t = SUPPORTED[i];
-    let x86_64 = if matches!(t.abi, Abi::X86_64) {
-        1 + 5
-    } else {
-        0
-    };
-    1 + x86_64 + t.notified.len() + t.notified_if_creating.len() + t.enosys.len() + 1
+    let x32 = if matches!(t.abi, Abi::X86_64) { 1 } else { 0 };
+    1 + x32 + t.notified.len() + t.notified_if_creating.len() + t.enosys.len() + 1
 }
 
 /// The argument positions that hold a flags word the filter tests for `O_CREAT` (open's 1,
@@ -69,22 +65,29 @@ const fn section_len(i: usize) -> usize {
 /// test the bit: notify or allow). The low word is the whole of `int flags` on every ABI.
 const CREAT_ARGS: [u32; 2] = [1, 2];
 
+/// The trampoline test that a notified x86_64 call passes through before it is notified:
+/// load ip high, test, load ip low, mask, test.
+#[cfg(target_arch = "x86_64")]
+const IP_TEST_LEN: usize = 5;
+#[cfg(not(target_arch = "x86_64"))]
+const IP_TEST_LEN: usize = 0;
+
 /// Where the block testing argument `arg` starts, counted back from allow.
 const fn creat_block(arg: u32) -> usize {
     let mut i = 0;
     while i < CREAT_ARGS.len() {
         if CREAT_ARGS[i] == arg {
-            return (CREAT_ARGS.len() - i) * 2;
+            return (CREAT_ARGS.len() - i) * 2 + IP_TEST_LEN;
         }
         i += 1;
     }
     panic!("a flags argument without its block in CREAT_ARGS")
 }
 
-/// Load arch, one test per ABI, kill; the sections; the O_CREAT blocks; allow, notify,
-/// ENOSYS.
+/// Load arch, one test per ABI, kill; the sections; the O_CREAT blocks; the trampoline
+/// test; allow, notify, ENOSYS.
 const FILTER_LEN: usize = {
-    let mut n = 1 + SUPPORTED.len() + 1 + 2 * CREAT_ARGS.len() + 3;
+    let mut n = 1 + SUPPORTED.len() + 1 + 2 * CREAT_ARGS.len() + IP_TEST_LEN + 3;
     let mut i = 0;
     while i < SUPPORTED.len() {
         n += section_len(i);
@@ -118,7 +121,13 @@ const fn jump_to(code: u32, k: u32, at: usize, to: usize) -> sock_filter {
 /// the process (a foreign ABI would bypass every number: fail closed, seccomp(2) "Caveats");
 /// x32 -> ENOSYS, as on kernels built without x32; each notified call -> USER_NOTIF; open
 /// and openat -> USER_NOTIF when their flags hold `O_CREAT`, else allow; the ENOSYS calls ->
-/// ENOSYS; else allow.
+/// ENOSYS; else allow. A call made from the preload library's trampoline page (x86_64) is
+/// allowed where it would be notified.
+///
+/// Each section reads nothing but the arch and the number before it reaches allow, so the
+/// kernel's action cache (seccomp_cache_prepare, Linux 5.11) proves every other number
+/// always allowed and those calls skip the filter altogether; only an intercepted number
+/// goes on to its arguments or the instruction pointer.
 const fn build_filter() -> [sock_filter; FILTER_LEN] {
     use libc::{BPF_ABS, BPF_JA, BPF_JEQ, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W};
     const ARCH_OFFSET: u32 = 4; // offsetof(struct seccomp_data, arch)
@@ -129,6 +138,9 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
     let allow = FILTER_LEN - 3;
     let notify = FILTER_LEN - 2;
     let enosys = FILTER_LEN - 1;
+    let ip_test = allow - IP_TEST_LEN;
+    // Where a call to notify goes: on x86_64 through the trampoline test.
+    let to_notify = if IP_TEST_LEN > 0 { ip_test } else { notify };
     let mut p = [stmt(0, 0); FILTER_LEN];
     p[0] = stmt(BPF_LD | BPF_W | BPF_ABS, ARCH_OFFSET);
     let kill = 1 + SUPPORTED.len();
@@ -139,26 +151,6 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
         let t = SUPPORTED[a];
         p[1 + a] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, t.audit_arch, 1 + a, start);
         let mut i = start;
-        if matches!(t.abi, Abi::X86_64) {
-            // instruction_pointer (offset 8, a u64: low word first on little-endian) within
-            // the trampoline page: allow (KF-SECCOMP-IP). The page is only a `syscall; ret` gadget that any
-            // code of the process could call; what it bypasses is emulation, not isolation
-            // (the kernel then runs the call as the process, as with --no-emulate).
-            #[cfg(target_arch = "x86_64")]
-            {
-                p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, IP_OFFSET + 4);
-                p[i + 1] = sock_filter {
-                    code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
-                    jt: 0,
-                    jf: 3,
-                    k: (TRAMPOLINE >> 32) as u32,
-                };
-                p[i + 2] = stmt(BPF_LD | BPF_W | BPF_ABS, IP_OFFSET);
-                p[i + 3] = stmt(libc::BPF_ALU | libc::BPF_AND | BPF_K, !0xfff);
-                p[i + 4] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, TRAMPOLINE as u32, i + 4, allow);
-            }
-            i += 5;
-        }
         p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, NR_OFFSET);
         i += 1;
         if matches!(t.abi, Abi::X86_64) {
@@ -170,7 +162,13 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
         }
         let mut j = 0;
         while j < t.notified.len() {
-            p[i] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, t.notified[j].0, i, notify);
+            // Only x86_64 code runs in the trampoline page (it lies above 4 GiB).
+            let to = if matches!(t.abi, Abi::X86_64) {
+                to_notify
+            } else {
+                notify
+            };
+            p[i] = jump_to(BPF_JMP | BPF_JEQ | BPF_K, t.notified[j].0, i, to);
             i += 1;
             j += 1;
         }
@@ -201,13 +199,36 @@ const fn build_filter() -> [sock_filter; FILTER_LEN] {
         p[at] = stmt(BPF_LD | BPF_W | BPF_ABS, ARGS_OFFSET + 8 * CREAT_ARGS[b]);
         p[at + 1] = sock_filter {
             code: (BPF_JMP | BPF_JSET | BPF_K) as u16,
-            jt: (notify - (at + 2)) as u8,
+            jt: (to_notify - (at + 2)) as u8,
             jf: (allow - (at + 2)) as u8,
             k: super::abi::O_CREAT,
         };
         b += 1;
     }
-    assert!(start + 2 * CREAT_ARGS.len() == allow, "program length");
+    assert!(start + 2 * CREAT_ARGS.len() == ip_test, "program length");
+    // instruction_pointer (offset 8, a u64: low word first on little-endian) within the
+    // trampoline page: allow (KF-SECCOMP-IP). The page is only a `syscall; ret` gadget that
+    // any code of the process could call; what it bypasses is emulation, not isolation (the
+    // kernel then runs the call as the process, as with --no-emulate).
+    #[cfg(target_arch = "x86_64")]
+    {
+        let i = ip_test;
+        p[i] = stmt(BPF_LD | BPF_W | BPF_ABS, IP_OFFSET + 4);
+        p[i + 1] = sock_filter {
+            code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+            jt: 0,
+            jf: (notify - (i + 2)) as u8,
+            k: (TRAMPOLINE >> 32) as u32,
+        };
+        p[i + 2] = stmt(BPF_LD | BPF_W | BPF_ABS, IP_OFFSET);
+        p[i + 3] = stmt(libc::BPF_ALU | libc::BPF_AND | BPF_K, !0xfff);
+        p[i + 4] = sock_filter {
+            code: (BPF_JMP | BPF_JEQ | BPF_K) as u16,
+            jt: 0,
+            jf: (notify - (i + 5)) as u8,
+            k: TRAMPOLINE as u32,
+        };
+    }
     p[allow] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_ALLOW);
     p[notify] = stmt(BPF_RET | BPF_K, libc::SECCOMP_RET_USER_NOTIF);
     p[enosys] = stmt(
@@ -985,6 +1006,55 @@ mod tests {
             run_at(AUDIT_ARCH_I386, 106, TRAMPOLINE),
             libc::SECCOMP_RET_USER_NOTIF
         );
+    }
+
+    /// seccomp_is_const_allow (kernel/seccomp.c): follows the program for one number, knowing
+    /// only the arch and the number; None where it would need anything else.
+    fn const_action(arch: u32, nr: u32) -> Option<u32> {
+        let mut pc = 0;
+        let mut acc = 0u32;
+        loop {
+            let ins = FILTER[pc];
+            let code = u32::from(ins.code);
+            pc += 1;
+            match code {
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
+                    acc = match ins.k {
+                        0 => nr,
+                        4 => arch,
+                        _ => return None,
+                    };
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
+                    pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => {
+                    pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf });
+                }
+                c if c == libc::BPF_JMP | libc::BPF_JA => pc += ins.k as usize,
+                c if c == libc::BPF_RET | libc::BPF_K => return Some(ins.k),
+                _ => return None,
+            }
+        }
+    }
+
+    /// Every number the filter does not intercept reaches allow on the number alone, so the
+    /// kernel's action cache lets those calls skip the filter.
+    #[test]
+    fn every_call_not_intercepted_is_provably_allowed() {
+        for t in SUPPORTED {
+            for nr in 0..600 {
+                let intercepted = t.notified.iter().any(|&(n, _)| n == nr)
+                    || t.notified_if_creating.iter().any(|&(n, _, _)| n == nr)
+                    || t.enosys.contains(&nr);
+                let action = const_action(t.audit_arch, nr);
+                if intercepted {
+                    assert_ne!(action, Some(libc::SECCOMP_RET_ALLOW), "{nr}");
+                } else {
+                    assert_eq!(action, Some(libc::SECCOMP_RET_ALLOW), "{nr}");
+                }
+            }
+        }
     }
 
     #[test]
