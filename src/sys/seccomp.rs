@@ -861,6 +861,27 @@ mod tests {
 
     /// [`run_at`] with the call's arguments.
     fn run_with(arch: u32, nr: u32, ip: u64, args: [u64; 6]) -> u32 {
+        let load = |k: u32| match k {
+            0 => nr,
+            4 => arch,
+            8 => ip as u32,
+            12 => (ip >> 32) as u32,
+            k @ 16..=63 if k % 4 == 0 => {
+                let a = args[(k as usize - 16) / 8];
+                if k % 8 == 0 {
+                    a as u32
+                } else {
+                    (a >> 32) as u32
+                }
+            }
+            k => panic!("load of offset {k}"),
+        };
+        interpret(|k| Some(load(k))).expect("every load answered")
+    }
+
+    /// The program run with `load` answering its loads (by offset in seccomp_data); None as
+    /// soon as `load` cannot answer one.
+    fn interpret(load: impl Fn(u32) -> Option<u32>) -> Option<u32> {
         let mut pc = 0;
         let mut acc = 0u32;
         loop {
@@ -868,23 +889,7 @@ mod tests {
             let code = u32::from(ins.code);
             pc += 1;
             match code {
-                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
-                    acc = match ins.k {
-                        0 => nr,
-                        4 => arch,
-                        8 => ip as u32,
-                        12 => (ip >> 32) as u32,
-                        k @ 16..=63 if k % 4 == 0 => {
-                            let a = args[(k as usize - 16) / 8];
-                            if k % 8 == 0 {
-                                a as u32
-                            } else {
-                                (a >> 32) as u32
-                            }
-                        }
-                        k => panic!("load of offset {k}"),
-                    };
-                }
+                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => acc = load(ins.k)?,
                 c if c == libc::BPF_ALU | libc::BPF_AND | libc::BPF_K => acc &= ins.k,
                 c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
                     pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf });
@@ -896,7 +901,7 @@ mod tests {
                     pc += usize::from(if acc & ins.k != 0 { ins.jt } else { ins.jf });
                 }
                 c if c == libc::BPF_JMP | libc::BPF_JA => pc += ins.k as usize,
-                c if c == libc::BPF_RET | libc::BPF_K => return ins.k,
+                c if c == libc::BPF_RET | libc::BPF_K => return Some(ins.k),
                 c => panic!("opcode {c:#x} at {}", pc - 1),
             }
         }
@@ -1008,34 +1013,14 @@ mod tests {
         );
     }
 
-    /// seccomp_is_const_allow (kernel/seccomp.c): follows the program for one number, knowing
-    /// only the arch and the number; None where it would need anything else.
+    /// seccomp_is_const_allow (kernel/seccomp.c): the program for one number, knowing only
+    /// the arch and the number; None where it would need anything else.
     fn const_action(arch: u32, nr: u32) -> Option<u32> {
-        let mut pc = 0;
-        let mut acc = 0u32;
-        loop {
-            let ins = FILTER[pc];
-            let code = u32::from(ins.code);
-            pc += 1;
-            match code {
-                c if c == libc::BPF_LD | libc::BPF_W | libc::BPF_ABS => {
-                    acc = match ins.k {
-                        0 => nr,
-                        4 => arch,
-                        _ => return None,
-                    };
-                }
-                c if c == libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K => {
-                    pc += usize::from(if acc == ins.k { ins.jt } else { ins.jf });
-                }
-                c if c == libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K => {
-                    pc += usize::from(if acc >= ins.k { ins.jt } else { ins.jf });
-                }
-                c if c == libc::BPF_JMP | libc::BPF_JA => pc += ins.k as usize,
-                c if c == libc::BPF_RET | libc::BPF_K => return Some(ins.k),
-                _ => return None,
-            }
-        }
+        interpret(|k| match k {
+            0 => Some(nr),
+            4 => Some(arch),
+            _ => None,
+        })
     }
 
     /// Every number the filter does not intercept reaches allow on the number alone, so the
