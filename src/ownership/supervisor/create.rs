@@ -12,7 +12,7 @@
 //! disk's group, as does an `O_TMPFILE` file (unnamed; `linkat` later names it like a file
 //! moved in, which keeps its own group).
 
-use std::ffi::{CStr, CString};
+use std::ffi::CString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -121,7 +121,7 @@ impl Ctx {
     }
 
     /// After the supervisor made `name` in `dir` for the target: the ids the kernel would
-    /// have given it when the supervisor is real root ([`Ctx::hand_over`]), its mode when our
+    /// have given it when the supervisor is real root ([`Ctx::handed_ids`]), its mode when our
     /// umask took bits the target's did not (`want`; None for a symlink), and the record
     /// of its group.
     fn adopt(&self, at: &Inherit, want: Option<u32>) -> Result<(), Errno> {
@@ -133,7 +133,9 @@ impl Ctx {
             libc::STATX_BASIC_STATS | libc::STATX_BTIME,
             &mut buf,
         )?;
-        self.hand_over(at.dir.as_fd(), &at.name, &at.creds, get_u32(&buf.0, SX_GID));
+        if let Some((uid, gid)) = self.handed_ids(&at.creds, get_u32(&buf.0, SX_GID)) {
+            let _ = sys::lchownat(at.dir.as_fd(), &at.name, Some(uid), gid);
+        }
         if let Some(want) = want {
             if mode_of(&buf.0) & PERM_BITS != want {
                 sys::fchmodat(at.dir.as_fd(), &at.name, want)?;
@@ -145,11 +147,10 @@ impl Ctx {
     }
 
     /// Running as real root for an unprivileged target, a file the supervisor made must be
-    /// the target's, who may delete it; the group stays as a setgid directory gave it.
-    pub(super) fn hand_over(&self, dir: BorrowedFd<'_>, name: &CStr, c: &TargetCreds, gid: u32) {
-        if self.euid == 0 && c.fsuid != 0 {
-            let _ = sys::lchownat(dir, name, Some(c.fsuid), (gid == 0).then_some(c.fsgid));
-        }
+    /// the target's, who may delete it: the uid and gid to give it (the group stays as a
+    /// setgid directory gave it, `gid` on disk); None when the supervisor is not root.
+    pub(super) fn handed_ids(&self, c: &TargetCreds, gid: u32) -> Option<(u32, Option<u32>)> {
+        (self.euid == 0 && c.fsuid != 0).then(|| (c.fsuid, (gid == 0).then_some(c.fsgid)))
     }
 
     /// mkdir, mknod (FIFO, socket, regular file) and symlink in a setgid directory with a

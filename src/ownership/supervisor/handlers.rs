@@ -278,7 +278,10 @@ impl Ctx {
             Ok(m) => m,
             Err(e) => return Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)).into(),
         };
-        self.hand_over(dir.as_fd(), cname, &creds, meta.gid());
+        if let Some((uid, gid)) = self.handed_ids(&creds, meta.gid()) {
+            // By descriptor: the name may already be another file.
+            let _ = std::os::unix::fs::fchown(&file, Some(uid), gid);
+        }
         let group = if lock(&self.store).dir_groups() {
             self.group_of_setgid_dir(dir.as_fd())
         } else {
